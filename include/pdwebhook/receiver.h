@@ -1,0 +1,214 @@
+/**
+ * @file pdwebhook/receiver.h
+ * @brief The request pipeline: one HTTP request in, the answer to send out.
+ *
+ * A server adapter (libmicrohttpd, evhttp, CGI, ...) hands the receiver a request as data
+ * (::pdw_request); the receiver checks it, authenticates it, parses the event, drops
+ * duplicates, hands the event on, and fills a ::pdw_verdict with the status, the reason
+ * code and the headers to send. It never owns a socket, a thread or the process.
+ *
+ * ```
+ *  method ─► Content-Type ─► size ─► auth ─► parse ─► dedup claim ─► accept hook ─► dispatch
+ *   405         415           413     401     400        200 (dup)      503            200
+ * ```
+ *
+ * Default status policy (every row configurable in ::pdw_receiver_options):
+ * | situation                                   | status | reason                 |
+ * |---------------------------------------------|--------|------------------------|
+ * | accepted (handled, queued, or no handler)    | 200    | ::PDW_OK               |
+ * | duplicate of an accepted delivery            | 200    | ::PDW_EDUPLICATE       |
+ * | method not POST                              | 405 + `Allow: POST` | ::PDW_EMETHOD |
+ * | Content-Type not JSON                        | 415    | ::PDW_EMEDIATYPE       |
+ * | body (or Content-Length) over the limit      | 413    | ::PDW_ETOOLARGE        |
+ * | credentials missing / malformed / wrong      | 401 + `WWW-Authenticate: Basic` (403 for wrong: an option) | ::PDW_EAUTH* |
+ * | not JSON, or not a Pipedrive event           | 400    | ::PDW_EJSON ... ::PDW_EFIELD |
+ * | dedup store or accept hook failed            | 503 + `Retry-After` | ::PDW_ESTORE or the hook's code |
+ * | a handler failed (synchronous dispatch)      | 200 (option: 500) | ::PDW_EHANDLER |
+ *
+ * Handler failures answer 200 by default: a non-2xx first attempt feeds Pipedrive's ban
+ * counter (10 bans the webhook for 30 minutes and its events are lost).
+ *
+ * @par Thread safety
+ * Register handlers on pdw_receiver_router() before the first request. After that,
+ * pdw_receiver_handle() may be called from many threads at once.
+ */
+#ifndef PDWEBHOOK_RECEIVER_H
+#define PDWEBHOOK_RECEIVER_H
+
+#include "common.h"
+#include "dedup.h"
+#include "error.h"
+#include "event.h"
+#include "router.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** @brief A borrowed HTTP header: name and value spans (no NUL needed). */
+typedef struct pdw_header {
+    const char *name;  /**< header name, any case */
+    size_t name_len;   /**< its length */
+    const char *value; /**< header value, surrounding white space allowed */
+    size_t value_len;  /**< its length */
+} pdw_header;
+
+/** @brief One HTTP request, all borrowed for the duration of the call. */
+typedef struct pdw_request {
+    unsigned version;          /**< ::PDW_REQUEST_VERSION */
+    const char *method;        /**< "POST" (case-sensitive, as HTTP says) */
+    size_t method_len;         /**< its length */
+    const pdw_header *headers; /**< the request headers */
+    size_t num_headers;        /**< their number */
+    const char *query;         /**< the query string without '?', or NULL */
+    size_t query_len;          /**< its length */
+    const char *body;          /**< the body bytes (ignored by pdw_receiver_check_head()) */
+    size_t body_len;           /**< their number */
+} pdw_request;
+
+/** Version of ::pdw_request this header describes. */
+#define PDW_REQUEST_VERSION 1
+/** Initialiser for ::pdw_request. */
+#define PDW_REQUEST_INIT { PDW_REQUEST_VERSION, NULL, 0, NULL, 0, NULL, 0, NULL, 0 }
+
+/** Most headers a verdict carries. */
+#define PDW_VERDICT_MAX_HEADERS 4
+
+/** @brief The answer to send, filled by the receiver. Initialise with ::PDW_VERDICT_INIT. */
+typedef struct pdw_verdict {
+    unsigned version;     /**< ::PDW_VERDICT_VERSION, set by the caller */
+    int status;           /**< HTTP status to send */
+    int reason;           /**< ::PDW_OK or the `PDW_E*` code that decided it */
+    size_t num_headers;   /**< headers to add to the response */
+    pdw_header headers[PDW_VERDICT_MAX_HEADERS]; /**< borrowed from the receiver or the verdict */
+    const char *body;     /**< a small JSON body (`{"ok":true}` or the error's name), static */
+    size_t body_len;      /**< its length */
+    const char *content_type; /**< "application/json", static */
+    unsigned handlers_matched; /**< handlers that ran */
+    unsigned handlers_failed;  /**< of which failed */
+    int handler_rc;            /**< what the first failing handler returned, 0 if none */
+    char event[2 * PDW_NAME_MAX + 2];       /**< canonical event name, "" when not parsed */
+    char delivery_key[PDW_DELIVERY_KEY_MAX]; /**< "" when not parsed */
+    char scratch_[32];    /**< @internal storage for header values */
+} pdw_verdict;
+
+/** Version of ::pdw_verdict this header describes. */
+#define PDW_VERDICT_VERSION 1
+/** Initialiser for ::pdw_verdict. */
+#define PDW_VERDICT_INIT { PDW_VERDICT_VERSION, 0, 0, 0, {{0, 0, 0, 0}}, 0, 0, 0, 0, 0, 0, "", "", "" }
+
+/** @brief One user/password pair; NUL-terminated UTF-8, neither empty, user without ':'. */
+typedef struct pdw_credential {
+    const char *user;     /**< the user name */
+    const char *password; /**< the password */
+} pdw_credential;
+
+/**
+ * @brief The accept hook: take an accepted event somewhere durable before it is answered.
+ *
+ * Called after parsing and the dedup claim, instead of dispatching in-line. Return 0 and
+ * the delivery is answered 200 (hand the event to pdw_receiver_dispatch_body() later, e.g.
+ * from a worker). Return a negative code (say ::PDW_ESTORE on a full disk) and the claim is
+ * released and the delivery answered 503 with `Retry-After`, so Pipedrive retries.
+ * @param ev the event, borrowed for the call (copy the body with pdw_event_body()).
+ * @param user as set in the options.
+ */
+typedef int (*pdw_accept_cb)(const pdw_event *ev, void *user);
+
+/** @brief Clock for dedup expiry. @return milliseconds, monotonic enough for TTLs. */
+typedef uint64_t (*pdw_clock_cb)(void *user);
+
+/** @brief Receiver options. Initialise with ::PDW_RECEIVER_OPTIONS_INIT or pdw_receiver_options_init(). */
+typedef struct pdw_receiver_options {
+    unsigned version;                    /**< ::PDW_RECEIVER_OPTIONS_VERSION */
+    const pdw_credential *credentials;   /**< accepted pairs (rotation); copied */
+    size_t num_credentials;              /**< their number */
+    const char *query_token;             /**< if set, the query must carry it; copied */
+    const char *query_token_name;        /**< query parameter name; NULL: "token" */
+    int insecure_no_auth;                /**< 1 to allow a receiver without any credential */
+    const char *realm;                   /**< WWW-Authenticate realm; NULL: "pdwebhook" */
+    size_t max_body;                     /**< body limit in bytes; 0: 1 MiB */
+    unsigned max_depth;                  /**< JSON depth limit; 0: ::PDW_DEFAULT_MAX_DEPTH */
+    int wrong_credentials_status;        /**< 0: 401; 403 is the other sensible choice */
+    int handler_error_status;            /**< 0: 200; 500 makes Pipedrive retry (ban risk) */
+    int retry_after_seconds;             /**< Retry-After on 503; 0: 3 */
+    int allow_missing_content_type;      /**< 1 to accept a request without Content-Type */
+    int disable_dedup;                   /**< 1 to hand on every delivery, retries too */
+    pdw_dedup_store *dedup;              /**< a store to use; NULL: built-in memory store; copied */
+    size_t dedup_capacity;               /**< built-in store size; 0: 65536 keys */
+    uint64_t dedup_ttl_ms;               /**< how long a key is kept; 0: 24 hours */
+    pdw_accept_cb accept;                /**< NULL: dispatch synchronously */
+    void *accept_user;                   /**< handed to @c accept */
+    pdw_clock_cb clock;                  /**< NULL: CLOCK_REALTIME in ms */
+    void *clock_user;                    /**< handed to @c clock */
+    const pdw_allocator *allocator;      /**< NULL: malloc/realloc/free; copied */
+} pdw_receiver_options;
+
+/** Version of ::pdw_receiver_options this header describes. */
+#define PDW_RECEIVER_OPTIONS_VERSION 1
+/** Initialiser for ::pdw_receiver_options: every field 0/NULL means its default. */
+#define PDW_RECEIVER_OPTIONS_INIT { PDW_RECEIVER_OPTIONS_VERSION, NULL, 0, NULL, NULL, 0, NULL, \
+        0, 0, 0, 0, 0, 0, 0, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL }
+
+/** @brief Fill receiver options with defaults. @return 0, ::PDW_EINVAL or ::PDW_EVERSIONSTRUCT. */
+PDW_EXTERN int pdw_receiver_options_init(pdw_receiver_options *opts, unsigned version);
+
+/** @brief Opaque receiver. */
+typedef struct pdw_receiver pdw_receiver;
+
+/**
+ * @brief Create a receiver.
+ *
+ * Credentials, token and realm are copied (and wiped on free). A receiver without
+ * credentials and without a query token is refused unless @c insecure_no_auth is 1.
+ * @param[out] out the receiver, free with pdw_receiver_free().
+ * @return 0, ::PDW_ENOAUTH, ::PDW_EINVAL (bad credential, realm, status), ::PDW_ENOMEM,
+ *   ::PDW_EVERSIONSTRUCT.
+ */
+PDW_EXTERN int pdw_receiver_new(pdw_receiver **out, const pdw_receiver_options *opts,
+                                pdw_error *err);
+
+/** @brief Free a receiver and its router. @param r the receiver or NULL. */
+PDW_EXTERN void pdw_receiver_free(pdw_receiver *r);
+
+/** @brief The receiver's router, to register handlers on. Borrowed; never NULL. */
+PDW_EXTERN pdw_router *pdw_receiver_router(pdw_receiver *r);
+
+/**
+ * @brief Check a request before reading its body: method, Content-Type, Content-Length
+ * against the limit, and credentials.
+ *
+ * Lets an adapter refuse a 2 GiB upload without reading it.
+ * @param req the request; its body is ignored.
+ * @param[out] verdict filled when the request is refused.
+ * @return 0 to go on and read the body, or the negative reason (verdict filled).
+ */
+PDW_EXTERN int pdw_receiver_check_head(const pdw_receiver *r, const pdw_request *req,
+                                       pdw_verdict *verdict);
+
+/**
+ * @brief Run the whole pipeline on one request and fill the answer.
+ *
+ * Handlers (or the accept hook) run inside this call, on the calling thread.
+ * @param[out] verdict the answer to send; always filled, also on failure.
+ * @param err optional detail (JSON byte offset, ...). Never contains a secret.
+ * @return the verdict's reason: 0 (accepted), ::PDW_EDUPLICATE, ::PDW_EHANDLER, or the
+ *   negative code that refused the request.
+ */
+PDW_EXTERN int pdw_receiver_handle(pdw_receiver *r, const pdw_request *req,
+                                   pdw_verdict *verdict, pdw_error *err);
+
+/**
+ * @brief Parse and dispatch a body accepted earlier (by the accept hook) to the router.
+ *
+ * No authentication and no dedup: the body was checked when it arrived.
+ * @param[out] result what ran; may be NULL.
+ * @return 0, ::PDW_EHANDLER, or a parse error code.
+ */
+PDW_EXTERN int pdw_receiver_dispatch_body(pdw_receiver *r, const char *body, size_t len,
+                                          pdw_dispatch_result *result, pdw_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

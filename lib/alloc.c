@@ -1,0 +1,101 @@
+/* The allocator hook: every allocation of the library goes through these wrappers. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static void *sys_malloc(size_t n, void *user)
+{
+    (void)user;
+    return malloc(n);
+}
+
+static void *sys_realloc(void *p, size_t n, void *user)
+{
+    (void)user;
+    return realloc(p, n);
+}
+
+static void sys_free(void *p, void *user)
+{
+    (void)user;
+    free(p);
+}
+
+int pdw__alloc_set(pdw_allocator *dst, const pdw_allocator *src)
+{
+    if (!src) {
+        dst->malloc = sys_malloc;
+        dst->realloc = sys_realloc;
+        dst->free = sys_free;
+        dst->user = NULL;
+        return 0;
+    }
+    if (!src->malloc || !src->realloc || !src->free)
+        return PDW_EINVAL;
+    *dst = *src;
+    return 0;
+}
+
+void *pdw__malloc(const pdw_allocator *a, size_t n)
+{
+    return a->malloc(n ? n : 1, a->user);
+}
+
+void *pdw__calloc(const pdw_allocator *a, size_t n, size_t size)
+{
+    if (size && n > (size_t)-1 / size)
+        return NULL;
+    void *p = pdw__malloc(a, n * size);
+    if (p)
+        memset(p, 0, n * size ? n * size : 1);
+    return p;
+}
+
+void *pdw__realloc(const pdw_allocator *a, void *p, size_t n)
+{
+    return a->realloc(p, n ? n : 1, a->user);
+}
+
+void pdw__free(const pdw_allocator *a, void *p)
+{
+    if (p)
+        a->free(p, a->user);
+}
+
+char *pdw__strndup(const pdw_allocator *a, const char *s, size_t n)
+{
+    char *d = pdw__malloc(a, n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+char *pdw__strdup(const pdw_allocator *a, const char *s)
+{
+    return pdw__strndup(a, s, strlen(s));
+}
+
+void pdw__wipe(void *p, size_t n)
+{
+    volatile unsigned char *v = p;
+    while (n--)
+        *v++ = 0;
+}
+
+void pdw_free(void *ptr)
+{
+    free(ptr);
+}
+
+const char *pdw_version(void)
+{
+    return PDW_VERSION_STRING;
+}
+
+unsigned pdw_version_number(void)
+{
+    return (unsigned)PDW_VERSION_NUMBER;
+}
