@@ -48,7 +48,7 @@ void *pdw__calloc(const pdw_allocator *a, size_t n, size_t size)
         return NULL;
     void *p = pdw__malloc(a, n * size);
     if (p)
-        memset(p, 0, n * size ? n * size : 1);
+        memset(p, 0, n * size);
     return p;
 }
 

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "version.h"
+#include "pdwebhook/version.h"
 
 #ifdef __cplusplus
 extern "C" {

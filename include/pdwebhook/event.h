@@ -39,7 +39,7 @@ typedef struct pdw_event pdw_event;
 typedef struct json_t json_t;
 
 /** Longest delivery key including its NUL; see pdw_event_delivery_key(). */
-#define PDW_DELIVERY_KEY_MAX 256
+#define PDW_DELIVERY_KEY_MAX 320
 /** Longest id (entity, event, webhook, company, user, merge ids) accepted, without NUL. */
 #define PDW_ID_MAX 64
 /** Longest object name accepted, without NUL. */

@@ -1,0 +1,642 @@
+/* The event: a v1 or v2 body read into one vocabulary, from the scanner's spans. The DOM
+ * and the changed-field list are built only when asked for. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- small readers over scanner values ---------------------------------------------- */
+
+static int has(const pdw__val *v)
+{
+    return v->type != PDW__J_ABSENT && v->type != PDW__J_NULL;
+}
+
+/* An id as text: a string (decoded, no control characters) or an integer (its digits).
+ * Absent or null: *present = 0. Anything else, or too long: PDW_EFIELD. */
+static int read_id(const pdw__val *v, char *buf, size_t cap, unsigned char *present,
+                   const char *what, pdw_error *err)
+{
+    *present = 0;
+    buf[0] = '\0';
+    if (!has(v))
+        return 0;
+    if (v->type == PDW__J_NUMBER && v->is_int) {
+        if (v->len >= cap)
+            return pdw__error_set(err, PDW_EFIELD, -1, "meta field %s: number too long", what);
+        memcpy(buf, v->p, v->len);
+        buf[v->len] = '\0';
+        *present = 1;
+        return 0;
+    }
+    if (v->type == PDW__J_STRING) {
+        long n = pdw__str_decode(v, buf, cap);
+        if (n < 0)
+            return pdw__error_set(err, PDW_EFIELD, -1, "meta field %s: longer than %zu bytes",
+                                  what, cap - 1);
+        for (long i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)buf[i];
+            if (c < 0x20 || c == 0x7f)
+                return pdw__error_set(err, PDW_EFIELD, -1,
+                                      "meta field %s: control character", what);
+        }
+        *present = 1;
+        return 0;
+    }
+    return pdw__error_set(err, PDW_EFIELD, -1, "meta field %s: expected a string or an integer",
+                          what);
+}
+
+/* A non-negative integer from a number or a string of digits. -1 when it is neither. */
+static long long read_uint(const pdw__val *v)
+{
+    const char *p = v->p;
+    size_t n = v->len;
+    if (v->type == PDW__J_NUMBER) {
+        if (!v->is_int)
+            return -1;
+    } else if (v->type != PDW__J_STRING || v->escaped) {
+        return -1;
+    }
+    if (n == 0 || n > 18)
+        return -1;
+    long long x = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        x = x * 10 + (p[i] - '0');
+    }
+    return x;
+}
+
+/* Days since 1970-01-01 of a civil date (proleptic Gregorian; H. Hinnant's algorithm). */
+static long long days_from_civil(long long y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    long long era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m + (m > 2 ? (unsigned)-3 : 9)) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (long long)doe - 719468;
+}
+
+static int digits(const char *p, size_t n, unsigned *out)
+{
+    unsigned x = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return 0;
+        x = x * 10 + (unsigned)(p[i] - '0');
+    }
+    *out = x;
+    return 1;
+}
+
+/* "YYYY-MM-DDTHH:MM:SS[.fff...][Z|+HH:MM|-HH:MM]" or "YYYY-MM-DD HH:MM:SS" (UTC). */
+static long long parse_datetime(const char *s, size_t n)
+{
+    unsigned y, mo, d, h, mi, se, ms = 0;
+    if (n < 19 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != ' ') ||
+        s[13] != ':' || s[16] != ':')
+        return -1;
+    if (!digits(s, 4, &y) || !digits(s + 5, 2, &mo) || !digits(s + 8, 2, &d) ||
+        !digits(s + 11, 2, &h) || !digits(s + 14, 2, &mi) || !digits(s + 17, 2, &se))
+        return -1;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+        return -1;
+    size_t i = 19;
+    if (i < n && s[i] == '.') {
+        unsigned scale = 100;
+        i++;
+        size_t start = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9') {
+            ms += (unsigned)(s[i] - '0') * scale;
+            scale /= 10;
+            i++;
+        }
+        if (i == start)
+            return -1;
+    }
+    long long offset_min = 0;
+    if (i < n && (s[i] == 'Z' || s[i] == 'z')) {
+        i++;
+    } else if (i < n && (s[i] == '+' || s[i] == '-')) {
+        unsigned oh, om;
+        if (n - i < 6 || s[i + 3] != ':' || !digits(s + i + 1, 2, &oh) ||
+            !digits(s + i + 4, 2, &om) || oh > 23 || om > 59)
+            return -1;
+        offset_min = (long long)(oh * 60 + om) * (s[i] == '-' ? -1 : 1);
+        i += 6;
+    }
+    if (i != n)
+        return -1;
+    long long days = days_from_civil((long long)y, mo, d);
+    long long secs = days * 86400 + (long long)(h * 3600 + mi * 60 + se) - offset_min * 60;
+    return secs * 1000 + ms;
+}
+
+/* An integer timestamp of unknown unit: seconds below 10^11, ms below 10^14, else µs. */
+static long long scale_auto(long long x)
+{
+    if (x < 100000000000LL)
+        return x * 1000;
+    if (x < 100000000000000LL)
+        return x;
+    return x / 1000;
+}
+
+static long long read_timestamp(const pdw__val *v)
+{
+    if (!has(v))
+        return -1;
+    long long x = read_uint(v);
+    if (x >= 0)
+        return scale_auto(x);
+    if (v->type == PDW__J_NUMBER) { /* seconds with a fraction: 1492654463.572 */
+        char buf[40];
+        if (v->len >= sizeof buf)
+            return -1;
+        memcpy(buf, v->p, v->len);
+        buf[v->len] = '\0';
+        char *end;
+        double d = strtod(buf, &end);
+        if (*end || d < 0 || d > 1e11)
+            return -1;
+        return (long long)(d * 1000.0);
+    }
+    if (v->type == PDW__J_STRING) {
+        char buf[64];
+        long n = pdw__str_decode(v, buf, sizeof buf);
+        return n < 0 ? -1 : parse_datetime(buf, (size_t)n);
+    }
+    return -1;
+}
+
+/* The raw text of a timestamp for the delivery key (decoded string or number text). */
+static int raw_text(const pdw__val *v, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    if (v->type == PDW__J_STRING)
+        return pdw__str_decode(v, buf, cap) >= 0;
+    if (v->type == PDW__J_NUMBER && v->len < cap) {
+        memcpy(buf, v->p, v->len);
+        buf[v->len] = '\0';
+        return 1;
+    }
+    return !has(v);
+}
+
+/* ---- building an event ------------------------------------------------------------- */
+
+static int read_word(const pdw__val *v, char *buf, size_t cap)
+{
+    if (v->type != PDW__J_STRING)
+        return -1;
+    long n = pdw__str_decode(v, buf, cap);
+    return n < 0 ? -1 : (int)n;
+}
+
+static int read_version(const pdw_event *ev)
+{
+    const pdw__scan *s = &ev->scan;
+    if (s->m_version.type == PDW__J_STRING) {
+        char buf[16];
+        if (read_word(&s->m_version, buf, sizeof buf) >= 1 && buf[0] == '2' &&
+            (buf[1] == '\0' || buf[1] == '.'))
+            return 2;
+        return -1;
+    }
+    if (s->m_version.type != PDW__J_ABSENT)
+        return -1;
+    if (read_uint(&s->m_v) == 1 || read_uint(&s->v) == 1)
+        return 1;
+    return -1;
+}
+
+static int build(pdw_event *ev, pdw_error *err)
+{
+    const pdw__scan *s = &ev->scan;
+    int rc;
+
+    if (s->meta.type != PDW__J_OBJECT)
+        return pdw__error_set(err, PDW_ENOMETA, -1, "the body has no \"meta\" object");
+    ev->version = read_version(ev);
+    if (ev->version < 0)
+        return pdw__error_set(err, PDW_EVERSION, -1,
+                              "no recognisable version (meta.version \"2.0\" or v 1)");
+
+    /* action */
+    int n = read_word(&s->m_action, ev->delivered_action, sizeof ev->delivered_action);
+    int merged = 0;
+    ev->action = n > 0 ? pdw__action_id(ev->delivered_action, (size_t)n, &merged) : -1;
+    if (ev->action >= 0) {
+        /* each version speaks its own words: v2 never says "updated", v1 never "change" */
+        int v2word = strcmp(ev->delivered_action, pdw__action_name(ev->action)) == 0;
+        if ((ev->version == 2) != v2word)
+            ev->action = -1;
+    }
+    if (ev->action < 0)
+        return pdw__error_set(err, PDW_EACTION, -1, "meta.action missing or not a %s action",
+                              ev->version == 2 ? "v2 (create/change/delete)"
+                                               : "v1 (added/updated/merged/deleted)");
+
+    /* object */
+    const pdw__val *ov = ev->version == 2 ? &s->m_entity : &s->m_object;
+    n = read_word(ov, ev->object, sizeof ev->object);
+    if (n <= 0 || !pdw__object_valid(ev->object, (size_t)n))
+        return pdw__error_set(err, PDW_EOBJECT, -1, "meta.%s missing or not a valid name",
+                              ev->version == 2 ? "entity" : "object");
+
+    snprintf(ev->name, sizeof ev->name, "%s.%s", pdw__action_name(ev->action), ev->object);
+    snprintf(ev->delivered_name, sizeof ev->delivered_name, "%s.%s", ev->delivered_action,
+             ev->object);
+
+    /* ids */
+#define ID(field, val, what)                                                                 \
+    if ((rc = read_id(val, ev->field, sizeof ev->field, &ev->has_##field, what, err)) < 0)   \
+        return rc;
+    if (ev->version == 2) {
+        ID(entity_id, &s->m_entity_id, "entity_id");
+        ID(event_id, &s->m_id, "id");
+    } else {
+        ID(entity_id, &s->m_id, "id");
+    }
+    ID(webhook_id, &s->m_webhook_id, "webhook_id");
+    ID(company_id, &s->m_company_id, "company_id");
+    ID(user_id, &s->m_user_id, "user_id");
+    ID(correlation_id, &s->m_correlation_id, "correlation_id");
+    ID(change_source, &s->m_change_source, "change_source");
+    ID(merged_from_id, &s->m_merged_from_id, "merged_from_id");
+    ID(merged_to_id, &s->m_merged_to_id, "merged_to_id");
+#undef ID
+
+    /* merges */
+    if (ev->version == 1 && merged) {
+        pdw__val what;
+        ev->merge = 1;
+        if (!ev->has_merged_from_id && s->current.type == PDW__J_OBJECT &&
+            pdw__obj_get(&s->current, "merge_what_id", &what) &&
+            (rc = read_id(&what, ev->merged_from_id, sizeof ev->merged_from_id,
+                          &ev->has_merged_from_id, "current.merge_what_id", err)) < 0)
+            return rc;
+        if (!ev->has_merged_to_id && ev->has_entity_id) {
+            memcpy(ev->merged_to_id, ev->entity_id, sizeof ev->merged_to_id);
+            ev->has_merged_to_id = 1;
+        }
+    } else if (ev->version == 2 && ev->action == PDW__ACT_CHANGE && ev->has_merged_from_id) {
+        ev->merge = 1;
+    }
+
+    /* attempt: v1 retry 0..3 -> 1..4; v2 attempt as is */
+    const pdw__val *av = ev->version == 2 ? &s->m_attempt : &s->retry;
+    ev->attempt = 1;
+    if (has(av)) {
+        long long a = read_uint(av);
+        if (a < 0 || a > 1000 || (ev->version == 2 && a == 0))
+            return pdw__error_set(err, PDW_EFIELD, -1, "%s is not a small non-negative integer",
+                                  ev->version == 2 ? "meta.attempt" : "retry");
+        ev->attempt = (unsigned)(ev->version == 2 ? a : a + 1);
+    }
+
+    ev->bulk = (ev->version == 2 ? s->m_is_bulk_edit.type : s->m_is_bulk_update.type) ==
+               PDW__J_TRUE;
+
+    /* timestamp, most precise first */
+    const pdw__val *tv = &s->m_timestamp;
+    ev->timestamp_ms = -1;
+    if (ev->version == 1 && has(&s->m_timestamp_micro)) {
+        long long us = read_uint(&s->m_timestamp_micro);
+        ev->timestamp_ms = us < 0 ? -1 : us / 1000;
+        tv = &s->m_timestamp_micro;
+    } else if (ev->version == 1 && has(&s->m_timestamp_milli)) {
+        ev->timestamp_ms = read_uint(&s->m_timestamp_milli);
+        tv = &s->m_timestamp_milli;
+    }
+    if (ev->timestamp_ms < 0)
+        ev->timestamp_ms = read_timestamp(&s->m_timestamp);
+
+    /* delivery key: see pdw_event_delivery_key() in event.h */
+    char ts[PDW_ID_MAX + 1];
+    if (!raw_text(tv, ts, sizeof ts))
+        return pdw__error_set(err, PDW_EFIELD, -1, "meta.timestamp too long");
+    if (ev->version == 2)
+        snprintf(ev->key, sizeof ev->key, "2:%s:%s:%s%s:%s", ev->object, ev->delivered_action,
+                 ev->has_event_id ? "" : "e", ev->has_event_id ? ev->event_id : ev->entity_id,
+                 ts);
+    else
+        snprintf(ev->key, sizeof ev->key, "1:%s:%s:%s:%s:%s", ev->object, ev->delivered_action,
+                 ev->entity_id, ts, ev->user_id);
+    return 0;
+}
+
+int pdw__event_init(pdw_event *ev, const char *body, size_t len, unsigned max_depth,
+                    const pdw_allocator *a, pdw_error *err)
+{
+    memset(ev, 0, sizeof *ev);
+    if (pdw__alloc_set(&ev->alloc, a) < 0)
+        return pdw__error_set(err, PDW_EINVAL, -1, "incomplete allocator");
+    ev->body = body;
+    ev->body_len = len;
+    int rc = pdw__scan_body(&ev->scan, body, len, max_depth, &ev->alloc, err);
+    if (rc == 0)
+        rc = build(ev, err);
+    return rc;
+}
+
+void pdw__event_fini(pdw_event *ev)
+{
+    if (!ev)
+        return;
+    if (ev->dom)
+        json_decref(ev->dom);
+    for (size_t i = 0; i < ev->changed_count; i++)
+        pdw__free(&ev->alloc, ev->changed[i]);
+    pdw__free(&ev->alloc, ev->changed);
+    ev->dom = NULL;
+    ev->changed = NULL;
+    ev->changed_count = 0;
+    ev->changed_state = 0;
+}
+
+int pdw_parse_options_init(pdw_parse_options *opts, unsigned version)
+{
+    if (!opts)
+        return PDW_EINVAL;
+    if (version != PDW_PARSE_OPTIONS_VERSION)
+        return PDW_EVERSIONSTRUCT;
+    pdw_parse_options def = PDW_PARSE_OPTIONS_INIT;
+    *opts = def;
+    return 0;
+}
+
+int pdw_event_parse(pdw_event **out, const char *body, size_t len,
+                    const pdw_parse_options *opts, pdw_error *err)
+{
+    pdw_allocator a;
+    if (!out)
+        return pdw__error_set(err, PDW_EINVAL, -1, "out is NULL");
+    *out = NULL;
+    if (!body && len)
+        return pdw__error_set(err, PDW_EINVAL, -1, "body is NULL");
+    if (opts && opts->version != PDW_PARSE_OPTIONS_VERSION)
+        return pdw__error_set(err, PDW_EVERSIONSTRUCT, -1, "parse options version %u",
+                              opts->version);
+    if (pdw__alloc_set(&a, opts ? opts->allocator : NULL) < 0)
+        return pdw__error_set(err, PDW_EINVAL, -1, "incomplete allocator");
+
+    pdw_event *ev = pdw__malloc(&a, sizeof *ev);
+    char *copy = pdw__malloc(&a, len);
+    if (!ev || !copy) {
+        pdw__free(&a, ev);
+        pdw__free(&a, copy);
+        return pdw__error_set(err, PDW_ENOMEM, -1, NULL);
+    }
+    if (len)
+        memcpy(copy, body, len);
+    int rc = pdw__event_init(ev, copy, len, opts ? opts->max_depth : 0, &a, err);
+    ev->owns_body = 1;
+    if (rc < 0) {
+        pdw_event_free(ev);
+        return rc;
+    }
+    *out = ev;
+    return 0;
+}
+
+void pdw_event_free(pdw_event *ev)
+{
+    if (!ev)
+        return;
+    pdw_allocator a = ev->alloc;
+    pdw__event_fini(ev);
+    if (ev->owns_body)
+        pdw__free(&a, (void *)(uintptr_t)ev->body);
+    pdw__free(&a, ev);
+}
+
+/* ---- accessors --------------------------------------------------------------------- */
+
+int pdw_event_version(const pdw_event *ev) { return ev->version; }
+const char *pdw_event_action(const pdw_event *ev) { return pdw__action_name(ev->action); }
+const char *pdw_event_delivered_action(const pdw_event *ev) { return ev->delivered_action; }
+const char *pdw_event_object(const pdw_event *ev) { return ev->object; }
+const char *pdw_event_name(const pdw_event *ev) { return ev->name; }
+const char *pdw_event_delivered_name(const pdw_event *ev) { return ev->delivered_name; }
+unsigned pdw_event_attempt(const pdw_event *ev) { return ev->attempt; }
+int64_t pdw_event_timestamp_ms(const pdw_event *ev) { return (int64_t)ev->timestamp_ms; }
+int pdw_event_is_bulk(const pdw_event *ev) { return ev->bulk; }
+int pdw_event_is_merge(const pdw_event *ev) { return ev->merge; }
+const char *pdw_event_delivery_key(const pdw_event *ev) { return ev->key; }
+
+#define ID_ACCESSOR(field)                                                                   \
+    const char *pdw_event_##field(const pdw_event *ev)                                       \
+    {                                                                                         \
+        return ev->has_##field ? ev->field : NULL;                                           \
+    }
+ID_ACCESSOR(entity_id)
+ID_ACCESSOR(event_id)
+ID_ACCESSOR(webhook_id)
+ID_ACCESSOR(company_id)
+ID_ACCESSOR(user_id)
+ID_ACCESSOR(correlation_id)
+ID_ACCESSOR(change_source)
+ID_ACCESSOR(merged_from_id)
+ID_ACCESSOR(merged_to_id)
+#undef ID_ACCESSOR
+
+const char *pdw_event_body(const pdw_event *ev, size_t *len_out)
+{
+    if (len_out)
+        *len_out = ev->body_len;
+    return ev->body;
+}
+
+json_t *pdw_event_json(const pdw_event *cev)
+{
+    /* The DOM is a cache: building it does not change what the event is. */
+    pdw_event *ev = (pdw_event *)(uintptr_t)cev;
+    if (!ev->dom) {
+        json_error_t jerr;
+        ev->dom = json_loadb(ev->body, ev->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    }
+    return ev->dom;
+}
+
+/* ---- changed fields ---------------------------------------------------------------- */
+
+static int is_hex40(const char *s, size_t n)
+{
+    if (n != 40)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+typedef struct name_list {
+    const pdw_allocator *a;
+    char **items;
+    size_t count, cap;
+} name_list;
+
+/* Append prefix + decoded key. */
+static int list_add(name_list *l, const char *prefix, const pdw__val *key)
+{
+    char buf[512];
+    size_t plen = strlen(prefix);
+    long n = pdw__str_decode(key, buf + plen, sizeof buf - plen);
+    if (n < 0)
+        return 0; /* a key longer than any field name: not a field, leave it out */
+    memcpy(buf, prefix, plen);
+    if (l->count == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        char **items = pdw__realloc(l->a, l->items, cap * sizeof *items);
+        if (!items)
+            return PDW_ENOMEM;
+        l->items = items;
+        l->cap = cap;
+    }
+    char *s = pdw__strndup(l->a, buf, plen + (size_t)n);
+    if (!s)
+        return PDW_ENOMEM;
+    l->items[l->count++] = s;
+    return 0;
+}
+
+/* v1 reports custom fields (40-hex keys at the top level) the v2 way. */
+static int list_add_v1(name_list *l, const pdw__val *key)
+{
+    char buf[48];
+    long n = pdw__str_decode(key, buf, sizeof buf);
+    return list_add(l, n >= 0 && is_hex40(buf, (size_t)n) ? "custom_fields." : "", key);
+}
+
+static int changed_v2(name_list *l, const pdw__val *prev)
+{
+    pdw__obj_iter it;
+    pdw__val k, v;
+    int rc;
+    pdw__obj_iter_init(&it, prev);
+    while (pdw__obj_next(&it, &k, &v)) {
+        if (pdw__str_eq(&k, "custom_fields") && v.type == PDW__J_OBJECT) {
+            pdw__obj_iter sub;
+            pdw__val sk, sv;
+            pdw__obj_iter_init(&sub, &v);
+            while (pdw__obj_next(&sub, &sk, &sv))
+                if ((rc = list_add(l, "custom_fields.", &sk)) < 0)
+                    return rc;
+        } else if ((rc = list_add(l, "", &k)) < 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int keys_equal(const pdw__val *a, const pdw__val *b)
+{
+    if (!a->escaped && !b->escaped)
+        return a->len == b->len && memcmp(a->p, b->p, a->len) == 0;
+    char buf[512];
+    long n = pdw__str_decode(a, buf, sizeof buf);
+    return n >= 0 && pdw__str_eq(b, buf);
+}
+
+static int changed_v1(name_list *l, const pdw__val *cur, const pdw__val *prev)
+{
+    pdw__obj_iter it, pit;
+    pdw__val k, v, pk, pv;
+    int rc;
+    /* Pipedrive writes current and previous in the same key order: walk them side by side
+     * and only search when the orders part. */
+    pdw__obj_iter_init(&it, cur);
+    pdw__obj_iter_init(&pit, prev);
+    while (pdw__obj_next(&it, &k, &v)) {
+        int found = pdw__obj_next(&pit, &pk, &pv) && keys_equal(&k, &pk);
+        if (!found) {
+            char buf[512];
+            long n = pdw__str_decode(&k, buf, sizeof buf);
+            found = n >= 0 && pdw__obj_get(prev, buf, &pv);
+        }
+        if ((!found || !pdw__val_equal(&v, &pv)) && (rc = list_add_v1(l, &k)) < 0)
+            return rc;
+    }
+    /* keys only in previous */
+    pdw__obj_iter_init(&pit, prev);
+    while (pdw__obj_next(&pit, &pk, &pv)) {
+        char buf[512];
+        long n = pdw__str_decode(&pk, buf, sizeof buf);
+        if (n >= 0 && !pdw__obj_get(cur, buf, &v) && (rc = list_add_v1(l, &pk)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int build_changed(pdw_event *ev)
+{
+    const pdw__scan *s = &ev->scan;
+    name_list l = { &ev->alloc, NULL, 0, 0 };
+    int rc = 0;
+    if (ev->version == 2) {
+        if (ev->action == PDW__ACT_CHANGE && s->previous.type == PDW__J_OBJECT)
+            rc = changed_v2(&l, &s->previous);
+    } else if (ev->action == PDW__ACT_CHANGE) {
+        pdw__val cur = s->current, prev = s->previous;
+        if (cur.type == PDW__J_ARRAY && !pdw__array_first(&s->current, &cur))
+            cur.type = PDW__J_NULL;
+        if (prev.type == PDW__J_ARRAY && !pdw__array_first(&s->previous, &prev))
+            prev.type = PDW__J_NULL;
+        if (cur.type == PDW__J_OBJECT && prev.type == PDW__J_OBJECT)
+            rc = changed_v1(&l, &cur, &prev);
+    }
+    if (rc < 0) {
+        for (size_t i = 0; i < l.count; i++)
+            pdw__free(&ev->alloc, l.items[i]);
+        pdw__free(&ev->alloc, l.items);
+        return rc;
+    }
+    ev->changed = l.items;
+    ev->changed_count = l.count;
+    ev->changed_state = 1;
+    return 0;
+}
+
+static int ensure_changed(const pdw_event *cev)
+{
+    /* A cache, like the DOM. */
+    pdw_event *ev = (pdw_event *)(uintptr_t)cev;
+    if (ev->changed_state == 1)
+        return 0;
+    return build_changed(ev);
+}
+
+size_t pdw_event_changed_count(const pdw_event *ev)
+{
+    return ensure_changed(ev) < 0 ? 0 : ev->changed_count;
+}
+
+const char *pdw_event_changed_field(const pdw_event *ev, size_t i)
+{
+    if (ensure_changed(ev) < 0 || i >= ev->changed_count)
+        return NULL;
+    return ev->changed[i];
+}
+
+int pdw_event_changed(const pdw_event *ev, const char *field)
+{
+    if (!ev || !field)
+        return 0;
+    int rc = ensure_changed(ev);
+    if (rc < 0)
+        return rc;
+    size_t n = strlen(field);
+    for (size_t i = 0; i < ev->changed_count; i++) {
+        const char *c = ev->changed[i];
+        /* "custom_fields" also answers for any "custom_fields.<hash>" */
+        if (strncmp(c, field, n) == 0 && (c[n] == '\0' || c[n] == '.'))
+            return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,439 @@
+/* The request pipeline and its status policy: method, media type, size, auth, parse,
+ * dedup, then the accept hook or a synchronous dispatch. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+#define DEFAULT_MAX_BODY (1024u * 1024u)
+#define DEFAULT_TTL_MS (24ull * 3600ull * 1000ull)
+#define DEFAULT_RETRY_AFTER 3
+
+struct pdw_receiver {
+    pdw_allocator alloc;
+    pdw__auth *auth;
+    pdw_router *router;
+    pdw_dedup_memory *own_dedup; /* the built-in store, when no other is given */
+    pdw_dedup_store dedup;
+    int dedup_on;
+    uint64_t ttl_ms;
+    size_t max_body;
+    unsigned max_depth;
+    int wrong_status;
+    int handler_status;
+    int retry_after;
+    int allow_missing_ct;
+    pdw_accept_cb accept;
+    void *accept_user;
+    pdw_clock_cb clock;
+    void *clock_user;
+    char *www_authenticate; /* Basic realm="...", charset="UTF-8" */
+};
+
+static uint64_t realtime_ms(void *user)
+{
+    (void)user;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int pdw_receiver_options_init(pdw_receiver_options *opts, unsigned version)
+{
+    if (!opts)
+        return PDW_EINVAL;
+    if (version != PDW_RECEIVER_OPTIONS_VERSION)
+        return PDW_EVERSIONSTRUCT;
+    pdw_receiver_options def = PDW_RECEIVER_OPTIONS_INIT;
+    *opts = def;
+    return 0;
+}
+
+static int realm_valid(const char *r)
+{
+    size_t n = strlen(r);
+    if (n == 0 || n > 128)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (r[i] < 0x20 || r[i] > 0x7e || r[i] == '"' || r[i] == '\\')
+            return 0;
+    return 1;
+}
+
+int pdw_receiver_new(pdw_receiver **out, const pdw_receiver_options *opts, pdw_error *err)
+{
+    pdw_allocator a;
+    int rc;
+    if (!out || !opts)
+        return pdw__error_set(err, PDW_EINVAL, -1, "out and opts are required");
+    *out = NULL;
+    if (opts->version != PDW_RECEIVER_OPTIONS_VERSION)
+        return pdw__error_set(err, PDW_EVERSIONSTRUCT, -1, "receiver options version %u",
+                              opts->version);
+    if (pdw__alloc_set(&a, opts->allocator) < 0)
+        return pdw__error_set(err, PDW_EINVAL, -1, "incomplete allocator");
+    if (opts->num_credentials && !opts->credentials)
+        return pdw__error_set(err, PDW_EINVAL, -1, "num_credentials without credentials");
+    if (!opts->num_credentials && !opts->query_token && !opts->insecure_no_auth)
+        return pdw__error_set(err, PDW_ENOAUTH, -1,
+                              "no credentials: give Basic credentials or a query token, or "
+                              "set insecure_no_auth");
+    const char *realm = opts->realm ? opts->realm : "pdwebhook";
+    if (!realm_valid(realm))
+        return pdw__error_set(err, PDW_EINVAL, -1,
+                              "realm must be 1-128 printable ASCII characters without quotes");
+    if (opts->wrong_credentials_status && opts->wrong_credentials_status != 401 &&
+        opts->wrong_credentials_status != 403)
+        return pdw__error_set(err, PDW_EINVAL, -1, "wrong_credentials_status must be 401 or 403");
+    if (opts->handler_error_status &&
+        (opts->handler_error_status < 200 || opts->handler_error_status > 599))
+        return pdw__error_set(err, PDW_EINVAL, -1, "handler_error_status must be 200-599");
+    if (opts->retry_after_seconds < 0)
+        return pdw__error_set(err, PDW_EINVAL, -1, "retry_after_seconds is negative");
+    if (opts->dedup && (opts->dedup->version != PDW_DEDUP_STORE_VERSION ||
+                        !opts->dedup->claim || !opts->dedup->release))
+        return pdw__error_set(err, PDW_EINVAL, -1, "dedup store incomplete or wrong version");
+
+    pdw_receiver *r = pdw__calloc(&a, 1, sizeof *r);
+    if (!r)
+        return pdw__error_set(err, PDW_ENOMEM, -1, NULL);
+    r->alloc = a;
+    r->max_body = opts->max_body ? opts->max_body : DEFAULT_MAX_BODY;
+    r->max_depth = opts->max_depth ? opts->max_depth : PDW_DEFAULT_MAX_DEPTH;
+    r->wrong_status = opts->wrong_credentials_status ? opts->wrong_credentials_status : 401;
+    r->handler_status = opts->handler_error_status ? opts->handler_error_status : 200;
+    r->retry_after = opts->retry_after_seconds ? opts->retry_after_seconds : DEFAULT_RETRY_AFTER;
+    r->allow_missing_ct = opts->allow_missing_content_type;
+    r->ttl_ms = opts->dedup_ttl_ms ? opts->dedup_ttl_ms : DEFAULT_TTL_MS;
+    r->accept = opts->accept;
+    r->accept_user = opts->accept_user;
+    r->clock = opts->clock ? opts->clock : realtime_ms;
+    r->clock_user = opts->clock_user;
+
+    rc = pdw__auth_new(&r->auth, opts->credentials, opts->num_credentials, opts->query_token,
+                       opts->query_token_name, &a, err);
+    if (rc < 0)
+        goto fail;
+
+    size_t wlen = strlen(realm) + 40;
+    r->www_authenticate = pdw__malloc(&a, wlen);
+    if (!r->www_authenticate) {
+        rc = pdw__error_set(err, PDW_ENOMEM, -1, NULL);
+        goto fail;
+    }
+    snprintf(r->www_authenticate, wlen, "Basic realm=\"%s\", charset=\"UTF-8\"", realm);
+
+    pdw_router_options ro = PDW_ROUTER_OPTIONS_INIT;
+    ro.allocator = &a;
+    if ((rc = pdw_router_new(&r->router, &ro, err)) < 0)
+        goto fail;
+
+    if (!opts->disable_dedup) {
+        r->dedup_on = 1;
+        if (opts->dedup) {
+            r->dedup = *opts->dedup;
+        } else {
+            pdw_dedup_memory_options mo = PDW_DEDUP_MEMORY_OPTIONS_INIT;
+            mo.capacity = opts->dedup_capacity;
+            mo.allocator = &a;
+            if ((rc = pdw_dedup_memory_new(&r->own_dedup, &mo, err)) < 0)
+                goto fail;
+            pdw_dedup_memory_store(r->own_dedup, &r->dedup);
+        }
+    }
+    *out = r;
+    return 0;
+fail:
+    pdw_receiver_free(r);
+    return rc;
+}
+
+void pdw_receiver_free(pdw_receiver *r)
+{
+    if (!r)
+        return;
+    pdw__auth_free(r->auth);
+    pdw_router_free(r->router);
+    pdw_dedup_memory_free(r->own_dedup);
+    pdw__free(&r->alloc, r->www_authenticate);
+    pdw_allocator a = r->alloc;
+    pdw__free(&a, r);
+}
+
+pdw_router *pdw_receiver_router(pdw_receiver *r)
+{
+    return r->router;
+}
+
+/* ---- verdicts ---------------------------------------------------------------------- */
+
+static void add_header(pdw_verdict *v, const char *name, const char *value)
+{
+    if (v->num_headers < PDW_VERDICT_MAX_HEADERS) {
+        pdw_header *h = &v->headers[v->num_headers++];
+        h->name = name;
+        h->name_len = strlen(name);
+        h->value = value;
+        h->value_len = strlen(value);
+    }
+}
+
+/* Fill the verdict for reason `code`; returns code. */
+static int decide(const pdw_receiver *r, pdw_verdict *v, int code, int status)
+{
+    v->reason = code;
+    v->status = status ? status : pdw_err_http_status(code);
+    v->body = pdw__error_body(code, &v->body_len);
+    v->content_type = "application/json";
+    switch (code) {
+    case PDW_EMETHOD:
+        add_header(v, "Allow", "POST");
+        break;
+    case PDW_EAUTHMISSING:
+    case PDW_EAUTHMALFORMED:
+    case PDW_EAUTHWRONG:
+        if (v->status == 401 && pdw__auth_has_basic(r->auth))
+            add_header(v, "WWW-Authenticate", r->www_authenticate);
+        break;
+    default:
+        if (v->status == 503) {
+            snprintf(v->scratch_, sizeof v->scratch_, "%d", r->retry_after);
+            add_header(v, "Retry-After", v->scratch_);
+        }
+        break;
+    }
+    return code;
+}
+
+static void verdict_reset(pdw_verdict *v)
+{
+    unsigned version = v->version;
+    memset(v, 0, sizeof *v);
+    v->version = version;
+}
+
+/* ---- request checks ---------------------------------------------------------------- */
+
+static int name_is(const pdw_header *h, const char *name)
+{
+    size_t n = strlen(name);
+    if (h->name_len != n)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = h->name[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        if (c != name[i])
+            return 0;
+    }
+    return 1;
+}
+
+typedef struct head {
+    const pdw_header *content_type, *content_length, *authorization;
+} head;
+
+/* Collect the headers we read; a repeated one is refused (two Content-Lengths are a
+ * request-smuggling classic, two Authorizations are ambiguous). */
+static int read_head(const pdw_request *req, head *h)
+{
+    memset(h, 0, sizeof *h);
+    if (req->num_headers && !req->headers)
+        return PDW_EINVAL;
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const pdw_header *x = &req->headers[i];
+        const pdw_header **slot = NULL;
+        if (name_is(x, "content-type"))
+            slot = &h->content_type;
+        else if (name_is(x, "content-length"))
+            slot = &h->content_length;
+        else if (name_is(x, "authorization"))
+            slot = &h->authorization;
+        if (!slot)
+            continue;
+        if (*slot)
+            return slot == &h->authorization ? PDW_EAUTHMALFORMED : PDW_EHEADER;
+        *slot = x;
+    }
+    return 0;
+}
+
+static void trim(const char **p, size_t *n)
+{
+    while (*n && (**p == ' ' || **p == '\t')) {
+        (*p)++;
+        (*n)--;
+    }
+    while (*n && ((*p)[*n - 1] == ' ' || (*p)[*n - 1] == '\t'))
+        (*n)--;
+}
+
+/* application/json, any case, parameters (charset) allowed. */
+static int is_json(const pdw_header *h)
+{
+    const char *p = h->value;
+    size_t n = h->value_len;
+    static const char want[] = "application/json";
+    trim(&p, &n);
+    size_t i = 0;
+    for (; i < sizeof want - 1; i++) {
+        if (i >= n)
+            return 0;
+        char c = p[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        if (c != want[i])
+            return 0;
+    }
+    return i == n || p[i] == ';' || p[i] == ' ' || p[i] == '\t';
+}
+
+/* Content-Length: digits only. -1 when malformed. */
+static long long parse_length(const pdw_header *h)
+{
+    const char *p = h->value;
+    size_t n = h->value_len;
+    trim(&p, &n);
+    if (n == 0 || n > 18)
+        return -1;
+    long long x = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        x = x * 10 + (p[i] - '0');
+    }
+    return x;
+}
+
+/* Everything that needs no body. *declared gets Content-Length or -1. */
+static int check_head(const pdw_receiver *r, const pdw_request *req, pdw_verdict *v,
+                      long long *declared)
+{
+    head h;
+    int rc;
+    *declared = -1;
+    if (!req->method || req->method_len != 4 || memcmp(req->method, "POST", 4) != 0)
+        return decide(r, v, PDW_EMETHOD, 0);
+    if ((rc = read_head(req, &h)) < 0)
+        return decide(r, v, rc, 0);
+    if (h.content_type ? !is_json(h.content_type) : !r->allow_missing_ct)
+        return decide(r, v, PDW_EMEDIATYPE, 0);
+    if (h.content_length) {
+        *declared = parse_length(h.content_length);
+        if (*declared < 0)
+            return decide(r, v, PDW_EHEADER, 0);
+        if ((unsigned long long)*declared > r->max_body)
+            return decide(r, v, PDW_ETOOLARGE, 0);
+    }
+    rc = pdw__auth_check(r->auth, h.authorization ? h.authorization->value : NULL,
+                         h.authorization ? h.authorization->value_len : 0, req->query,
+                         req->query ? req->query_len : 0);
+    if (rc < 0)
+        return decide(r, v, rc, rc == PDW_EAUTHWRONG ? r->wrong_status : 0);
+    return 0;
+}
+
+int pdw_receiver_check_head(const pdw_receiver *r, const pdw_request *req, pdw_verdict *v)
+{
+    long long declared;
+    if (!r || !req || !v)
+        return PDW_EINVAL;
+    verdict_reset(v);
+    if (req->version != PDW_REQUEST_VERSION)
+        return decide(r, v, PDW_EVERSIONSTRUCT, 0);
+    return check_head(r, req, v, &declared);
+}
+
+/* ---- the pipeline ------------------------------------------------------------------ */
+
+static int hand_on(pdw_receiver *r, const pdw_event *ev, pdw_verdict *v)
+{
+    if (r->accept) {
+        int rc = r->accept(ev, r->accept_user);
+        if (rc >= 0)
+            return decide(r, v, PDW_OK, 0);
+        if (r->dedup_on)
+            r->dedup.release(r->dedup.self, ev->key, strlen(ev->key));
+        /* the hook's own code when it is one of ours, else a store failure; always 503 */
+        return decide(r, v, rc < 0 && rc >= PDW__ERRNO_MIN ? rc : PDW_ESTORE, 503);
+    }
+    pdw_dispatch_result res = { 0, 0, 0 };
+    int rc = pdw_router_dispatch(r->router, ev, &res);
+    v->handlers_matched = res.matched;
+    v->handlers_failed = res.failed;
+    v->handler_rc = res.first_failure;
+    if (rc == 0)
+        return decide(r, v, PDW_OK, 0);
+    /* A handler failed (or a field filter ran out of memory). The status is the user's
+     * choice; a non-2xx asks for a retry, so the claim is given back for it. */
+    if ((r->handler_status < 200 || r->handler_status > 299) && r->dedup_on)
+        r->dedup.release(r->dedup.self, ev->key, strlen(ev->key));
+    return decide(r, v, PDW_EHANDLER, r->handler_status);
+}
+
+int pdw_receiver_handle(pdw_receiver *r, const pdw_request *req, pdw_verdict *v,
+                        pdw_error *err)
+{
+    long long declared;
+    int rc;
+    if (!r || !req || !v)
+        return pdw__error_set(err, PDW_EINVAL, -1, "receiver, request and verdict are required");
+    verdict_reset(v);
+    if (req->version != PDW_REQUEST_VERSION || v->version != PDW_VERDICT_VERSION)
+        return pdw__error_set(err, decide(r, v, PDW_EVERSIONSTRUCT, 0), -1,
+                              "request or verdict struct version");
+    if ((rc = check_head(r, req, v, &declared)) < 0)
+        return pdw__error_set(err, rc, -1, NULL);
+    if (req->body_len > r->max_body)
+        return pdw__error_set(err, decide(r, v, PDW_ETOOLARGE, 0), -1,
+                              "body of %zu bytes over the limit of %zu", req->body_len,
+                              r->max_body);
+    if (declared >= 0 && (unsigned long long)declared != req->body_len)
+        return pdw__error_set(err, decide(r, v, PDW_ELENGTH, 0), -1,
+                              "Content-Length %lld but %zu bytes", declared, req->body_len);
+    if (!req->body && req->body_len)
+        return pdw__error_set(err, decide(r, v, PDW_EINVAL, 0), -1, "body is NULL");
+
+    pdw_event ev;
+    rc = pdw__event_init(&ev, req->body ? req->body : "", req->body_len, r->max_depth,
+                         &r->alloc, err);
+    if (rc < 0) {
+        pdw__event_fini(&ev);
+        return decide(r, v, rc, 0);
+    }
+    snprintf(v->event, sizeof v->event, "%s", ev.name);
+    snprintf(v->delivery_key, sizeof v->delivery_key, "%s", ev.key);
+
+    if (r->dedup_on) {
+        rc = r->dedup.claim(r->dedup.self, ev.key, strlen(ev.key), r->clock(r->clock_user),
+                            r->ttl_ms);
+        if (rc == PDW_CLAIM_DUPLICATE) {
+            pdw__event_fini(&ev);
+            return decide(r, v, PDW_EDUPLICATE, 0);
+        }
+        if (rc < 0) {
+            pdw__event_fini(&ev);
+            return pdw__error_set(err, decide(r, v, PDW_ESTORE, 0), -1,
+                                  "dedup store failed: %s", pdw_strerror(rc));
+        }
+    }
+    rc = hand_on(r, &ev, v);
+    pdw__event_fini(&ev);
+    if (rc < 0 && rc != PDW_EHANDLER)
+        pdw__error_set(err, rc, -1, NULL);
+    return rc;
+}
+
+int pdw_receiver_dispatch_body(pdw_receiver *r, const char *body, size_t len,
+                               pdw_dispatch_result *result, pdw_error *err)
+{
+    if (!r || (!body && len))
+        return pdw__error_set(err, PDW_EINVAL, -1, "receiver and body are required");
+    pdw_event ev;
+    int rc = pdw__event_init(&ev, body ? body : "", len, r->max_depth, &r->alloc, err);
+    if (rc == 0)
+        rc = pdw_router_dispatch(r->router, &ev, result);
+    pdw__event_fini(&ev);
+    return rc;
+}

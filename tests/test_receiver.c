@@ -1,0 +1,662 @@
+/* The request pipeline: every row of the status table, dedup, the accept hook, handler
+ * failures, options, real fixtures and concurrent use. */
+#include <dirent.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "pdw_test.h"
+#include "pdwebhook/pdwebhook.h"
+
+static const char V2[] = "{\"meta\":{\"version\":\"2.0\",\"action\":\"change\",\"entity\":\"deal\","
+                         "\"entity_id\":\"8\",\"id\":\"ev-1\",\"timestamp\":\"2022-11-24T15:11:55"
+                         ".724Z\",\"attempt\":1},\"data\":{\"stage_id\":2},\"previous\":"
+                         "{\"stage_id\":1}}";
+
+static void b64(const char *in, char *out)
+{
+    static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t n = strlen(in), o = 0;
+    const unsigned char *s = (const unsigned char *)in;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)s[i] << 16 | (i + 1 < n ? (unsigned)s[i + 1] << 8 : 0) |
+                     (i + 2 < n ? s[i + 2] : 0);
+        out[o++] = t[v >> 18 & 63];
+        out[o++] = t[v >> 12 & 63];
+        out[o++] = i + 1 < n ? t[v >> 6 & 63] : '=';
+        out[o++] = i + 2 < n ? t[v & 63] : '=';
+    }
+    out[o] = '\0';
+}
+
+typedef struct req {
+    pdw_request r;
+    pdw_header h[6];
+    char auth[256];
+    char clen[32];
+} req;
+
+/* A request as Pipedrive sends it, with Basic credentials user:pass (NULL: none). */
+static void make_req(req *q, const char *method, const char *ctype, const char *userpass,
+                     const char *body, size_t len)
+{
+    memset(q, 0, sizeof *q);
+    pdw_request init = PDW_REQUEST_INIT;
+    q->r = init;
+    q->r.method = method;
+    q->r.method_len = strlen(method);
+    size_t n = 0;
+    if (ctype)
+        q->h[n++] = (pdw_header){ "Content-Type", 12, ctype, strlen(ctype) };
+    q->h[n++] = (pdw_header){ "User-Agent", 10, "Pipedrive Webhooks", 18 };
+    if (userpass) {
+        char enc[200];
+        b64(userpass, enc);
+        snprintf(q->auth, sizeof q->auth, "Basic %s", enc);
+        q->h[n++] = (pdw_header){ "authorization", 13, q->auth, strlen(q->auth) };
+    }
+    snprintf(q->clen, sizeof q->clen, "%zu", len);
+    q->h[n++] = (pdw_header){ "Content-Length", 14, q->clen, strlen(q->clen) };
+    q->r.headers = q->h;
+    q->r.num_headers = n;
+    q->r.body = body;
+    q->r.body_len = len;
+}
+
+typedef struct counts {
+    atomic_int calls;
+    int fail;
+} counts;
+
+static int count_cb(const pdw_event *ev, void *user)
+{
+    (void)ev;
+    counts *c = user;
+    atomic_fetch_add(&c->calls, 1);
+    return c->fail;
+}
+
+static pdw_receiver *make_receiver(pdw_receiver_options *o, counts *c)
+{
+    static const pdw_credential creds[] = { { "pipedrive", "s3cret" }, { "new", "rotated" } };
+    if (!o->credentials && !o->insecure_no_auth && !o->query_token) {
+        o->credentials = creds;
+        o->num_credentials = 2;
+    }
+    pdw_receiver *r = NULL;
+    pdw_error err;
+    pdw_error_clear(&err);
+    int rc = pdw_receiver_new(&r, o, &err);
+    if (rc != 0)
+        fail_msg("receiver_new: %s %s", pdw_err_name(rc), err.message);
+    if (c)
+        assert_int_equal(pdw_router_on(pdw_receiver_router(r), "*.*", count_cb, c, NULL), 0);
+    return r;
+}
+
+static const char *header_of(const pdw_verdict *v, const char *name)
+{
+    for (size_t i = 0; i < v->num_headers; i++)
+        if (strcmp(v->headers[i].name, name) == 0)
+            return v->headers[i].value;
+    return NULL;
+}
+
+static int run(pdw_receiver *r, req *q, pdw_verdict *v)
+{
+    pdw_verdict init = PDW_VERDICT_INIT;
+    *v = init;
+    int rc = pdw_receiver_handle(r, &q->r, v, NULL);
+    assert_int_equal(rc, v->reason);
+    assert_non_null(v->body);
+    assert_int_equal(strlen(v->body), v->body_len);
+    return rc;
+}
+
+static void test_accepted_then_duplicate(void **state)
+{
+    (void)state;
+    pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
+    counts c = { 0, 0 };
+    pdw_receiver *r = make_receiver(&o, &c);
+    req q;
+    pdw_verdict v;
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    assert_int_equal(run(r, &q, &v), PDW_OK);
+    assert_int_equal(v.status, 200);
+    assert_int_equal(atomic_load(&c.calls), 1);
+    assert_int_equal(v.handlers_matched, 1);
+    assert_string_equal(v.event, "change.deal");
+    assert_true(strlen(v.delivery_key) > 0);
+    assert_string_equal(v.body, "{\"ok\":true}");
+    /* the retry (attempt 2) of the same event: 200, not handed on again */
+    char retry[sizeof V2 + 8];
+    snprintf(retry, sizeof retry, "%s", V2);
+    char *at = strstr(retry, "\"attempt\":1");
+    at[10] = '2';
+    make_req(&q, "POST", "application/json", "new:rotated", retry, strlen(retry));
+    assert_int_equal(run(r, &q, &v), PDW_EDUPLICATE);
+    assert_int_equal(v.status, 200);
+    assert_int_equal(atomic_load(&c.calls), 1);
+    pdw_receiver_free(r);
+}
+
+static void test_method_405(void **state)
+{
+    (void)state;
+    pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
+    pdw_receiver *r = make_receiver(&o, NULL);
+    req q;
+    pdw_verdict v;
+    const char *methods[] = { "GET", "PUT", "post", "HEAD", "POSTX" };
+    for (size_t i = 0; i < 5; i++) {
+        make_req(&q, methods[i], "application/json", "pipedrive:s3cret", V2, strlen(V2));
+        assert_int_equal(run(r, &q, &v), PDW_EMETHOD);
+        assert_int_equal(v.status, 405);
+        assert_string_equal(header_of(&v, "Allow"), "POST");
+    }
+    pdw_receiver_free(r);
+}
+
+static void test_media_type_415(void **state)
+{
+    (void)state;
+    pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
+    counts c = { 0, 0 };
+    pdw_receiver *r = make_receiver(&o, &c);
+    req q;
+    pdw_verdict v;
+    const char *bad[] = { "text/plain", "application/jsonx", "application/x-www-form-urlencoded",
+                          "", "json" };
+    for (size_t i = 0; i < 5; i++) {
+        make_req(&q, "POST", bad[i], "pipedrive:s3cret", V2, strlen(V2));
+        assert_int_equal(run(r, &q, &v), PDW_EMEDIATYPE);
+        assert_int_equal(v.status, 415);
+    }
+    make_req(&q, "POST", NULL, "pipedrive:s3cret", V2, strlen(V2));
+    assert_int_equal(run(r, &q, &v), PDW_EMEDIATYPE);
+    const char *good[] = { "application/json", "Application/JSON; charset=utf-8",
+                           " application/json ", "application/json;charset=UTF-8" };
+    assert_int_equal(atomic_load(&c.calls), 0);
+    for (size_t i = 0; i < 4; i++) {
+        make_req(&q, "POST", good[i], "pipedrive:s3cret", V2, strlen(V2));
+        int rc = run(r, &q, &v);
+        assert_true(rc == PDW_OK || rc == PDW_EDUPLICATE);
+    }
+    assert_int_equal(atomic_load(&c.calls), 1);
+    pdw_receiver_free(r);
+    /* the leniency is an option */
+    pdw_receiver_options o2 = PDW_RECEIVER_OPTIONS_INIT;
+    o2.allow_missing_content_type = 1;
+    r = make_receiver(&o2, NULL);
+    make_req(&q, "POST", NULL, "pipedrive:s3cret", V2, strlen(V2));
+    assert_int_equal(run(r, &q, &v), PDW_OK);
+    make_req(&q, "POST", "text/plain", "pipedrive:s3cret", V2, strlen(V2));
+    assert_int_equal(run(r, &q, &v), PDW_EMEDIATYPE);
+    pdw_receiver_free(r);
+}
+
+static void test_size_413_and_length(void **state)
+{
+    (void)state;
+    pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
+    o.max_body = 100;
+    pdw_receiver *r = make_receiver(&o, NULL);
+    req q;
+    pdw_verdict v = PDW_VERDICT_INIT;
+    char big[300];
+    memset(big, ' ', sizeof big);
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", big, sizeof big);
+    assert_int_equal(run(r, &q, &v), PDW_ETOOLARGE);
+    assert_int_equal(v.status, 413);
+    /* refused on Content-Length alone, before the body is read */
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", NULL, 0);
+    snprintf(q.clen, sizeof q.clen, "2097152");
+    q.h[3].value_len = strlen(q.clen);
+    assert_int_equal(pdw_receiver_check_head(r, &q.r, &v), PDW_ETOOLARGE);
+    assert_int_equal(v.status, 413);
+    snprintf(q.clen, sizeof q.clen, "50");
+    q.h[3].value_len = 2;
+    assert_int_equal(pdw_receiver_check_head(r, &q.r, &v), 0);
+    /* the default limit is 1 MiB */
+    pdw_receiver_free(r);
+    pdw_receiver_options o2 = PDW_RECEIVER_OPTIONS_INIT;
+    r = make_receiver(&o2, NULL);
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", NULL, 0);
+    snprintf(q.clen, sizeof q.clen, "%d", 1024 * 1024 + 1);
+    q.h[3].value_len = strlen(q.clen);
+    assert_int_equal(pdw_receiver_check_head(r, &q.r, &v), PDW_ETOOLARGE);
+    snprintf(q.clen, sizeof q.clen, "%d", 1024 * 1024);
+    assert_int_equal(pdw_receiver_check_head(r, &q.r, &v), 0);
+    /* body larger or smaller than declared */
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    snprintf(q.clen, sizeof q.clen, "%zu", strlen(V2) - 1);
+    assert_int_equal(run(r, &q, &v), PDW_ELENGTH);
+    assert_int_equal(v.status, 400);
+    snprintf(q.clen, sizeof q.clen, "12x");
+    q.h[3].value_len = 3;
+    assert_int_equal(run(r, &q, &v), PDW_EHEADER);
+    /* two Content-Length headers */
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    q.h[q.r.num_headers++] = q.h[3];
+    assert_int_equal(run(r, &q, &v), PDW_EHEADER);
+    assert_int_equal(v.status, 400);
+    pdw_receiver_free(r);
+}
+
+static void test_auth_401_403(void **state)
+{
+    (void)state;
+    pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
+    o.realm = "crm hooks";
+    counts c = { 0, 0 };
+    pdw_receiver *r = make_receiver(&o, &c);
+    req q;
+    pdw_verdict v;
+    make_req(&q, "POST", "application/json", NULL, V2, strlen(V2));
+    assert_int_equal(run(r, &q, &v), PDW_EAUTHMISSING);
+    assert_int_equal(v.status, 401);
+    assert_string_equal(header_of(&v, "WWW-Authenticate"),
+                        "Basic realm=\"crm hooks\", charset=\"UTF-8\"");
+    make_req(&q, "POST", "application/json", "pipedrive:wrong", V2, strlen(V2));
+    assert_int_equal(run(r, &q, &v), PDW_EAUTHWRONG);
+    assert_int_equal(v.status, 401);
+    assert_null(strstr(v.body, "s3cret"));
+    make_req(&q, "POST", "application/json", "pipedrive:rotated", V2, strlen(V2));
+    assert_int_equal(run(r, &q, &v), PDW_EAUTHWRONG); /* pairs do not mix */
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    snprintf(q.auth, sizeof q.auth, "Basic !!!!");
+    q.h[2].value_len = strlen(q.auth);
+    assert_int_equal(run(r, &q, &v), PDW_EAUTHMALFORMED);
+    assert_int_equal(v.status, 401);
+    /* two Authorization headers are ambiguous */
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    q.h[q.r.num_headers++] = q.h[2];
+    assert_int_equal(run(r, &q, &v), PDW_EAUTHMALFORMED);
+    assert_int_equal(atomic_load(&c.calls), 0);
+    pdw_receiver_free(r);
+    /* 403 for wrong credentials, an option; missing ones stay 401 */
+    pdw_receiver_options o2 = PDW_RECEIVER_OPTIONS_INIT;
+    o2.wrong_credentials_status = 403;
+    r = make_receiver(&o2, NULL);
+    make_req(&q, "POST", "application/json", "pipedrive:nope", V2, strlen(V2));
+    assert_int_equal(run(r, &q, &v), PDW_EAUTHWRONG);
+    assert_int_equal(v.status, 403);
+    assert_null(header_of(&v, "WWW-Authenticate"));
+    make_req(&q, "POST", "application/json", NULL, V2, strlen(V2));
+    run(r, &q, &v);
+    assert_int_equal(v.status, 401);
+    pdw_receiver_free(r);
+}
+
+static void test_query_token(void **state)
+{
+    (void)state;
+    pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
+    o.query_token = "t0k3n";
+    counts c = { 0, 0 };
+    pdw_receiver *r = make_receiver(&o, &c);
+    req q;
+    pdw_verdict v;
+    make_req(&q, "POST", "application/json", NULL, V2, strlen(V2));
+    assert_int_equal(run(r, &q, &v), PDW_EAUTHMISSING);
+    q.r.query = "a=1&token=t0k3n";
+    q.r.query_len = strlen(q.r.query);
+    assert_int_equal(run(r, &q, &v), PDW_OK);
+    q.r.query = "token=t0k3x";
+    q.r.query_len = strlen(q.r.query);
+    assert_int_equal(run(r, &q, &v), PDW_EAUTHWRONG);
+    assert_int_equal(v.status, 401);
+    assert_int_equal(atomic_load(&c.calls), 1);
+    pdw_receiver_free(r);
+}
+
+static void test_bad_body_400(void **state)
+{
+    (void)state;
+    pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
+    counts c = { 0, 0 };
+    pdw_receiver *r = make_receiver(&o, &c);
+    req q;
+    pdw_verdict v;
+    struct {
+        const char *body;
+        int code;
+    } cases[] = {
+        { "{\"meta\":{\"version\":\"2.0\"", PDW_EJSON },
+        { "{\"meta\":{}},", PDW_EJSON },
+        { "{\"a\":\"\xff\"}", PDW_EUTF8 },
+        { "[1,2]", PDW_ENOTOBJECT },
+        { "{\"data\":{}}", PDW_ENOMETA },
+        { "{\"meta\":{\"action\":\"create\",\"entity\":\"deal\"}}", PDW_EVERSION },
+        { "{\"meta\":{\"version\":\"2.0\",\"entity\":\"deal\"}}", PDW_EACTION },
+        { "{\"meta\":{\"version\":\"2.0\",\"action\":\"create\"}}", PDW_EOBJECT },
+        { "{\"a\":1,\"a\":2}", PDW_EDUPKEY },
+        { "", PDW_EJSON },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        make_req(&q, "POST", "application/json", "pipedrive:s3cret", cases[i].body,
+                 strlen(cases[i].body));
+        assert_int_equal(run(r, &q, &v), cases[i].code);
+        assert_int_equal(v.status, 400);
+        assert_non_null(strstr(v.body, pdw_err_name(cases[i].code)));
+        assert_string_equal(v.event, "");
+    }
+    /* the real trailing-comma body */
+    size_t len;
+    char *body = pdw_test_fixture("v2-create.deal-pipedream.txt", &len);
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", body, len);
+    assert_int_equal(run(r, &q, &v), PDW_EJSON);
+    free(body);
+    assert_int_equal(atomic_load(&c.calls), 0);
+    pdw_receiver_free(r);
+}
+
+static void test_handler_failure_policy(void **state)
+{
+    (void)state;
+    req q;
+    pdw_verdict v;
+    /* default: 200, failure reported in the verdict */
+    pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
+    counts c = { 0, 7 };
+    pdw_receiver *r = make_receiver(&o, &c);
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    assert_int_equal(run(r, &q, &v), PDW_EHANDLER);
+    assert_int_equal(v.status, 200);
+    assert_int_equal(v.handlers_failed, 1);
+    assert_int_equal(v.handler_rc, 7);
+    assert_int_equal(run(r, &q, &v), PDW_EDUPLICATE); /* 2xx: the retry is a duplicate */
+    pdw_receiver_free(r);
+    /* 500 chosen: the claim is released so that the retry runs the handler again */
+    pdw_receiver_options o2 = PDW_RECEIVER_OPTIONS_INIT;
+    o2.handler_error_status = 500;
+    counts c2 = { 0, -1 };
+    r = make_receiver(&o2, &c2);
+    assert_int_equal(run(r, &q, &v), PDW_EHANDLER);
+    assert_int_equal(v.status, 500);
+    assert_int_equal(run(r, &q, &v), PDW_EHANDLER);
+    assert_int_equal(atomic_load(&c2.calls), 2);
+    c2.fail = 0;
+    assert_int_equal(run(r, &q, &v), PDW_OK);
+    assert_int_equal(run(r, &q, &v), PDW_EDUPLICATE);
+    assert_int_equal(atomic_load(&c2.calls), 3);
+    pdw_receiver_free(r);
+}
+
+typedef struct hook {
+    int rc;
+    int calls;
+    char key[PDW_DELIVERY_KEY_MAX];
+    size_t body_len;
+} hook;
+
+static int accept_hook(const pdw_event *ev, void *user)
+{
+    hook *h = user;
+    h->calls++;
+    snprintf(h->key, sizeof h->key, "%s", pdw_event_delivery_key(ev));
+    pdw_event_body(ev, &h->body_len);
+    return h->rc;
+}
+
+static void test_accept_hook(void **state)
+{
+    (void)state;
+    hook h = { PDW_ESTORE, 0, "", 0 };
+    pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
+    o.accept = accept_hook;
+    o.accept_user = &h;
+    o.retry_after_seconds = 30;
+    counts c = { 0, 0 };
+    pdw_receiver *r = make_receiver(&o, &c);
+    req q;
+    pdw_verdict v;
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    /* the hook cannot store it: 503 + Retry-After, and the claim is given back */
+    assert_int_equal(run(r, &q, &v), PDW_ESTORE);
+    assert_int_equal(v.status, 503);
+    assert_string_equal(header_of(&v, "Retry-After"), "30");
+    h.rc = 0;
+    assert_int_equal(run(r, &q, &v), PDW_OK);
+    assert_int_equal(v.status, 200);
+    assert_int_equal(h.calls, 2);
+    assert_int_equal(h.body_len, strlen(V2));
+    assert_string_equal(h.key, v.delivery_key);
+    assert_int_equal(atomic_load(&c.calls), 0); /* not dispatched in-line */
+    assert_int_equal(run(r, &q, &v), PDW_EDUPLICATE);
+    assert_int_equal(h.calls, 2);
+    /* later, a worker dispatches the stored body */
+    pdw_dispatch_result res;
+    assert_int_equal(pdw_receiver_dispatch_body(r, V2, strlen(V2), &res, NULL), 0);
+    assert_int_equal(res.matched, 1);
+    assert_int_equal(atomic_load(&c.calls), 1);
+    assert_int_equal(pdw_receiver_dispatch_body(r, "{", 1, &res, NULL), PDW_EJSON);
+    pdw_receiver_free(r);
+}
+
+static int broken_claim(void *self, const char *k, size_t n, uint64_t now, uint64_t ttl)
+{
+    (void)k, (void)n, (void)now, (void)ttl;
+    int *calls = self;
+    (*calls)++;
+    return PDW_ENOMEM;
+}
+
+static int broken_release(void *self, const char *k, size_t n)
+{
+    (void)self, (void)k, (void)n;
+    return 0;
+}
+
+static void test_custom_dedup_store_failure_503(void **state)
+{
+    (void)state;
+    int calls = 0;
+    pdw_dedup_store s = { PDW_DEDUP_STORE_VERSION, broken_claim, broken_release, &calls };
+    pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
+    o.dedup = &s;
+    counts c = { 0, 0 };
+    pdw_receiver *r = make_receiver(&o, &c);
+    req q;
+    pdw_verdict v;
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    assert_int_equal(run(r, &q, &v), PDW_ESTORE);
+    assert_int_equal(v.status, 503);
+    assert_non_null(header_of(&v, "Retry-After"));
+    assert_int_equal(calls, 1);
+    assert_int_equal(atomic_load(&c.calls), 0);
+    pdw_receiver_free(r);
+    /* dedup off: every delivery is handed on */
+    pdw_receiver_options o2 = PDW_RECEIVER_OPTIONS_INIT;
+    o2.disable_dedup = 1;
+    counts c2 = { 0, 0 };
+    r = make_receiver(&o2, &c2);
+    run(r, &q, &v);
+    run(r, &q, &v);
+    assert_int_equal(atomic_load(&c2.calls), 2);
+    pdw_receiver_free(r);
+}
+
+static uint64_t fake_now;
+static uint64_t fake_clock(void *user)
+{
+    (void)user;
+    return fake_now;
+}
+
+static void test_dedup_ttl_via_clock(void **state)
+{
+    (void)state;
+    pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
+    o.clock = fake_clock;
+    o.dedup_ttl_ms = 1000;
+    counts c = { 0, 0 };
+    pdw_receiver *r = make_receiver(&o, &c);
+    req q;
+    pdw_verdict v;
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    fake_now = 10000;
+    assert_int_equal(run(r, &q, &v), PDW_OK);
+    fake_now = 10999;
+    assert_int_equal(run(r, &q, &v), PDW_EDUPLICATE);
+    fake_now = 11000;
+    assert_int_equal(run(r, &q, &v), PDW_OK);
+    assert_int_equal(atomic_load(&c.calls), 2);
+    pdw_receiver_free(r);
+}
+
+static void test_new_refuses_bad_options(void **state)
+{
+    (void)state;
+    pdw_receiver *r = NULL;
+    pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
+    pdw_error err;
+    pdw_error_clear(&err);
+    assert_int_equal(pdw_receiver_new(&r, &o, &err), PDW_ENOAUTH);
+    assert_null(r);
+    assert_int_equal(err.code, PDW_ENOAUTH);
+    o.insecure_no_auth = 1;
+    assert_int_equal(pdw_receiver_new(&r, &o, NULL), 0);
+    pdw_receiver_free(r);
+    pdw_credential bad[] = { { "us:er", "pw" } };
+    pdw_receiver_options o2 = PDW_RECEIVER_OPTIONS_INIT;
+    o2.credentials = bad;
+    o2.num_credentials = 1;
+    pdw_error_clear(&err);
+    assert_int_equal(pdw_receiver_new(&r, &o2, &err), PDW_EINVAL);
+    pdw_credential secret[] = { { "user", "" } };
+    o2.credentials = secret;
+    assert_int_equal(pdw_receiver_new(&r, &o2, NULL), PDW_EINVAL);
+    pdw_credential ok[] = { { "user", "hunter2" } };
+    o2.credentials = ok;
+    o2.realm = "bad\"realm";
+    assert_int_equal(pdw_receiver_new(&r, &o2, NULL), PDW_EINVAL);
+    o2.realm = NULL;
+    o2.wrong_credentials_status = 404;
+    assert_int_equal(pdw_receiver_new(&r, &o2, NULL), PDW_EINVAL);
+    o2.wrong_credentials_status = 0;
+    o2.handler_error_status = 99;
+    assert_int_equal(pdw_receiver_new(&r, &o2, NULL), PDW_EINVAL);
+    o2.handler_error_status = 0;
+    o2.version = 2;
+    assert_int_equal(pdw_receiver_new(&r, &o2, NULL), PDW_EVERSIONSTRUCT);
+    assert_int_equal(pdw_receiver_options_init(&o2, 2), PDW_EVERSIONSTRUCT);
+    assert_int_equal(pdw_receiver_options_init(&o2, PDW_RECEIVER_OPTIONS_VERSION), 0);
+    assert_int_equal(o2.version, PDW_RECEIVER_OPTIONS_VERSION);
+    assert_null(o2.credentials);
+    assert_int_equal(pdw_receiver_new(NULL, &o2, NULL), PDW_EINVAL);
+    pdw_receiver_free(NULL);
+}
+
+/* Every real fixture: valid ones accepted once and dispatched once, then duplicates;
+ * invalid ones 400. */
+static void test_all_fixtures(void **state)
+{
+    (void)state;
+    pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
+    counts c = { 0, 0 };
+    pdw_receiver *r = make_receiver(&o, &c);
+    DIR *d = opendir(PDW_FIXTURES);
+    assert_non_null(d);
+    struct dirent *e;
+    int accepted = 0, refused = 0;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        int is_json = n > 5 && strcmp(e->d_name + n - 5, ".json") == 0;
+        int is_txt = n > 4 && strcmp(e->d_name + n - 4, ".txt") == 0;
+        if (!is_json && !is_txt)
+            continue;
+        size_t len;
+        char *body = pdw_test_fixture(e->d_name, &len);
+        req q;
+        pdw_verdict v;
+        make_req(&q, "POST", "application/json", "pipedrive:s3cret", body, len);
+        int rc = run(r, &q, &v);
+        if (is_json) {
+            if (rc != PDW_OK)
+                fail_msg("%s: %s", e->d_name, pdw_err_name(rc));
+            assert_int_equal(run(r, &q, &v), PDW_EDUPLICATE);
+            accepted++;
+        } else {
+            assert_int_equal(v.status, 400);
+            refused++;
+        }
+        free(body);
+    }
+    closedir(d);
+    assert_int_equal(accepted, 48);
+    assert_int_equal(refused, 3);
+    assert_int_equal(atomic_load(&c.calls), 48);
+    pdw_receiver_free(r);
+}
+
+typedef struct worker_arg {
+    pdw_receiver *r;
+    int base;
+    int ok;
+} worker_arg;
+
+static void *worker(void *p)
+{
+    worker_arg *a = p;
+    for (int i = 0; i < 2000; i++) {
+        char body[256];
+        snprintf(body, sizeof body,
+                 "{\"meta\":{\"version\":\"2.0\",\"action\":\"create\",\"entity\":\"deal\","
+                 "\"id\":\"%d\",\"entity_id\":\"%d\"},\"data\":{},\"previous\":null}",
+                 (a->base + i) % 3000, i);
+        req q;
+        make_req(&q, "POST", "application/json", "pipedrive:s3cret", body, strlen(body));
+        pdw_verdict v = PDW_VERDICT_INIT;
+        int rc = pdw_receiver_handle(a->r, &q.r, &v, NULL);
+        if (rc == PDW_OK)
+            a->ok++;
+        else if (rc != PDW_EDUPLICATE)
+            a->ok = -100000;
+    }
+    return NULL;
+}
+
+static void test_concurrent_handle(void **state)
+{
+    (void)state;
+    pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
+    counts c = { 0, 0 };
+    pdw_receiver *r = make_receiver(&o, &c);
+    pthread_t t[4];
+    worker_arg a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (worker_arg){ r, i * 500, 0 };
+        pthread_create(&t[i], NULL, worker, &a[i]);
+    }
+    int ok = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        ok += a[i].ok;
+    }
+    /* 4 x 2000 deliveries over 3000 distinct event ids: each id accepted exactly once */
+    assert_int_equal(ok, 3000);
+    assert_int_equal(atomic_load(&c.calls), 3000);
+    pdw_receiver_free(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_accepted_then_duplicate),
+        cmocka_unit_test(test_method_405),
+        cmocka_unit_test(test_media_type_415),
+        cmocka_unit_test(test_size_413_and_length),
+        cmocka_unit_test(test_auth_401_403),
+        cmocka_unit_test(test_query_token),
+        cmocka_unit_test(test_bad_body_400),
+        cmocka_unit_test(test_handler_failure_policy),
+        cmocka_unit_test(test_accept_hook),
+        cmocka_unit_test(test_custom_dedup_store_failure_503),
+        cmocka_unit_test(test_dedup_ttl_via_clock),
+        cmocka_unit_test(test_new_refuses_bad_options),
+        cmocka_unit_test(test_all_fixtures),
+        cmocka_unit_test(test_concurrent_handle),
+    };
+    PDW_RUN_GROUP(tests);
+}
