@@ -255,7 +255,9 @@ static int add_entry(pdw_router *r, const char *pattern, const char *field, pdw_
         return pdw__error_set(err, PDW_EINVAL, -1, "router, pattern and handler are required");
     if (is_frozen(r))
         return pdw__error_set(err, PDW_EFROZEN, -1, "%s", pdw_strerror(PDW_EFROZEN));
-    parsed p;
+    /* Initialised although parse_pattern() sets it on success: gcc -O2 cannot see that
+     * pdw__error_set() never returns 0 here and warns (-Wmaybe-uninitialized). */
+    parsed p = { -1, 0, NULL, 0 };
     int rc = parse_pattern(pattern, &p, err);
     if (rc)
         return rc;

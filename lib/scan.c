@@ -92,6 +92,7 @@ typedef struct dcur {
     ucp p, end;
     unsigned char buf[4];
     unsigned char n, i; /* buf[i..n) still to hand out */
+    unsigned char raw;  /* 1: plain bytes, a backslash is just a byte */
 } dcur;
 
 static void dcur_init(dcur *c, ucp p, ucp end)
@@ -99,6 +100,7 @@ static void dcur_init(dcur *c, ucp p, ucp end)
     c->p = p;
     c->end = end;
     c->n = c->i = 0;
+    c->raw = 0;
 }
 
 static unsigned read_hex4(ucp p, ucp end, int *ok)
@@ -193,7 +195,7 @@ static inline int dcur_next(dcur *c)
         return c->buf[c->i++];
     if (c->p >= c->end)
         return -1;
-    if (*c->p != '\\')
+    if (*c->p != '\\' || c->raw)
         return *c->p++;
     dcur_escape(c);
     return c->buf[c->i++];
@@ -207,6 +209,8 @@ static int str_equal_raw(ucp a, size_t alen, int aesc, ucp b, size_t blen, int b
     dcur x, y;
     dcur_init(&x, a, a + alen);
     dcur_init(&y, b, b + blen);
+    x.raw = (unsigned char)!aesc;
+    y.raw = (unsigned char)!besc;
     for (;;) {
         int cx = dcur_next(&x), cy = dcur_next(&y);
         if (cx != cy)

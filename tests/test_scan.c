@@ -465,14 +465,14 @@ static void test_generated_inputs(void **state)
         b_rep(&b, "1234567890", 100);
         b_str(&b, "}");
         int rc = scan_rc(b.p, b.n, 0);
-        assert_int_equal(rc, k < 2 ? PDW_EJSON : k == 2 || k == 4 || k == 5 ? 0 : PDW_EJSON);
+        assert_int_equal(rc, k < 2 ? PDW_EJSON : 0); /* integers overflow, reals do not */
         assert_true(agrees(b.p, b.n));
     }
     /* a 400-digit real that fits after scaling, and a long digit tail at the limit */
     b.n = 0;
     b_str(&b, "{\"a\":0.");
     b_rep(&b, "0", 400);
-    b_str(&b, "17976931348623158e709}");
+    b_str(&b, "17976931348623159e709}");
     assert_int_equal(scan_rc(b.p, b.n, 0), PDW_EJSON);
     assert_true(agrees(b.p, b.n));
     b.n = 0;
@@ -836,7 +836,7 @@ static void test_routing_fields(void **state)
     assert_int_equal(sc.previous.type, PDW__J_NULL);
     assert_int_equal(sc.previous.len, 4);
     assert_int_equal(sc.data.type, PDW__J_ARRAY);
-    assert_int_equal(sc.data.len, 8); /* "[1, 2 ]" */
+    assert_int_equal(sc.data.len, 7); /* "[1, 2 ]" */
     assert_int_equal(sc.m_merged_to_id.type, PDW__J_ARRAY);
     assert_int_equal(sc.m_entity.type, PDW__J_ABSENT);
     assert_int_equal(sc.m_version.type, PDW__J_ABSENT);
