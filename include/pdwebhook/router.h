@@ -43,7 +43,8 @@ typedef int (*pdw_handler_cb)(const pdw_event *ev, void *user);
 /**
  * @brief Told about each failed handler.
  * @param ev the event; @param pattern the pattern the handler was registered with;
- * @param rc what the handler returned (non-zero); @param user as registered.
+ * @param rc what the handler returned (non-zero), or ::PDW_ENOMEM when its field filter
+ *   could not be evaluated; @param user as registered.
  */
 typedef void (*pdw_handler_error_cb)(const pdw_event *ev, const char *pattern, int rc,
                                      void *user);
@@ -87,7 +88,8 @@ PDW_EXTERN int pdw_router_on(pdw_router *r, const char *pattern, pdw_handler_cb 
                              void *user, pdw_error *err);
 
 /**
- * @brief Register @p cb for @p pattern, only when @p field changed (see pdw_event_changed()).
+ * @brief Register @p cb for @p pattern, only when @p field changed (see pdw_event_changed():
+ * `custom_fields` matches a change of any `custom_fields.<hash>`).
  * @param field NUL-terminated field name (`stage_id`, `custom_fields.<hash>`). Copied.
  * @return as pdw_router_on().
  */
@@ -121,8 +123,13 @@ typedef struct pdw_dispatch_result {
  *
  * Freezes the router. Safe from many threads once frozen.
  * @param[out] result what ran; may be NULL.
- * @return 0 when every matching handler succeeded (or none matched), ::PDW_EHANDLER when
- *   at least one failed, ::PDW_ENOMEM when a field filter could not be evaluated.
+ * A field filter that cannot be evaluated (out of memory) counts as a matched, failed
+ * handler that did not run: `first_failure` and the error callback get ::PDW_ENOMEM.
+ * @return 0 when every matching handler succeeded (or none matched); ::PDW_ENOMEM when a
+ *   field filter could not be evaluated (it wins over ::PDW_EHANDLER, so that the host can
+ *   answer 5xx and be retried); ::PDW_EHANDLER when at least one handler failed;
+ *   ::PDW_EINVAL for NULL arguments or an event that is not a parsed event (nothing runs
+ *   and the router is not frozen).
  */
 PDW_EXTERN int pdw_router_dispatch(const pdw_router *r, const pdw_event *ev,
                                    pdw_dispatch_result *result);
