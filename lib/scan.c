@@ -34,10 +34,29 @@ static const unsigned char str_stop[256] = {
 #undef R16
 };
 
+static inline uint64_t load64(ucp p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
+
 static inline ucp skip_ws(ucp p, ucp end)
 {
-    while (p < end && ws_tab[*p])
+    while (p < end && ws_tab[*p]) {
         p++;
+        /* pretty-printed bodies: indentation comes in runs of spaces */
+        while (end - p >= 8) {
+            uint64_t x = load64(p) ^ 0x2020202020202020ull;
+            if (x) {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                p += (unsigned)__builtin_ctzll(x) >> 3; /* skip the leading spaces */
+#endif
+                break;
+            }
+            p += 8;
+        }
+    }
     return p;
 }
 
@@ -240,13 +259,6 @@ static inline uint64_t kh_word(uint64_t h, uint64_t w)
     return h ^ (h >> 32);
 }
 
-static inline uint64_t load64(ucp p)
-{
-    uint64_t w;
-    memcpy(&w, p, 8);
-    return w;
-}
-
 static void kh_feed(khash *k, ucp s, size_t n)
 {
     k->total += n;
@@ -276,10 +288,41 @@ static uint32_t kh_final(khash *k)
     return (uint32_t)h;
 }
 
-static uint32_t key_hash(uint64_t seed, ucp p, size_t len, int esc)
+/* The first n (< 8) bytes at p as kh_final sees them (memcpy into a zeroed word); the 8
+ * bytes at p are readable. */
+static inline uint64_t load_tail(ucp p, size_t n)
+{
+    static const union {
+        uint16_t u;
+        unsigned char c[2];
+    } endian = { 1 };
+    uint64_t w = load64(p);
+    if (n == 0)
+        return 0;
+    if (endian.c[0]) /* little endian: the first bytes are the low ones */
+        return w & (~0ull >> (64 - 8 * n));
+    return w & (~0ull << (64 - 8 * n));
+}
+
+/* Hash of a key's decoded bytes; limit = end of the readable buffer (for over-reads). */
+static uint32_t key_hash(uint64_t seed, ucp p, size_t len, int esc, ucp limit)
 {
     khash k = { seed, 0, { 0 }, 0 };
     if (!esc) {
+        size_t whole = len & ~(size_t)7;
+        if ((size_t)(limit - p) >= whole + 8) {
+            /* Fast path, same result as kh_feed + kh_final. */
+            uint64_t h = seed;
+            for (size_t i = 0; i < whole; i += 8)
+                h = kh_word(h, load64(p + i));
+            k.h = h;
+            k.total = len;
+            h = kh_word(h, load_tail(p + whole, len - whole) ^ ((uint64_t)len << 56));
+            h ^= h >> 29;
+            h *= 0xBF58476D1CE4E5B9ull;
+            h ^= h >> 32;
+            return (uint32_t)h;
+        }
         kh_feed(&k, p, len);
     } else {
         dcur c;
@@ -319,14 +362,16 @@ typedef struct keyset {
     size_t top;     /* records in use */
     size_t base;    /* first record of the innermost object */
     uint64_t seed;
+    ucp limit; /* end of the body */
     void *heap; /* NULL while on the C stack */
     const pdw_allocator *a;
     keyrec srec[SCAN_STACK_KEYS];
     uint32_t sslot[2 * SCAN_STACK_KEYS];
 } keyset;
 
-static void ks_init(keyset *ks, const pdw_allocator *a, uint64_t seed)
+static void ks_init(keyset *ks, const pdw_allocator *a, uint64_t seed, ucp limit)
 {
+    ks->limit = limit;
     ks->rec = ks->srec;
     ks->slot = ks->sslot;
     ks->cap = SCAN_STACK_KEYS;
@@ -413,7 +458,7 @@ static void ks_close(keyset *ks)
 /* Add a key to the innermost object: 0, PDW_EDUPKEY or PDW_ENOMEM. */
 static int ks_add(keyset *ks, const char *p, size_t len, int esc)
 {
-    uint32_t h = key_hash(ks->seed, (ucp)p, len, esc);
+    uint32_t h = key_hash(ks->seed, (ucp)p, len, esc, ks->limit);
     size_t mask = 2 * ks->cap - 1;
     for (size_t i = h & mask; ks->slot[i]; i = (i + 1) & mask) {
         size_t idx = ks->slot[i] - 1;
@@ -441,11 +486,12 @@ static int ks_add(keyset *ks, const char *p, size_t len, int esc)
 
 typedef struct field_name {
     const char *name;
+    size_t len;
     size_t off;
 } field_name;
 
-#define TOP(f) { #f, offsetof(pdw__scan, f) }
-#define META(f) { #f, offsetof(pdw__scan, m_##f) }
+#define TOP(f) { #f, sizeof #f - 1, offsetof(pdw__scan, f) }
+#define META(f) { #f, sizeof #f - 1, offsetof(pdw__scan, m_##f) }
 static const field_name top_fields[] = {
     TOP(v), TOP(event), TOP(retry), TOP(meta), TOP(current), TOP(previous), TOP(data),
 };
@@ -478,7 +524,7 @@ static pdw__val *field_lookup(pdw__scan *out, const field_name *tab, size_t n, c
         len = k;
     }
     for (size_t i = 0; i < n; i++)
-        if (strlen(tab[i].name) == len && memcmp(tab[i].name, p, len) == 0)
+        if (tab[i].len == len && tab[i].name[0] == p[0] && memcmp(tab[i].name, p, len) == 0)
             return (pdw__val *)(void *)((char *)out + tab[i].off);
     return NULL;
 }
@@ -692,7 +738,7 @@ static int scan(const scanner *s, pdw__scan *out, unsigned limit, keyset *ks)
 {
     ucp p = s->body, end = s->end;
     unsigned d = 0;                        /* open containers */
-    uint64_t kind[SCAN_JANSSON_DEPTH / 64] = { 0 }; /* bit set: the container at that level is an array */
+    uint64_t kind[SCAN_JANSSON_DEPTH / 64] = { 0 }; /* bit set: that level is an array */
     pdw__val *open_target[4] = { NULL, NULL, NULL, NULL }; /* containers being recorded */
     pdw__val *target = NULL;               /* where the value being scanned goes */
     int meta_open = 0;                     /* the depth-2 object now open is top-level meta */
@@ -772,16 +818,25 @@ value:
     case 't':
     case 'f':
     case 'n': {
-        static const char *const lit[3] = { "true", "false", "null" };
-        static const unsigned char lt[3] = { PDW__J_TRUE, PDW__J_FALSE, PDW__J_NULL };
-        int i = *p == 't' ? 0 : *p == 'f' ? 1 : 2;
-        size_t n = strlen(lit[i]);
-        if ((size_t)(end - p) < n || memcmp(p, lit[i], n) != 0)
+        unsigned char type;
+        size_t n;
+        if (end - p >= 4 && p[0] == 't' && p[1] == 'r' && p[2] == 'u' && p[3] == 'e') {
+            type = PDW__J_TRUE;
+            n = 4;
+        } else if (end - p >= 5 && p[0] == 'f' && p[1] == 'a' && p[2] == 'l' && p[3] == 's' &&
+                   p[4] == 'e') {
+            type = PDW__J_FALSE;
+            n = 5;
+        } else if (end - p >= 4 && p[0] == 'n' && p[1] == 'u' && p[2] == 'l' && p[3] == 'l') {
+            type = PDW__J_NULL;
+            n = 4;
+        } else {
             return fail(s, p, PDW_EJSON, "invalid literal");
+        }
         if (target) {
             target->p = (const char *)p;
             target->len = n;
-            target->type = lt[i];
+            target->type = type;
         }
         p += n;
         goto after_token;
@@ -887,7 +942,7 @@ int pdw__scan_body(pdw__scan *out, const char *body, size_t len, unsigned max_de
     /* A per-call seed makes hash collisions harder to precompute. */
     uint64_t seed = (uint64_t)(uintptr_t)&s * KH_M ^ (uint64_t)(uintptr_t)body ^ len;
     keyset ks;
-    ks_init(&ks, a, seed);
+    ks_init(&ks, a, seed, s.end);
     int rc = scan(&s, out, limit, &ks);
     ks_fini(&ks);
     if (rc)

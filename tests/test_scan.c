@@ -414,7 +414,11 @@ static const ccase corpus[] = {
     C("{\"a\":{\"b\":{\"c\":{\"d\":1,\"d\":2}}}}", ED), C("[{\"a\":1,\"a\":1}]", ED),
     C("{\"a\":{\"b\":1},\"b\":2,\"a\":3}", ED), C("{\"a\":[{\"x\":1,\"y\":2,\"x\":3}]}", ED),
     C("{\"k1\":1,\"k2\":2,\"k3\":3,\"k4\":4,\"k5\":5,\"k6\":6,\"k7\":7,\"k8\":8,\"k1\":9}", ED),
-    C("{\"a\\\"b\":1,\"a\\u0022b\":2}", ED), C("{\"abcdefghijklmnopq\":1,\"abcdefghijklmnop\\u0071\":2}", ED),
+    C("{\"a\\\"b\":1,\"a\\u0022b\":2}", ED),
+    /* a duplicate found right at the end of the body (no room for word over-reads) */
+    C("{\"abcdefghi\":1,\"abcdefghi\"", ED), C("{\"\\u0061bcdefghi\":1,\"abcdefghi\"", ED),
+    C("{\"abcdefghijklmnop\":1,\"abcdefghijklmnop\"", ED),
+    C("{\"abcdefghijklmnopq\":1,\"abcdefghijklmnop\\u0071\":2}", ED),
 };
 
 static void test_corpus(void **state)
@@ -1029,7 +1033,8 @@ static void test_str_decode_and_eq(void **state)
 {
     (void)state;
     static const char body[] = "{\"current\":\"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\t \\u0041\\u00e9"
-                               "\\u20ac\\uD83D\\uDE00\\udbff\\udfff\xc3\xa9\",\"previous\":\"plain\"}";
+                               "\\u20ac\\uD83D\\uDE00\\udbff\\udfff\xc3\xa9\","
+                               "\"previous\":\"plain\"}";
     pdw__scan sc;
     assert_int_equal(pdw__scan_body(&sc, body, sizeof body - 1, 0, NULL, NULL), 0);
     const char *want = "a\"b\\c/d\b\f\n\r\t A\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"

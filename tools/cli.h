@@ -1,0 +1,21 @@
+/* The pdwebhook program: shared declarations of its subcommands. Uses only the public API. */
+#ifndef PDW_CLI_H
+#define PDW_CLI_H
+
+#include <jansson.h>
+#include <pdwebhook/pdwebhook.h>
+
+/* Each subcommand gets argv without the program name: argv[0] is the subcommand.
+ * Returns the process exit status. */
+int pdw_cmd_serve(int argc, char **argv);
+int pdw_cmd_inspect(int argc, char **argv);
+int pdw_cmd_send(int argc, char **argv);
+
+/* The canonical fields of an event as a new JSON object (the names `inspect` prints):
+ * ok, version, event, delivered, action, object, merge, bulk, attempt, entity_id, event_id,
+ * webhook_id, company_id, user_id, timestamp_ms, delivery_key, changed, merged_from_id,
+ * merged_to_id (absent values as null). With with_body, the original body under "body"
+ * (as JSON). NULL on out-of-memory. */
+json_t *pdw_cli_event_json(const pdw_event *ev, int with_body);
+
+#endif

@@ -1,0 +1,62 @@
+/* pdwebhook: a ready receiver for Pipedrive webhooks, and tools around it. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: pdwebhook COMMAND [options]\n"
+            "\n"
+            "  serve             receive Pipedrive webhooks over HTTP(S)\n"
+            "  inspect FILE...   parse bodies and print each event as one JSON line\n"
+            "  send URL FILE...  deliver bodies the way Pipedrive does (retries, ban counter)\n"
+            "  version           print the library version\n"
+            "\n"
+            "'pdwebhook COMMAND --help' describes a command's options.\n");
+}
+
+#if !defined(PDW_HAVE_MHD) || !defined(PDW_HAVE_CURL)
+static int missing(const char *cmd, const char *lib)
+{
+    fprintf(stderr, "pdwebhook: '%s' was built without %s; install it and rebuild\n", cmd, lib);
+    return 2;
+}
+#endif
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "serve") == 0) {
+#ifdef PDW_HAVE_MHD
+        return pdw_cmd_serve(argc - 1, argv + 1);
+#else
+        return missing(cmd, "libmicrohttpd (libmicrohttpd-dev)");
+#endif
+    }
+    if (strcmp(cmd, "send") == 0) {
+#ifdef PDW_HAVE_CURL
+        return pdw_cmd_send(argc - 1, argv + 1);
+#else
+        return missing(cmd, "libcurl (libcurl4-openssl-dev)");
+#endif
+    }
+    if (strcmp(cmd, "inspect") == 0)
+        return pdw_cmd_inspect(argc - 1, argv + 1);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("pdwebhook %s\n", pdw_version());
+        return 0;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "pdwebhook: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}
