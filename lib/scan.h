@@ -44,10 +44,17 @@ typedef struct pdw__scan {
     pdw__val m_is_bulk_update, m_is_bulk_edit, m_merged_from_id, m_merged_to_id;
 } pdw__scan;
 
-/* Validate body[0..len) as one JSON text and fill *out (zeroed first).
- * Agrees with json_loadb(body, len, JSON_REJECT_DUPLICATES) on accept/reject, except that
- * a top level that is valid JSON but not an object gives PDW_ENOTOBJECT, and nesting deeper
- * than max_depth (0 = PDW_DEFAULT_MAX_DEPTH) gives PDW_EDEPTH.
+/* Validate body[0..len) as one JSON text and fill *out (zeroed first, and again on error).
+ * Agrees with json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY) on
+ * accept/reject, except that a top level that is valid JSON but not an object gives
+ * PDW_ENOTOBJECT, and nesting deeper than max_depth gives PDW_EDEPTH.
+ * Depth is counted as jansson counts it: every value, scalars included, the top level
+ * being 1 ({"a":1} has depth 2). max_depth 0 = PDW_DEFAULT_MAX_DEPTH; above 2048 (jansson's
+ * own limit) it is capped at 2048.
+ * Also like jansson: one NUL byte right after a number or literal is ignored
+ * ({"a":1\0} is accepted; jansson's look-ahead drops it), while NUL anywhere else fails.
+ * NULL out, or NULL body with len > 0: PDW_EINVAL. The per-scan hash seed spreads keys;
+ * it is not a defence against hash flooding (the body limit caps that).
  * Returns 0, PDW_EJSON, PDW_EUTF8, PDW_EDEPTH, PDW_EDUPKEY, PDW_ENOTOBJECT or PDW_ENOMEM
  * (the duplicate-key set is the only allocation: once per scan, through a, grown rarely).
  * On error, err (if not NULL and still PDW_OK) gets the code, the byte offset, a message. */
