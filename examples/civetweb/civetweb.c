@@ -1,0 +1,134 @@
+/* civetweb.c: pdwebhook behind CivetWeb.
+ *
+ *   PDWEBHOOK_USER=pipedrive PDWEBHOOK_PASSWORD=s3cret ./pdwebhook-example-civetweb --port 8080
+ *
+ * CivetWeb calls a request handler as soon as the headers are parsed, on one of its
+ * worker threads, and leaves reading the body to the handler (mg_read). So the handler
+ * first runs pdw_receiver_check_head() on the headers and refuses without reading; only
+ * then does it read the body, up to the limit plus one byte, and run pdw_receiver_handle().
+ * The receiver is thread-safe, so all workers share one. */
+#define _POSIX_C_SOURCE 200809L
+
+#include "example.h"
+
+#include <civetweb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void send_verdict(struct mg_connection *conn, const pdw_verdict *v)
+{
+    mg_response_header_start(conn, v->status);
+    for (size_t i = 0; i < v->num_headers; i++)
+        mg_response_header_add(conn, v->headers[i].name, v->headers[i].value, -1);
+    mg_response_header_add(conn, "Content-Type", v->content_type, -1);
+    char length[24];
+    snprintf(length, sizeof length, "%zu", v->body_len);
+    mg_response_header_add(conn, "Content-Length", length, -1);
+    mg_response_header_send(conn);
+    mg_write(conn, v->body, v->body_len);
+}
+
+static int on_request(struct mg_connection *conn, void *cbdata)
+{
+    pdw_receiver *rcv = cbdata;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+
+    /* CivetWeb's header array (at most MG_MAX_HEADERS) maps one to one onto pdw_header. */
+    pdw_header headers[MG_MAX_HEADERS];
+    size_t n = 0;
+    for (int i = 0; i < ri->num_headers && n < MG_MAX_HEADERS; i++, n++) {
+        headers[n].name = ri->http_headers[i].name;
+        headers[n].name_len = strlen(ri->http_headers[i].name);
+        headers[n].value = ri->http_headers[i].value ? ri->http_headers[i].value : "";
+        headers[n].value_len = strlen(headers[n].value);
+    }
+    pdw_request req = PDW_REQUEST_INIT;
+    req.method = ri->request_method;
+    req.method_len = strlen(ri->request_method);
+    req.headers = headers;
+    req.num_headers = n;
+    req.query = ri->query_string;
+    req.query_len = ri->query_string ? strlen(ri->query_string) : 0;
+
+    /* Headers only: refuse before reading a byte of the body. */
+    pdw_verdict v = PDW_VERDICT_INIT;
+    if (pdw_receiver_check_head(rcv, &req, &v) != 0) {
+        send_verdict(conn, &v);
+        return v.status;
+    }
+
+    /* The body, up to the limit plus one byte (enough for the receiver to answer 413 to a
+     * chunked body that grows past it). mg_read() returns 0 at the end of the body. */
+    char *body = malloc(EXAMPLE_MAX_BODY + 1);
+    if (!body) {
+        mg_send_http_error(conn, 503, "%s", "out of memory");
+        return 503;
+    }
+    size_t len = 0;
+    while (len < EXAMPLE_MAX_BODY + 1) {
+        int got = mg_read(conn, body + len, EXAMPLE_MAX_BODY + 1 - len);
+        if (got <= 0)
+            break;
+        len += (size_t)got;
+    }
+    req.body = body;
+    req.body_len = len;
+    pdw_receiver_handle(rcv, &req, &v, NULL); /* handlers run here, on this worker */
+    free(body);
+    send_verdict(conn, &v);
+    return v.status; /* 1..999: handled; CivetWeb logs it as the status */
+}
+
+int main(int argc, char **argv)
+{
+    uint16_t port;
+    if (example_parse_port(argc, argv, &port) != 0)
+        return 2;
+    pdw_receiver *rcv = example_receiver_new(stdout, NULL);
+    if (!rcv)
+        return 1;
+
+    /* Block SIGINT/SIGTERM before CivetWeb starts its threads (they inherit the mask), so
+     * that only sigwait() below sees them. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+
+    char listen[32];
+    snprintf(listen, sizeof listen, "127.0.0.1:%u", (unsigned)port); /* loopback only */
+    const char *options[] = {
+        "listening_ports", listen,
+        "num_threads", "4",
+        "request_timeout_ms", "10000", /* Pipedrive gives up after 10 s */
+        NULL,
+    };
+    mg_init_library(0);
+    struct mg_callbacks callbacks;
+    memset(&callbacks, 0, sizeof callbacks);
+    struct mg_context *ctx = mg_start(&callbacks, NULL, options);
+    if (!ctx) {
+        fprintf(stderr, "cannot listen on %s\n", listen);
+        mg_exit_library();
+        pdw_receiver_free(rcv);
+        return 1;
+    }
+    /* No document_root: only this handler answers, for every path. */
+    mg_set_request_handler(ctx, "/", on_request, rcv);
+
+    struct mg_server_port ports[1];
+    memset(ports, 0, sizeof ports);
+    if (mg_get_server_ports(ctx, 1, ports) >= 1)
+        port = (uint16_t)ports[0].port; /* the port the system picked for --port 0 */
+    example_listening(port);
+
+    int sig = 0;
+    sigwait(&stop, &sig);
+    mg_stop(ctx); /* waits for the workers */
+    mg_exit_library();
+    pdw_receiver_free(rcv);
+    return 0;
+}
