@@ -342,7 +342,7 @@ static void test_bad_body_400(void **state)
         assert_string_equal(v.event, "");
     }
     /* the real trailing-comma body */
-    size_t len;
+    size_t len = 0;
     char *body = pdw_test_fixture("v2-create.deal-pipedream.txt", &len);
     make_req(&q, "POST", "application/json", "pipedrive:s3cret", body, len);
     assert_int_equal(run(r, &q, &v), PDW_EJSON);
@@ -566,7 +566,7 @@ static void test_all_fixtures(void **state)
         int is_txt = n > 4 && strcmp(e->d_name + n - 4, ".txt") == 0;
         if (!is_json && !is_txt)
             continue;
-        size_t len;
+        size_t len = 0;
         char *body = pdw_test_fixture(e->d_name, &len);
         req q;
         pdw_verdict v;
