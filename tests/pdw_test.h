@@ -25,6 +25,8 @@
 static inline char *pdw_test_read_file(const char *path, size_t *len_out)
 {
     FILE *f = fopen(path, "rb");
+    if (len_out)
+        *len_out = 0;
     if (!f)
         return NULL;
     size_t cap = 4096, len = 0;

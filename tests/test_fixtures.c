@@ -44,7 +44,7 @@ static void expect_str(const char *want, const char *got, const char *what)
 static void test_fixture(void **state)
 {
     (void)state;
-    size_t elen, blen;
+    size_t elen = 0, blen = 0;
     char *table = pdw_test_read_file(g_expected, &elen);
     assert_non_null(table);
     char *row = NULL;
