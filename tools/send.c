@@ -295,7 +295,7 @@ static char *dump_faithful(const json_t *doc)
 {
     if (!has_reals(doc))
         return json_dumps(doc, JSON_COMPACT);
-    for (int p = 15; p < 17; p++) {
+    for (size_t p = 15; p < 17; p++) {
         char *s = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(p));
         if (!s)
             return NULL;
@@ -652,7 +652,8 @@ int pdw_cmd_send(int argc, char **argv)
         }
         f->body = slurp(f->path, &f->len);
         if (!f->body) {
-            fprintf(stderr, "pdwebhook send: cannot read %s\n", f->path);
+            fprintf(stderr, "pdwebhook send: cannot read %s%s\n", f->path,
+                    f->path[0] == '-' && f->path[1] ? " (options go before the URL)" : "");
             free_files(files, nfiles);
             return 2;
         }
