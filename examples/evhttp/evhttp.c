@@ -65,6 +65,11 @@ static void on_request(struct evhttp_request *r, void *arg)
     struct evbuffer *body = evhttp_request_get_input_buffer(r);
     size_t body_len = evbuffer_get_length(body);
     const char *body_bytes = body_len ? (const char *)evbuffer_pullup(body, -1) : "";
+    if (!body_bytes) {
+        free(headers);
+        evhttp_send_error(r, 503, NULL); /* out of memory: Pipedrive retries */
+        return;
+    }
 
     const char *method = method_name(evhttp_request_get_command(r));
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r);
@@ -77,8 +82,8 @@ static void on_request(struct evhttp_request *r, void *arg)
     req.num_headers = n;
     req.query = query;
     req.query_len = query ? strlen(query) : 0;
-    req.body = body_bytes ? body_bytes : "";
-    req.body_len = body_bytes ? body_len : 0;
+    req.body = body_bytes;
+    req.body_len = body_len;
 
     /* Run the pipeline (handlers run here, on the event loop), then answer. */
     pdw_verdict v = PDW_VERDICT_INIT;

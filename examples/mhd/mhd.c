@@ -18,17 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* MHD_Result appeared in 0.9.71; older versions return int. */
-#if MHD_VERSION < 0x00097002
-typedef int MHD_Result_t;
-#else
-typedef enum MHD_Result MHD_Result_t;
-#endif
-
 /* One request in progress: the raw query and the body read so far. */
 typedef struct request_ctx {
     char *query;     /* the raw query string (without '?'), or NULL */
-    int head_done;   /* pdw_receiver_check_head() passed */
+    int head_done;   /* the first call (headers only) is over */
     char *body;
     size_t len, cap; /* the body stops growing at EXAMPLE_MAX_BODY + 1 bytes */
 } request_ctx;
@@ -68,7 +61,7 @@ typedef struct header_list {
     size_t n, cap;
 } header_list;
 
-static MHD_Result_t add_header(void *cls, enum MHD_ValueKind kind, const char *key,
+static enum MHD_Result add_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                size_t key_size, const char *value, size_t value_size)
 {
     (void)kind;
@@ -85,7 +78,7 @@ static MHD_Result_t add_header(void *cls, enum MHD_ValueKind kind, const char *k
 
 /* Send the verdict: status, its headers (WWW-Authenticate, Allow, Retry-After), the
  * content type and the small JSON body (static, so MHD need not copy it). */
-static MHD_Result_t send_verdict(struct MHD_Connection *conn, const pdw_verdict *v)
+static enum MHD_Result send_verdict(struct MHD_Connection *conn, const pdw_verdict *v)
 {
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(v->body_len, (void *)v->body, MHD_RESPMEM_PERSISTENT);
@@ -94,15 +87,35 @@ static MHD_Result_t send_verdict(struct MHD_Connection *conn, const pdw_verdict 
     for (size_t i = 0; i < v->num_headers; i++)
         MHD_add_response_header(resp, v->headers[i].name, v->headers[i].value);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, v->content_type);
-    MHD_Result_t ret = MHD_queue_response(conn, (unsigned)v->status, resp);
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)v->status, resp);
     MHD_destroy_response(resp);
     return ret;
 }
 
-static MHD_Result_t on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                               const char *method, const char *version,
-                               const char *upload_data, size_t *upload_data_size,
-                               void **con_cls)
+/* Fill @p req from what MHD parsed. The header array is allocated (free it); MHD keeps
+ * the strings themselves for the whole request. */
+static int build_request(struct MHD_Connection *conn, const char *method,
+                         const request_ctx *ctx, pdw_request *req, pdw_header **headers)
+{
+    int count = MHD_get_connection_values_n(conn, MHD_HEADER_KIND, NULL, NULL);
+    header_list h = { NULL, 0, count > 0 ? (size_t)count : 0 };
+    if (h.cap && !(h.items = calloc(h.cap, sizeof *h.items)))
+        return -1;
+    MHD_get_connection_values_n(conn, MHD_HEADER_KIND, add_header, &h);
+    req->method = method;
+    req->method_len = strlen(method);
+    req->headers = h.items;
+    req->num_headers = h.n;
+    req->query = ctx->query;
+    req->query_len = ctx->query ? strlen(ctx->query) : 0;
+    *headers = h.items;
+    return 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
 {
     (void)url;
     (void)version;
@@ -111,29 +124,7 @@ static MHD_Result_t on_request(void *cls, struct MHD_Connection *conn, const cha
     if (!ctx)
         return MHD_NO; /* out of memory in uri_log: drop the connection */
 
-    /* Build the request from what MHD parsed. */
-    int count = MHD_get_connection_values_n(conn, MHD_HEADER_KIND, NULL, NULL);
-    header_list h = { NULL, 0, count > 0 ? (size_t)count : 0 };
-    if (h.cap && !(h.items = calloc(h.cap, sizeof *h.items)))
-        return MHD_NO;
-    MHD_get_connection_values_n(conn, MHD_HEADER_KIND, add_header, &h);
-    pdw_request req = PDW_REQUEST_INIT;
-    req.method = method;
-    req.method_len = strlen(method);
-    req.headers = h.items;
-    req.num_headers = h.n;
-    req.query = ctx->query;
-    req.query_len = ctx->query ? strlen(ctx->query) : 0;
-
-    pdw_verdict v = PDW_VERDICT_INIT;
-    MHD_Result_t ret = MHD_YES;
-    if (!ctx->head_done) {
-        /* First call: headers only. Refuse now, and MHD never reads the body (nor sends
-         * "100 Continue" to a client that asked for it). */
-        ctx->head_done = 1;
-        if (pdw_receiver_check_head(rcv, &req, &v) != 0)
-            ret = send_verdict(conn, &v);
-    } else if (*upload_data_size > 0) {
+    if (*upload_data_size > 0) {
         /* A piece of body: keep up to the limit plus one byte, enough for the receiver to
          * answer 413 to a body sent without Content-Length (chunked). */
         size_t take = *upload_data_size;
@@ -144,10 +135,8 @@ static MHD_Result_t on_request(void *cls, struct MHD_Connection *conn, const cha
             while (cap < ctx->len + take)
                 cap *= 2;
             char *nb = realloc(ctx->body, cap);
-            if (!nb) {
-                free(h.items);
+            if (!nb)
                 return MHD_NO;
-            }
             ctx->body = nb;
             ctx->cap = cap;
         }
@@ -155,6 +144,21 @@ static MHD_Result_t on_request(void *cls, struct MHD_Connection *conn, const cha
             memcpy(ctx->body + ctx->len, upload_data, take);
         ctx->len += take;
         *upload_data_size = 0; /* consumed (what was over the limit is dropped) */
+        return MHD_YES;
+    }
+
+    pdw_request req = PDW_REQUEST_INIT;
+    pdw_header *headers = NULL;
+    if (build_request(conn, method, ctx, &req, &headers) != 0)
+        return MHD_NO;
+    pdw_verdict v = PDW_VERDICT_INIT;
+    enum MHD_Result ret = MHD_YES;
+    if (!ctx->head_done) {
+        /* First call: headers only. Refuse now, and MHD never reads the body (nor sends
+         * "100 Continue" to a client that asked for it). */
+        ctx->head_done = 1;
+        if (pdw_receiver_check_head(rcv, &req, &v) != 0)
+            ret = send_verdict(conn, &v);
     } else {
         /* Last call: the whole body is in. Run the pipeline; handlers run right here. */
         req.body = ctx->body ? ctx->body : "";
@@ -162,7 +166,7 @@ static MHD_Result_t on_request(void *cls, struct MHD_Connection *conn, const cha
         pdw_receiver_handle(rcv, &req, &v, NULL);
         ret = send_verdict(conn, &v);
     }
-    free(h.items);
+    free(headers);
     return ret;
 }
 
