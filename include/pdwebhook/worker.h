@@ -1,0 +1,144 @@
+/**
+ * @file pdwebhook/worker.h
+ * @brief Hand accepted deliveries on after the answer: ordered, retried, dead-lettered.
+ *
+ * With a spool, a delivery is answered 200 as soon as it is durable; the worker hands it
+ * on afterwards, so a slow or failing handler never costs Pipedrive's ban counter:
+ *
+ * - **order**: events of one entity (object + entity id) are handled one after another in
+ *   receive order; different entities run in parallel on `threads` threads;
+ * - **retries**: a failing handler is retried with exponential backoff and jitter
+ *   (`backoff_base_ms` x 2^n, at most `backoff_max_ms`, each delay drawn in [d/2, d]),
+ *   up to `max_attempts` attempts;
+ * - **dead letters**: then the event is appended to a JSON-lines file
+ *   (`{"id","delivery_key","received_ms","failed_at_ms","attempts","error","body"}`,
+ *   fsync'ed) and the `on_dead_letter` callback is told;
+ * - **markers**: handled (or dead-lettered) deliveries are marked in the spool by a
+ *   background flush every `marker_flush_ms`, after the `sync` callback (which makes a
+ *   sink's own output durable first, so that a crash can never leave an event marked but
+ *   not handed on).
+ *
+ * Guarantee: every delivery in the spool is handed on at least once. A crash between a
+ * handler's success and its marker repeats it after restart; make user handlers idempotent
+ * with pdw_event_delivery_key(). The `pdwebhook` program's sinks (--output, --exec) check
+ * their own records so that they see each event exactly once.
+ *
+ * The worker owns its threads (POSIX threads). The rest of the library does not need it.
+ *
+ * @par Thread safety
+ * pdw_worker_submit() and pdw_worker_get_stats() may be called from any thread;
+ * pdw_worker_stop() once, from one thread.
+ */
+#ifndef PDWEBHOOK_WORKER_H
+#define PDWEBHOOK_WORKER_H
+
+#include "common.h"
+#include "error.h"
+#include "receiver.h"
+#include "spool.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** @brief Opaque worker. */
+typedef struct pdw_worker pdw_worker;
+
+/**
+ * @brief Hand one delivery on.
+ * @param rec the delivery (borrowed for the call).
+ * @param attempt 1 for the first try, then 2, 3, ...
+ * @param errbuf where to write why it failed (NUL-terminated, at most @p errcap bytes).
+ * @param errcap the size of @p errbuf.
+ * @param user the options' @c handle_user.
+ * @return 0 when handled; non-zero to retry later (or dead-letter after the last attempt).
+ */
+typedef int (*pdw_worker_handle_cb)(const pdw_spool_record *rec, unsigned attempt, char *errbuf,
+                                    size_t errcap, void *user);
+
+/** @brief Told when a delivery is given up and written to the dead-letter file. */
+typedef void (*pdw_dead_letter_cb)(const pdw_spool_record *rec, unsigned attempts,
+                                   const char *error, void *user);
+
+/** @brief Make a sink's output durable before handled markers are; 0 when it is. */
+typedef int (*pdw_worker_sync_cb)(void *user);
+
+/** @brief Worker options. Initialise with ::PDW_WORKER_OPTIONS_INIT; 0 means the default. */
+typedef struct pdw_worker_options {
+    unsigned version;                  /**< ::PDW_WORKER_OPTIONS_VERSION */
+    const pdw_allocator *allocator;    /**< NULL: malloc/realloc/free; copied */
+    pdw_spool *spool;                  /**< where deliveries are marked; NULL: no spool (nothing
+                                            durable; pdw_worker_stop() then drains the queue) */
+    pdw_receiver *receiver;            /**< for the default handler */
+    pdw_worker_handle_cb handle;       /**< NULL: pdw_receiver_dispatch_body() on @c receiver */
+    void *handle_user;                 /**< handed to @c handle */
+    unsigned threads;                  /**< 0: 4 */
+    unsigned max_attempts;             /**< 0: 8 */
+    uint64_t backoff_base_ms;          /**< 0: 1000 */
+    uint64_t backoff_max_ms;           /**< 0: 60000 */
+    const char *dead_letter_path;      /**< JSON-lines file; NULL: none (callback only). Copied. */
+    pdw_dead_letter_cb on_dead_letter; /**< NULL: none */
+    void *dead_letter_user;            /**< handed to @c on_dead_letter */
+    pdw_worker_sync_cb sync;           /**< NULL: none */
+    void *sync_user;                   /**< handed to @c sync */
+    uint64_t marker_flush_ms;          /**< 0: 50 */
+} pdw_worker_options;
+
+/** Version of ::pdw_worker_options this header describes. */
+#define PDW_WORKER_OPTIONS_VERSION 1
+/** Initialiser for ::pdw_worker_options. */
+#define PDW_WORKER_OPTIONS_INIT { PDW_WORKER_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, \
+        0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, 0 }
+
+/** @brief Fill the options with defaults. @return 0, ::PDW_EINVAL or ::PDW_EVERSIONSTRUCT. */
+PDW_EXTERN int pdw_worker_options_init(pdw_worker_options *opts, unsigned version);
+
+/**
+ * @brief Start the worker threads.
+ * @param[out] out the worker; stop and free it with pdw_worker_stop().
+ * @param opts options (handler or receiver, spool, retry policy).
+ * @param err optional error detail, or NULL.
+ * @return 0, ::PDW_EINVAL (no handler and no receiver), ::PDW_ENOMEM, ::PDW_EIO (the
+ *   dead-letter file cannot be opened), ::PDW_EVERSIONSTRUCT.
+ */
+PDW_EXTERN int pdw_worker_start(pdw_worker **out, const pdw_worker_options *opts,
+                                pdw_error *err);
+
+/**
+ * @brief Queue a durable delivery (copied). Call it once the delivery is durable.
+ * @return 0, ::PDW_ENOMEM (it stays pending in the spool and is handed on after restart).
+ */
+PDW_EXTERN int pdw_worker_submit(pdw_worker *w, const pdw_spool_record *rec);
+
+/**
+ * @brief Queue every pending delivery of the spool (after a restart), in id order.
+ * @return the number queued, or a negative code.
+ */
+PDW_EXTERN long pdw_worker_recover(pdw_worker *w);
+
+/** @brief Counters. */
+typedef struct pdw_worker_stats {
+    uint64_t queued;        /**< waiting now */
+    uint64_t running;       /**< being handled now */
+    uint64_t handled;       /**< handed on since start */
+    uint64_t retries;       /**< failed attempts that were retried */
+    uint64_t dead_letters;  /**< given up */
+} pdw_worker_stats;
+
+/** @brief Read the counters. */
+PDW_EXTERN void pdw_worker_get_stats(pdw_worker *w, pdw_worker_stats *out);
+
+/**
+ * @brief Stop and free the worker.
+ *
+ * Attempts under way finish. With a spool, queued deliveries are left pending there (they
+ * are durable and handed on after the next start) and backoff waits end at once; without a
+ * spool, the queue is drained first. Markers are flushed.
+ * @param w the worker or NULL.
+ */
+PDW_EXTERN void pdw_worker_stop(pdw_worker *w);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

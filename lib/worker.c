@@ -1,0 +1,509 @@
+/* The worker: spooled deliveries handed on after the answer, one entity in order, retried
+ * with backoff, dead-lettered when they keep failing, marked handled in the spool. */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+typedef struct job {
+    struct job *next;
+    pdw_spool_record rec; /* key and body owned (one block with the job) */
+} job;
+
+typedef struct shard {
+    struct pdw_worker *w;
+    pthread_t thread;
+    pthread_cond_t cond;
+    job *head, *tail;
+    uint64_t rng;
+    int started;
+} shard;
+
+struct pdw_worker {
+    pdw_allocator alloc;
+    pdw_spool *spool;
+    pdw_receiver *receiver;
+    pdw_worker_handle_cb handle;
+    void *handle_user;
+    unsigned nshards, max_attempts;
+    uint64_t base_ms, max_ms, flush_ms;
+    pdw_dead_letter_cb on_dead;
+    void *dead_user;
+    pdw_worker_sync_cb sync;
+    void *sync_user;
+    int dl_fd;
+
+    pthread_mutex_t lock; /* queues, stats, done list, stopping */
+    pthread_cond_t flush_cond;
+    shard *shards;
+    int stopping;
+    pthread_t flusher;
+    int flusher_started;
+    uint64_t *done;
+    size_t ndone, capdone;
+    pdw_worker_stats stats;
+};
+
+static uint64_t mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+}
+
+static int64_t real_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Deadline for pthread_cond_timedwait (CLOCK_REALTIME, the default clock). */
+static struct timespec deadline_in(uint64_t ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_sec += (time_t)(ms / 1000);
+    t.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
+static uint64_t next_rand(uint64_t *s)
+{
+    /* xorshift64*: jitter only, no need for more */
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 0x2545F4914F6CDD1DULL;
+}
+
+/* Delay before attempt n+1 after n failures: base * 2^(n-1), capped, drawn in [d/2, d]. */
+static uint64_t backoff(pdw_worker *w, shard *s, unsigned failures)
+{
+    uint64_t d = w->base_ms;
+    for (unsigned i = 1; i < failures && d < w->max_ms; i++)
+        d *= 2;
+    if (d > w->max_ms)
+        d = w->max_ms;
+    uint64_t half = d / 2;
+    return half + (half ? next_rand(&s->rng) % (half + 1) : 0);
+}
+
+static int default_handle(const pdw_spool_record *rec, unsigned attempt, char *errbuf,
+                          size_t errcap, void *user)
+{
+    (void)attempt;
+    pdw_worker *w = user;
+    pdw_dispatch_result res = { 0, 0, 0 };
+    pdw_error err;
+    pdw_error_clear(&err);
+    int rc = pdw_receiver_dispatch_body(w->receiver, rec->body, rec->body_len, &res, &err);
+    if (rc == 0)
+        return 0;
+    if (rc == PDW_EHANDLER)
+        snprintf(errbuf, errcap, "%u of %u handler(s) failed, first with %d", res.failed,
+                 res.matched, res.first_failure);
+    else
+        snprintf(errbuf, errcap, "%s", err.code ? err.message : pdw_strerror(rc));
+    return rc;
+}
+
+static void mark_done(pdw_worker *w, uint64_t id)
+{
+    if (!w->spool)
+        return;
+    pthread_mutex_lock(&w->lock);
+    if (w->ndone == w->capdone) {
+        size_t cap = w->capdone ? w->capdone * 2 : 256;
+        uint64_t *d = pdw__realloc(&w->alloc, w->done, cap * sizeof *d);
+        if (!d) {
+            /* left unmarked: handed on again after a restart, never lost */
+            pthread_mutex_unlock(&w->lock);
+            return;
+        }
+        w->done = d;
+        w->capdone = cap;
+    }
+    w->done[w->ndone++] = id;
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* Make the sink durable, then the markers: never a marker for output that could vanish. */
+static void flush_markers(pdw_worker *w)
+{
+    pthread_mutex_lock(&w->lock);
+    uint64_t *ids = w->done;
+    size_t n = w->ndone;
+    w->done = NULL;
+    w->ndone = w->capdone = 0;
+    pthread_mutex_unlock(&w->lock);
+    if (!n) {
+        pdw__free(&w->alloc, ids);
+        return;
+    }
+    if (w->sync && w->sync(w->sync_user) != 0) {
+        /* the sink could not make its output durable: leave these unmarked */
+        pdw__free(&w->alloc, ids);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        pdw_spool_mark_handled(w->spool, ids[i]);
+    pdw_spool_flush(w->spool, NULL);
+    pdw__free(&w->alloc, ids);
+}
+
+static void *flusher_main(void *arg)
+{
+    pdw_worker *w = arg;
+    pthread_mutex_lock(&w->lock);
+    while (!w->stopping) {
+        struct timespec t = deadline_in(w->flush_ms);
+        pthread_cond_timedwait(&w->flush_cond, &w->lock, &t);
+        pthread_mutex_unlock(&w->lock);
+        flush_markers(w);
+        pthread_mutex_lock(&w->lock);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+/* Append the given-up delivery to the dead-letter file, fsync'ed. */
+static void dead_letter(pdw_worker *w, const pdw_spool_record *rec, unsigned attempts,
+                        const char *error)
+{
+    if (w->dl_fd >= 0) {
+        json_error_t je;
+        json_t *body = json_loadb(rec->body, rec->body_len, 0, &je);
+        if (!body)
+            body = json_stringn(rec->body, rec->body_len);
+        json_t *o = json_object();
+        char *line = NULL;
+        if (o) {
+            json_object_set_new(o, "id", json_integer((json_int_t)rec->id));
+            json_object_set_new(o, "delivery_key", json_stringn(rec->key, rec->key_len));
+            json_object_set_new(o, "received_ms", json_integer(rec->received_ms));
+            json_object_set_new(o, "failed_at_ms", json_integer(real_ms()));
+            json_object_set_new(o, "attempts", json_integer(attempts));
+            json_object_set_new(o, "error", json_string(error));
+            json_object_set_new(o, "body", body ? body : json_null());
+            line = json_dumps(o, JSON_COMPACT);
+            json_decref(o);
+        } else {
+            json_decref(body);
+        }
+        if (line) {
+            size_t len = strlen(line);
+            line[len] = '\n'; /* overwrite the NUL; written with its length */
+            pthread_mutex_lock(&w->lock);
+            size_t off = 0;
+            while (off < len + 1) {
+                ssize_t k = write(w->dl_fd, line + off, len + 1 - off);
+                if (k < 0 && errno == EINTR)
+                    continue;
+                if (k <= 0)
+                    break;
+                off += (size_t)k;
+            }
+            fdatasync(w->dl_fd);
+            pthread_mutex_unlock(&w->lock);
+            json_malloc_t jm;
+            json_free_t jf;
+            json_get_alloc_funcs(&jm, &jf); /* the host's choice, never ours to change */
+            jf(line);
+        }
+    }
+    if (w->on_dead)
+        w->on_dead(rec, attempts, error, w->dead_user);
+}
+
+static void *shard_main(void *arg)
+{
+    shard *s = arg;
+    pdw_worker *w = s->w;
+    char errbuf[256];
+    for (;;) {
+        pthread_mutex_lock(&w->lock);
+        while (!s->head && !w->stopping)
+            pthread_cond_wait(&s->cond, &w->lock);
+        /* Stopping: with a spool the queue stays pending there; without, drain it. */
+        if (!s->head || (w->stopping && w->spool)) {
+            pthread_mutex_unlock(&w->lock);
+            return NULL;
+        }
+        job *j = s->head;
+        s->head = j->next;
+        if (!s->head)
+            s->tail = NULL;
+        w->stats.queued--;
+        w->stats.running++;
+        pthread_mutex_unlock(&w->lock);
+
+        int done = 0;
+        for (unsigned attempt = 1; !done; attempt++) {
+            errbuf[0] = '\0';
+            int rc = w->handle(&j->rec, attempt, errbuf, sizeof errbuf, w->handle_user);
+            if (rc == 0) {
+                pthread_mutex_lock(&w->lock);
+                w->stats.handled++;
+                pthread_mutex_unlock(&w->lock);
+                mark_done(w, j->rec.id);
+                break;
+            }
+            if (!errbuf[0])
+                snprintf(errbuf, sizeof errbuf, "handler returned %d", rc);
+            if (attempt >= w->max_attempts) {
+                dead_letter(w, &j->rec, attempt, errbuf);
+                pthread_mutex_lock(&w->lock);
+                w->stats.dead_letters++;
+                pthread_mutex_unlock(&w->lock);
+                mark_done(w, j->rec.id);
+                break;
+            }
+            uint64_t delay = backoff(w, s, attempt);
+            uint64_t until = mono_ms() + delay;
+            pthread_mutex_lock(&w->lock);
+            w->stats.retries++;
+            while (!w->stopping && mono_ms() < until) {
+                struct timespec t = deadline_in(until - mono_ms());
+                pthread_cond_timedwait(&s->cond, &w->lock, &t);
+            }
+            /* stopped during the wait: a spooled delivery stays pending for next time */
+            done = w->stopping && w->spool;
+            pthread_mutex_unlock(&w->lock);
+        }
+        pthread_mutex_lock(&w->lock);
+        w->stats.running--;
+        pthread_mutex_unlock(&w->lock);
+        pdw__free(&w->alloc, j);
+    }
+}
+
+int pdw_worker_options_init(pdw_worker_options *opts, unsigned version)
+{
+    if (!opts)
+        return PDW_EINVAL;
+    if (version != PDW_WORKER_OPTIONS_VERSION)
+        return PDW_EVERSIONSTRUCT;
+    pdw_worker_options def = PDW_WORKER_OPTIONS_INIT;
+    *opts = def;
+    return 0;
+}
+
+static void destroy(pdw_worker *w)
+{
+    pdw_allocator a = w->alloc;
+    for (unsigned i = 0; i < w->nshards; i++) {
+        job *j = w->shards[i].head;
+        while (j) {
+            job *n = j->next;
+            pdw__free(&a, j);
+            j = n;
+        }
+        pthread_cond_destroy(&w->shards[i].cond);
+    }
+    if (w->dl_fd >= 0)
+        close(w->dl_fd);
+    pthread_cond_destroy(&w->flush_cond);
+    pthread_mutex_destroy(&w->lock);
+    pdw__free(&a, w->done);
+    pdw__free(&a, w->shards);
+    pdw__free(&a, w);
+}
+
+static void stop_threads(pdw_worker *w)
+{
+    pthread_mutex_lock(&w->lock);
+    w->stopping = 1;
+    for (unsigned i = 0; i < w->nshards; i++)
+        pthread_cond_broadcast(&w->shards[i].cond);
+    pthread_cond_broadcast(&w->flush_cond);
+    pthread_mutex_unlock(&w->lock);
+    for (unsigned i = 0; i < w->nshards; i++)
+        if (w->shards[i].started)
+            pthread_join(w->shards[i].thread, NULL);
+    if (w->flusher_started)
+        pthread_join(w->flusher, NULL);
+    if (w->spool)
+        flush_markers(w);
+}
+
+int pdw_worker_start(pdw_worker **out, const pdw_worker_options *opts, pdw_error *err)
+{
+    pdw_allocator a;
+    if (!out || !opts)
+        return pdw__error_set(err, PDW_EINVAL, -1, "out and opts are required");
+    *out = NULL;
+    if (opts->version != PDW_WORKER_OPTIONS_VERSION)
+        return pdw__error_set(err, PDW_EVERSIONSTRUCT, -1, "worker options version %u",
+                              opts->version);
+    if (pdw__alloc_set(&a, opts->allocator) < 0)
+        return pdw__error_set(err, PDW_EINVAL, -1, "incomplete allocator");
+    if (!opts->handle && !opts->receiver)
+        return pdw__error_set(err, PDW_EINVAL, -1, "a handle callback or a receiver is needed");
+    if (opts->threads > 256)
+        return pdw__error_set(err, PDW_EINVAL, -1, "at most 256 worker threads");
+
+    pdw_worker *w = pdw__calloc(&a, 1, sizeof *w);
+    if (!w)
+        return pdw__error_set(err, PDW_ENOMEM, -1, NULL);
+    w->alloc = a;
+    w->dl_fd = -1;
+    w->spool = opts->spool;
+    w->receiver = opts->receiver;
+    w->handle = opts->handle ? opts->handle : default_handle;
+    w->handle_user = opts->handle ? opts->handle_user : w;
+    w->nshards = opts->threads ? opts->threads : 4;
+    w->max_attempts = opts->max_attempts ? opts->max_attempts : 8;
+    w->base_ms = opts->backoff_base_ms ? opts->backoff_base_ms : 1000;
+    w->max_ms = opts->backoff_max_ms ? opts->backoff_max_ms : 60000;
+    if (w->max_ms < w->base_ms)
+        w->max_ms = w->base_ms;
+    w->flush_ms = opts->marker_flush_ms ? opts->marker_flush_ms : 50;
+    w->on_dead = opts->on_dead_letter;
+    w->dead_user = opts->dead_letter_user;
+    w->sync = opts->sync;
+    w->sync_user = opts->sync_user;
+    if (pthread_mutex_init(&w->lock, NULL) != 0) {
+        pdw__free(&a, w);
+        return pdw__error_set(err, PDW_ENOMEM, -1, NULL);
+    }
+    pthread_cond_init(&w->flush_cond, NULL);
+    w->shards = pdw__calloc(&a, w->nshards, sizeof *w->shards);
+    if (!w->shards) {
+        w->nshards = 0;
+        destroy(w);
+        return pdw__error_set(err, PDW_ENOMEM, -1, NULL);
+    }
+    for (unsigned i = 0; i < w->nshards; i++) {
+        w->shards[i].w = w;
+        w->shards[i].rng = 0x9E3779B97F4A7C15ULL * (i + 1) ^ (uint64_t)real_ms();
+        pthread_cond_init(&w->shards[i].cond, NULL);
+    }
+    if (opts->dead_letter_path) {
+        w->dl_fd = open(opts->dead_letter_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (w->dl_fd < 0) {
+            int e = errno;
+            destroy(w);
+            return pdw__error_set(err, PDW_EIO, -1, "cannot open the dead-letter file: %s",
+                                  strerror(e));
+        }
+    }
+    for (unsigned i = 0; i < w->nshards; i++) {
+        if (pthread_create(&w->shards[i].thread, NULL, shard_main, &w->shards[i]) != 0)
+            goto no_threads;
+        w->shards[i].started = 1;
+    }
+    if (w->spool) {
+        if (pthread_create(&w->flusher, NULL, flusher_main, w) != 0)
+            goto no_threads;
+        w->flusher_started = 1;
+    }
+    *out = w;
+    return 0;
+no_threads:
+    stop_threads(w);
+    destroy(w);
+    return pdw__error_set(err, PDW_ENOMEM, -1, "cannot start worker threads");
+}
+
+/* Which shard: one entity (object and id) always goes to the same one. */
+static unsigned shard_of(pdw_worker *w, const pdw_spool_record *rec)
+{
+    pdw_event ev;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    if (pdw__event_init(&ev, rec->body, rec->body_len, 0, &w->alloc, NULL) == 0) {
+        const char *parts[2] = { ev.object, ev.entity_id };
+        for (int p = 0; p < 2; p++)
+            for (const char *c = parts[p]; *c; c++) {
+                h ^= (unsigned char)*c;
+                h *= 0x100000001b3ULL;
+            }
+    }
+    pdw__event_fini(&ev);
+    return (unsigned)(h % w->nshards);
+}
+
+int pdw_worker_submit(pdw_worker *w, const pdw_spool_record *rec)
+{
+    if (!w || !rec || (!rec->body && rec->body_len) || (!rec->key && rec->key_len))
+        return PDW_EINVAL;
+    size_t size = sizeof(job) + rec->key_len + rec->body_len + 1;
+    job *j = pdw__malloc(&w->alloc, size);
+    if (!j)
+        return PDW_ENOMEM;
+    char *key = (char *)(j + 1), *body = key + rec->key_len;
+    if (rec->key_len)
+        memcpy(key, rec->key, rec->key_len);
+    if (rec->body_len)
+        memcpy(body, rec->body, rec->body_len);
+    body[rec->body_len] = '\0';
+    j->next = NULL;
+    j->rec = *rec;
+    j->rec.key = key;
+    j->rec.body = body;
+    shard *s = &w->shards[shard_of(w, rec)];
+    pthread_mutex_lock(&w->lock);
+    if (s->tail)
+        s->tail->next = j;
+    else
+        s->head = j;
+    s->tail = j;
+    w->stats.queued++;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&w->lock);
+    return 0;
+}
+
+typedef struct recover_ctx {
+    pdw_worker *w;
+    long n;
+    int rc;
+} recover_ctx;
+
+static int recover_one(const pdw_spool_record *rec, void *user)
+{
+    recover_ctx *c = user;
+    int rc = pdw_worker_submit(c->w, rec);
+    if (rc < 0) {
+        c->rc = rc;
+        return 1;
+    }
+    c->n++;
+    return 0;
+}
+
+long pdw_worker_recover(pdw_worker *w)
+{
+    if (!w || !w->spool)
+        return PDW_EINVAL;
+    recover_ctx c = { w, 0, 0 };
+    int rc = pdw_spool_foreach_pending(w->spool, recover_one, &c);
+    if (c.rc < 0)
+        return c.rc;
+    return rc < 0 ? rc : c.n;
+}
+
+void pdw_worker_get_stats(pdw_worker *w, pdw_worker_stats *out)
+{
+    pthread_mutex_lock(&w->lock);
+    *out = w->stats;
+    pthread_mutex_unlock(&w->lock);
+}
+
+void pdw_worker_stop(pdw_worker *w)
+{
+    if (!w)
+        return;
+    stop_threads(w);
+    destroy(w);
+}
