@@ -404,6 +404,9 @@ int pdw_receiver_handle(pdw_receiver *r, const pdw_request *req, pdw_verdict *v,
     }
     snprintf(v->event, sizeof v->event, "%s", ev.name);
     snprintf(v->delivery_key, sizeof v->delivery_key, "%s", ev.key);
+    if (ev.has_webhook_id)
+        snprintf(v->webhook_id, sizeof v->webhook_id, "%s", ev.webhook_id);
+    v->attempt = ev.attempt;
 
     if (r->dedup_on) {
         rc = r->dedup.claim(r->dedup.self, ev.key, strlen(ev.key), r->clock(r->clock_user),

@@ -10,6 +10,8 @@
 int pdw_cmd_serve(int argc, char **argv);
 int pdw_cmd_inspect(int argc, char **argv);
 int pdw_cmd_send(int argc, char **argv);
+int pdw_cmd_deadletter(int argc, char **argv);
+int pdw_cmd_subscriptions(int argc, char **argv);
 
 /* The canonical fields of an event as a new JSON object (the names `inspect` prints):
  * ok, version, event, delivered, action, object, merge, bulk, attempt, entity_id, event_id,

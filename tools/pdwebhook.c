@@ -12,6 +12,8 @@ static void usage(FILE *out)
             "  serve             receive Pipedrive webhooks over HTTP(S)\n"
             "  inspect FILE...   parse bodies and print each event as one JSON line\n"
             "  send URL FILE...  deliver bodies the way Pipedrive does (retries, ban counter)\n"
+            "  deadletter list|replay  events given up after their last attempt\n"
+            "  subscriptions plan|list|sync|delete   manage the account's Pipedrive webhooks\n"
             "  version           print the library version\n"
             "\n"
             "'pdwebhook COMMAND --help' describes a command's options.\n");
@@ -46,8 +48,17 @@ int main(int argc, char **argv)
         return missing(cmd, "libcurl (libcurl4-openssl-dev)");
 #endif
     }
+    if (strcmp(cmd, "subscriptions") == 0) {
+#ifdef PDW_HAVE_CURL
+        return pdw_cmd_subscriptions(argc - 1, argv + 1);
+#else
+        return missing(cmd, "libcurl (libcurl4-openssl-dev)");
+#endif
+    }
     if (strcmp(cmd, "inspect") == 0)
         return pdw_cmd_inspect(argc - 1, argv + 1);
+    if (strcmp(cmd, "deadletter") == 0)
+        return pdw_cmd_deadletter(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("pdwebhook %s\n", pdw_version());
         return 0;

@@ -1,9 +1,12 @@
 /* pdwebhook serve: a ready Pipedrive endpoint on libmicrohttpd.
  *
- * Request threads run the library's pipeline (auth, parse, dedup) and, through the accept
- * hook, store each accepted delivery (in --spool DIR when given: written and fsync'ed
- * before the 200) and queue it. One worker thread hands queued events to --output and
- * --exec, so a slow or failing handler never delays an answer to Pipedrive. */
+ * The request path runs the library's pipeline (auth, parse, dedup). With --spool DIR an
+ * accepted delivery is appended to the durable journal (group commit: concurrent requests
+ * share one fdatasync) and answered 200 only once it is on disk; the worker then hands it
+ * to --output and --exec, retrying with backoff and dead-lettering what keeps failing, so a
+ * slow or failing handler never delays an answer to Pipedrive. Without --spool the same
+ * worker runs from memory (nothing survives a crash). --sync runs the sinks inside the
+ * request instead and answers their result (a failing handler then costs ban points). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -11,20 +14,18 @@
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "sinks.h"
 
-#define QUEUE_MAX 100000
 #define MAX_CREDENTIALS 64
 
 /* ---- configuration ----------------------------------------------------------------- */
@@ -35,46 +36,39 @@ typedef struct config {
     const char *output;
     const char *exec;
     const char *spool;
+    const char *dead_letter;
     const char *tls_cert, *tls_key;
     const char *token;
     size_t max_body;
-    int insecure;
+    size_t spool_max;
+    unsigned exec_timeout, workers, max_attempts, spool_retain_s;
+    unsigned long long backoff_ms;
+    int insecure, sync_mode, sync_failure_status;
     pdw_credential creds[MAX_CREDENTIALS];
     size_t ncreds;
     char *cred_storage[MAX_CREDENTIALS]; /* lines read from --credentials, or generated */
 } config;
 
-/* ---- the queue between request threads and the worker ------------------------------ */
-
-typedef struct job {
-    struct job *next;
-    char *body;
-    size_t len;
-    char *spool_file; /* NULL without --spool */
-} job;
-
 /* Counters for /healthz; reasons indexed by -code. */
 #define NREASONS 64
 typedef struct stats {
-    atomic_ullong received, accepted, duplicates, rejected, handled, handler_failures;
+    atomic_ullong received, accepted, duplicates, rejected, handler_failures, dead_letters;
     atomic_ullong spool_failures, in_flight;
+    atomic_int spool_full; /* the last append was refused for space */
     atomic_ullong by_reason[NREASONS];
 } stats;
 
 typedef struct server {
     config cfg;
     pdw_receiver *rcv;
+    pdw_dedup_memory *dedup;
+    pdw_spool *spool;
+    pdw_worker *worker;
+    pdw_health *health;
+    sinks *sinks;
     struct MHD_Daemon *daemon;
-    FILE *out;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    job *head, *tail;
-    size_t queued;
-    int stopping;
-    unsigned long long spool_seq;
     stats stats;
 } server;
-
 
 static void logf_(const char *fmt, ...)
 #if defined(__GNUC__)
@@ -106,273 +100,113 @@ static double now_ms(void)
     return (double)t.tv_sec * 1000.0 + (double)t.tv_nsec / 1e6;
 }
 
-/* ---- spool (a plain directory until the durable journal lands) -------------------- */
-
-static int fsync_dir(const char *dir)
+static int64_t wall_ms(void)
 {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-/* Write body to DIR/<seq>.json durably: temp file, fsync, rename, fsync the directory. */
-static char *spool_write(server *s, const char *body, size_t len)
-{
-    char tmp[4096], final[4096];
-    pthread_mutex_lock(&s->lock);
-    unsigned long long seq = ++s->spool_seq;
-    pthread_mutex_unlock(&s->lock);
-    snprintf(tmp, sizeof tmp, "%s/.tmp-%020llu", s->cfg.spool, seq);
-    snprintf(final, sizeof final, "%s/%020llu.json", s->cfg.spool, seq);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return NULL;
-    size_t off = 0;
-    while (off < len) {
-        ssize_t n = write(fd, body + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        off += (size_t)n;
-    }
-    int ok = off == len && fsync(fd) == 0;
-    ok = close(fd) == 0 && ok;
-    if (!ok || rename(tmp, final) != 0 || fsync_dir(s->cfg.spool) != 0) {
-        unlink(tmp);
-        return NULL;
-    }
-    return strdup(final);
-}
+/* ---- intake: the accept hook and the handlers --------------------------------------- */
 
-/* ---- the worker: --output and --exec ---------------------------------------------- */
-
-static int run_exec(const char *cmd, const char *line, size_t len)
-{
-    int fds[2];
-    if (pipe(fds) != 0)
-        return -1;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fds[0], 0);
-    posix_spawn_file_actions_adddup2(&fa, 2, 1); /* handler output goes to the log */
-    posix_spawn_file_actions_addclose(&fa, fds[0]);
-    posix_spawn_file_actions_addclose(&fa, fds[1]);
-    char *argv[] = { "sh", "-c", (char *)(uintptr_t)cmd, NULL };
-    extern char **environ;
-    pid_t pid;
-    int rc = posix_spawn(&pid, "/bin/sh", &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(fds[0]);
-    if (rc != 0) {
-        close(fds[1]);
-        return -1;
-    }
-    /* The handler may not read its stdin; a closed pipe must not kill us. */
-    size_t off = 0;
-    while (off < len) {
-        ssize_t n = write(fds[1], line + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        off += (size_t)n;
-    }
-    close(fds[1]);
-    int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
-            return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-/* The one handler the program registers: every event goes to --output and --exec. */
-static int sink_event(const pdw_event *ev, void *user)
-{
-    server *s = user;
-    json_t *o = pdw_cli_event_json(ev, 1);
-    if (!o)
-        return -1;
-    char *line = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    if (!line)
-        return -1;
-    size_t len = strlen(line);
-    int rc = 0;
-    if (s->out) {
-        if (fprintf(s->out, "%s\n", line) < 0 || fflush(s->out) != 0)
-            rc = -1;
-    }
-    if (s->cfg.exec) {
-        line[len] = '\n';
-        int st = run_exec(s->cfg.exec, line, len + 1);
-        line[len] = '\0';
-        if (st != 0) {
-            logf_("exec failed (exit %d) for %s %s", st, pdw_event_name(ev),
-                  pdw_event_delivery_key(ev));
-            rc = st ? st : -1;
-        }
-    }
-    free(line);
-    return rc;
-}
-
-static void *worker_main(void *arg)
-{
-    server *s = arg;
-    for (;;) {
-        pthread_mutex_lock(&s->lock);
-        while (!s->head && !s->stopping)
-            pthread_cond_wait(&s->cond, &s->lock);
-        job *j = s->head;
-        if (!j) { /* stopping and drained */
-            pthread_mutex_unlock(&s->lock);
-            return NULL;
-        }
-        s->head = j->next;
-        if (!s->head)
-            s->tail = NULL;
-        s->queued--;
-        pthread_mutex_unlock(&s->lock);
-
-        pdw_dispatch_result res;
-        pdw_error err;
-        pdw_error_clear(&err);
-        int rc = pdw_receiver_dispatch_body(s->rcv, j->body, j->len, &res, &err);
-        if (rc == 0) {
-            atomic_fetch_add(&s->stats.handled, 1);
-            if (j->spool_file)
-                unlink(j->spool_file);
-        } else {
-            atomic_fetch_add(&s->stats.handler_failures, 1);
-            if (j->spool_file) {
-                /* keep it for a later look (and the dead-letter tooling to come) */
-                char failed[4200];
-                snprintf(failed, sizeof failed, "%s.failed", j->spool_file);
-                rename(j->spool_file, failed);
-            }
-        }
-        free(j->body);
-        free(j->spool_file);
-        free(j);
-    }
-}
-
-static int enqueue(server *s, const char *body, size_t len, char *spool_file)
-{
-    job *j = calloc(1, sizeof *j);
-    char *copy = malloc(len ? len : 1);
-    if (!j || !copy) {
-        free(j);
-        free(copy);
-        return -1;
-    }
-    memcpy(copy, body, len);
-    j->body = copy;
-    j->len = len;
-    j->spool_file = spool_file;
-    pthread_mutex_lock(&s->lock);
-    if (s->queued >= QUEUE_MAX) {
-        pthread_mutex_unlock(&s->lock);
-        free(copy);
-        free(j);
-        return -1;
-    }
-    if (s->tail)
-        s->tail->next = j;
-    else
-        s->head = j;
-    s->tail = j;
-    s->queued++;
-    pthread_cond_signal(&s->cond);
-    pthread_mutex_unlock(&s->lock);
-    return 0;
-}
-
-/* The library's accept hook: store (when spooling), queue, and only then answer 200. */
+/* The library's accept hook (asynchronous mode): journal the delivery (durable when the
+ * call returns), then queue it for the worker. A full disk answers 503 + Retry-After. */
 static int accept_event(const pdw_event *ev, void *user)
 {
     server *s = user;
-    size_t len;
-    const char *body = pdw_event_body(ev, &len);
-    char *file = NULL;
-    if (s->cfg.spool && !(file = spool_write(s, body, len))) {
-        logf_("spool write failed in %s: %s", s->cfg.spool, strerror(errno));
-        atomic_fetch_add(&s->stats.spool_failures, 1);
-        return PDW_ESTORE;
+    pdw_spool_record rec;
+    memset(&rec, 0, sizeof rec);
+    rec.body = pdw_event_body(ev, &rec.body_len);
+    rec.key = pdw_event_delivery_key(ev);
+    rec.key_len = strlen(rec.key);
+    rec.received_ms = wall_ms();
+    if (s->spool) {
+        pdw_error err;
+        pdw_error_clear(&err);
+        int rc = pdw_spool_append(s->spool, rec.key, rec.key_len, rec.received_ms, rec.body,
+                                  rec.body_len, &rec.id, &err);
+        atomic_store(&s->stats.spool_full, rc == PDW_ENOSPC);
+        if (rc < 0) {
+            atomic_fetch_add(&s->stats.spool_failures, 1);
+            logf_("spool: %s", err.message[0] ? err.message : pdw_strerror(rc));
+            return rc; /* 503: Pipedrive retries after 3, 30 and 150 s */
+        }
     }
-    if (enqueue(s, body, len, file) != 0) {
-        if (file)
-            unlink(file);
-        free(file);
-        return PDW_ESTORE;
-    }
+    if (pdw_worker_submit(s->worker, &rec) != 0 && !s->spool)
+        return PDW_ENOMEM; /* without a spool a queued copy is all there is */
+    /* with a spool it stays pending there and is handed on after a restart */
     return 0;
 }
 
-static int by_name(const void *a, const void *b)
+/* Synchronous mode: the sinks run inside the request. */
+static int sync_handler(const pdw_event *ev, void *user)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    server *s = user;
+    char errbuf[256];
+    int rc = sinks_event(s->sinks, ev, 0, pdw_event_attempt(ev), errbuf, sizeof errbuf);
+    if (rc != 0) {
+        atomic_fetch_add(&s->stats.handler_failures, 1);
+        logf_("handler failed for %s %s: %s", pdw_event_name(ev), pdw_event_delivery_key(ev),
+              errbuf);
+    }
+    return rc;
 }
 
-/* Deliveries spooled before a stop or a crash are queued again, oldest first. A torn
- * .tmp- file was never answered 200 and is removed. Returns how many were queued. */
-static size_t spool_recover(server *s)
+static void on_dead_letter(const pdw_spool_record *rec, unsigned attempts, const char *error,
+                           void *user)
 {
-    DIR *d = opendir(s->cfg.spool);
-    if (!d)
-        return 0;
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t l = strlen(e->d_name);
-        char path[4200];
-        if (strncmp(e->d_name, ".tmp-", 5) == 0) {
-            snprintf(path, sizeof path, "%s/%s", s->cfg.spool, e->d_name);
-            unlink(path);
-            continue;
-        }
-        if (l != 25 || strcmp(e->d_name + 20, ".json") != 0)
-            continue;
-        if (n == cap) {
-            char **nn = realloc(names, (cap = cap ? cap * 2 : 64) * sizeof *names);
-            if (!nn)
-                break;
-            names = nn;
-        }
-        names[n++] = strdup(e->d_name);
+    server *s = user;
+    atomic_fetch_add(&s->stats.dead_letters, 1);
+    logf_("dead letter: id=%llu key=%.*s after %u attempt(s): %s", (unsigned long long)rec->id,
+          (int)rec->key_len, rec->key, attempts, error);
+}
+
+static void on_possible_loss(const char *webhook_id, int64_t from_ms, int64_t to_ms, void *user)
+{
+    (void)user;
+    logf_("WARNING: webhook %s has failed 10 first attempts: Pipedrive bans it for 30 minutes "
+          "and its events from %lld to %lld may be lost; reconcile through Pipedrive's API",
+          webhook_id, (long long)from_ms, (long long)to_ms);
+}
+
+/* Dedup survives restarts: the key of every delivery still in the journal (pending, or
+ * handled but retained for --spool-retain) is claimed again at start. */
+static int claim_key(const pdw_spool_record *rec, void *user)
+{
+    server *s = user;
+    pdw_dedup_store st;
+    pdw_dedup_memory_store(s->dedup, &st);
+    st.claim(st.self, rec->key, rec->key_len, (uint64_t)rec->received_ms, 24ull * 3600 * 1000);
+    return 0;
+}
+
+typedef struct claim_ctx {
+    uint64_t *ids;
+    size_t n, cap;
+} claim_ctx;
+
+static int collect_pending(const pdw_spool_record *rec, void *user)
+{
+    claim_ctx *c = user;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 1024;
+        uint64_t *ids = realloc(c->ids, cap * sizeof *ids);
+        if (!ids)
+            return 0;
+        c->ids = ids;
+        c->cap = cap;
     }
-    closedir(d);
-    qsort(names, n, sizeof *names, by_name);
-    size_t queued = 0;
-    for (size_t i = 0; i < n; i++) {
-        char path[4200];
-        if (!names[i])
-            continue;
-        unsigned long long seq = strtoull(names[i], NULL, 10);
-        if (seq > s->spool_seq)
-            s->spool_seq = seq;
-        snprintf(path, sizeof path, "%s/%s", s->cfg.spool, names[i]);
-        free(names[i]);
-        FILE *f = fopen(path, "rb");
-        if (!f)
-            continue;
-        char *buf = NULL;
-        size_t len = 0;
-        struct stat st;
-        if (fstat(fileno(f), &st) == 0 && (buf = malloc((size_t)st.st_size + 1)))
-            len = fread(buf, 1, (size_t)st.st_size, f);
-        fclose(f);
-        if (buf && enqueue(s, buf, len, strdup(path)) == 0)
-            queued++;
-        free(buf);
-    }
-    free(names);
-    return queued;
+    c->ids[c->n++] = rec->id;
+    return 0;
+}
+
+static int id_pending(uint64_t id, void *user)
+{
+    claim_ctx *c = user;
+    for (size_t i = 0; i < c->n; i++)
+        if (c->ids[i] == id)
+            return 1;
+    return 0;
 }
 
 /* ---- HTTP ------------------------------------------------------------------------- */
@@ -455,29 +289,58 @@ static enum MHD_Result send_health(server *s, struct MHD_Connection *c)
 {
     json_t *o = json_object(), *reasons = json_object();
     stats *st = &s->stats;
-    pthread_mutex_lock(&s->lock);
-    size_t queued = s->queued;
-    pthread_mutex_unlock(&s->lock);
+#define N(x) json_integer((json_int_t)(x))
     json_object_set_new(o, "status", json_string("ok"));
     json_object_set_new(o, "version", json_string(pdw_version()));
-    json_object_set_new(o, "received", json_integer((json_int_t)atomic_load(&st->received)));
-    json_object_set_new(o, "accepted", json_integer((json_int_t)atomic_load(&st->accepted)));
-    json_object_set_new(o, "duplicates", json_integer((json_int_t)atomic_load(&st->duplicates)));
-    json_object_set_new(o, "rejected", json_integer((json_int_t)atomic_load(&st->rejected)));
+    json_object_set_new(o, "received", N(atomic_load(&st->received)));
+    json_object_set_new(o, "accepted", N(atomic_load(&st->accepted)));
+    json_object_set_new(o, "duplicates", N(atomic_load(&st->duplicates)));
+    json_object_set_new(o, "rejected", N(atomic_load(&st->rejected)));
     for (int i = 1; i < NREASONS; i++) {
         unsigned long long n = atomic_load(&st->by_reason[i]);
         if (n)
-            json_object_set_new(reasons, pdw_err_name(-i), json_integer((json_int_t)n));
+            json_object_set_new(reasons, pdw_err_name(-i), N(n));
     }
     json_object_set_new(o, "rejected_by_reason", reasons);
-    json_object_set_new(o, "handled", json_integer((json_int_t)atomic_load(&st->handled)));
-    json_object_set_new(o, "handler_failures",
-                        json_integer((json_int_t)atomic_load(&st->handler_failures)));
-    json_object_set_new(o, "spool_failures",
-                        json_integer((json_int_t)atomic_load(&st->spool_failures)));
     /* this health request itself is not counted as in flight */
-    json_object_set_new(o, "in_flight", json_integer((json_int_t)atomic_load(&st->in_flight) - 1));
-    json_object_set_new(o, "queued", json_integer((json_int_t)queued));
+    json_object_set_new(o, "in_flight", N(atomic_load(&st->in_flight) - 1));
+    if (s->worker) {
+        pdw_worker_stats ws;
+        pdw_worker_get_stats(s->worker, &ws);
+        json_object_set_new(o, "handled", N(ws.handled));
+        json_object_set_new(o, "queued", N(ws.queued + ws.running));
+        json_object_set_new(o, "retries", N(ws.retries));
+        json_object_set_new(o, "handler_failures", N(ws.retries + ws.dead_letters));
+        json_object_set_new(o, "dead_letters", N(ws.dead_letters));
+    } else {
+        json_object_set_new(o, "handler_failures", N(atomic_load(&st->handler_failures)));
+    }
+    if (s->spool) {
+        pdw_spool_stats ss;
+        pdw_spool_get_stats(s->spool, &ss);
+        json_t *sp = json_object();
+        json_object_set_new(sp, "pending", N(ss.pending));
+        json_object_set_new(sp, "appended", N(ss.appended));
+        json_object_set_new(sp, "flushes", N(ss.flushes));
+        json_object_set_new(sp, "bytes", N(ss.bytes));
+        json_object_set_new(sp, "segments", N(ss.segments));
+        json_object_set_new(sp, "full", json_boolean(atomic_load(&st->spool_full)));
+        json_object_set_new(sp, "full_errors", N(ss.full_errors));
+        json_object_set_new(sp, "io_errors", N(ss.io_errors));
+        json_object_set_new(o, "spool", sp);
+    }
+    if (atomic_load(&st->spool_full))
+        json_object_set_new(o, "status", json_string("spool full: answering 503"));
+    char *ban = pdw_health_json(s->health, wall_ms());
+    json_t *bj = ban ? json_loads(ban, 0, NULL) : NULL;
+    pdw_free(ban);
+    if (bj) {
+        json_t *warnings = json_object_get(bj, "warnings");
+        if (json_array_size(warnings) && !atomic_load(&st->spool_full))
+            json_object_set_new(o, "status", json_string("warning"));
+        json_object_set_new(o, "ban_model", bj);
+    }
+#undef N
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     enum MHD_Result rc =
@@ -499,6 +362,11 @@ static void count_and_log(server *s, const request_ctx *r, const char *method,
         atomic_fetch_add(&st->rejected, 1);
         if (v->reason < 0 && -v->reason < NREASONS)
             atomic_fetch_add(&st->by_reason[-v->reason], 1);
+    }
+    if (v->status != 404) {
+        double took = r ? now_ms() - r->started : 0.0;
+        pdw_health_record(s->health, v->webhook_id[0] ? v->webhook_id : NULL, v->attempt,
+                          v->status, (uint64_t)took, wall_ms());
     }
     /* never the query (it may hold the token) nor any header */
     const char *q = r && r->uri ? strchr(r->uri, '?') : NULL;
@@ -622,10 +490,24 @@ static void usage(FILE *out)
         "  --insecure-no-auth     accept deliveries without any credentials\n"
         "  --max-body BYTES       body limit (default 1048576), refused early on Content-Length\n"
         "  --output FILE          one JSON line per accepted event (- = stdout)\n"
-        "  --exec CMD             run CMD (sh -c) per event, the event JSON line on stdin\n"
-        "  --spool DIR            store each accepted delivery (fsync'ed) before answering 200\n"
+        "  --exec CMD             run CMD (sh -c) per event, the event JSON line on stdin;\n"
+        "                         exit 0 = handled (env: PDWEBHOOK_DELIVERY_KEY, _EVENT, _ATTEMPT)\n"
+        "  --exec-timeout SECONDS kill a handler running longer (default 60)\n"
+        "  --spool DIR            journal each delivery durably before answering 200; hand it\n"
+        "                         on afterwards, exactly once, across crashes and restarts\n"
+        "  --spool-max BYTES      answer 503 + Retry-After past this journal size (default: disk)\n"
+        "  --spool-retain SECONDS keep handled deliveries this long, so that retries are still\n"
+        "                         recognised after a restart (default 900)\n"
+        "  --dead-letter FILE     where given-up events go (default DIR/deadletter.jsonl)\n"
+        "  --workers N            handler threads; one entity stays in order (default 4)\n"
+        "  --max-attempts N       tries per event before the dead letter (default 8)\n"
+        "  --backoff-ms MS        first retry delay, doubled each time up to 60 s (default 1000)\n"
+        "  --sync                 run the handlers inside the request and answer their result\n"
+        "                         (--sync-failure-status, default 500): a failing or slow\n"
+        "                         handler then feeds Pipedrive's ban counter\n"
         "  --tls-cert FILE --tls-key FILE   serve HTTPS\n"
-        "GET /healthz answers counters as JSON. SIGTERM/SIGINT: finish, flush, exit 0.\n"
+        "GET /healthz answers counters, the spool and the ban model as JSON.\n"
+        "SIGTERM/SIGINT: finish in-flight requests and handlers, flush, exit 0.\n"
         "Without credentials a random pair is generated and printed once at start.\n");
 }
 
@@ -738,6 +620,9 @@ static int parse_args(config *c, int argc, char **argv)
     const char *cred_file = NULL;
     c->listen = "127.0.0.1:8080";
     c->max_body = 1024 * 1024;
+    c->exec_timeout = 60;
+    c->spool_retain_s = 900;
+    c->sync_failure_status = 500;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -762,7 +647,29 @@ static int parse_args(config *c, int argc, char **argv)
         OPT("--spool", c->spool)
         OPT("--tls-cert", c->tls_cert)
         OPT("--tls-key", c->tls_key)
+        OPT("--dead-letter", c->dead_letter)
 #undef OPT
+#define NUM(name, field, lo, hi)                                                             \
+    if (strcmp(a, name) == 0) {                                                              \
+        char *end_;                                                                          \
+        unsigned long long n_ = v ? strtoull(v, &end_, 10) : 0;                              \
+        if (!v || *end_ || n_ + 1 <= (lo) || n_ > (hi)) {                                    \
+            fprintf(stderr, "pdwebhook serve: %s takes a number from %llu to %llu\n", name,  \
+                    (unsigned long long)(lo), (unsigned long long)(hi));                     \
+            return -1;                                                                       \
+        }                                                                                    \
+        field = (__typeof__(field))n_;                                                       \
+        i++;                                                                                 \
+        continue;                                                                            \
+    }
+        NUM("--exec-timeout", c->exec_timeout, 1, 86400)
+        NUM("--workers", c->workers, 1, 256)
+        NUM("--max-attempts", c->max_attempts, 1, 1000)
+        NUM("--backoff-ms", c->backoff_ms, 1, 3600000)
+        NUM("--spool-max", c->spool_max, 4096, 1ull << 50)
+        NUM("--spool-retain", c->spool_retain_s, 0, 7 * 86400)
+        NUM("--sync-failure-status", c->sync_failure_status, 200, 599)
+#undef NUM
         if (strcmp(a, "--max-body") == 0 && v) {
             if (parse_size(v, &c->max_body) < 0) {
                 fprintf(stderr, "pdwebhook serve: --max-body takes a positive byte count\n");
@@ -771,6 +678,8 @@ static int parse_args(config *c, int argc, char **argv)
             i++;
         } else if (strcmp(a, "--insecure-no-auth") == 0) {
             c->insecure = 1;
+        } else if (strcmp(a, "--sync") == 0) {
+            c->sync_mode = 1;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             return 1;
@@ -779,6 +688,11 @@ static int parse_args(config *c, int argc, char **argv)
             usage(stderr);
             return -1;
         }
+    }
+    if (c->sync_mode && c->spool) {
+        fprintf(stderr, "pdwebhook serve: --sync hands events on inside the request; it does "
+                        "not go with --spool\n");
+        return -1;
     }
     if (!!c->tls_cert != !!c->tls_key) {
         fprintf(stderr, "pdwebhook serve: --tls-cert and --tls-key go together\n");
@@ -864,6 +778,18 @@ static int open_listener(const char *listen_on, char *shown, size_t shown_cap)
     return fd;
 }
 
+static void shutdown_all(server *s)
+{
+    pdw_worker_stop(s->worker); /* running handlers finish; markers flushed */
+    pdw_spool_close(s->spool);
+    sinks_close(s->sinks);
+    pdw_receiver_free(s->rcv);
+    pdw_dedup_memory_free(s->dedup);
+    pdw_health_free(s->health);
+    for (size_t i = 0; i < MAX_CREDENTIALS; i++)
+        free(s->cfg.cred_storage[i]);
+}
+
 int pdw_cmd_serve(int argc, char **argv)
 {
     static server srv;
@@ -872,50 +798,10 @@ int pdw_cmd_serve(int argc, char **argv)
     if (rc != 0)
         return rc > 0 ? 0 : 2;
     config *c = &s->cfg;
-
-    if (c->output) {
-        s->out = strcmp(c->output, "-") == 0 ? stdout : fopen(c->output, "a");
-        if (!s->out) {
-            fprintf(stderr, "pdwebhook serve: cannot open %s: %s\n", c->output, strerror(errno));
-            return 2;
-        }
-    }
-    if (c->spool && mkdir(c->spool, 0700) != 0 && errno != EEXIST) {
-        fprintf(stderr, "pdwebhook serve: cannot create %s: %s\n", c->spool, strerror(errno));
-        return 2;
-    }
-    char *cert = NULL, *key = NULL;
-    if (c->tls_cert && (!(cert = read_all(c->tls_cert)) || !(key = read_all(c->tls_key)))) {
-        fprintf(stderr, "pdwebhook serve: cannot read the TLS certificate or key\n");
-        return 2;
-    }
-
-    pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
-    o.credentials = c->creds;
-    o.num_credentials = c->ncreds;
-    o.query_token = c->token;
-    o.insecure_no_auth = c->insecure;
-    o.max_body = c->max_body;
-    o.accept = accept_event;
-    o.accept_user = s;
     pdw_error err;
     pdw_error_clear(&err);
-    if (pdw_receiver_new(&s->rcv, &o, &err) != 0) {
-        fprintf(stderr, "pdwebhook serve: %s\n", err.message);
-        return 2;
-    }
-    pdw_router_on(pdw_receiver_router(s->rcv), "*.*", sink_event, s, NULL);
-    pdw_router_freeze(pdw_receiver_router(s->rcv));
 
-    pthread_mutex_init(&s->lock, NULL);
-    pthread_cond_init(&s->cond, NULL);
-    if (c->spool) {
-        size_t n = spool_recover(s);
-        if (n)
-            logf_("recovered %zu spooled deliveries from %s", n, c->spool);
-    }
-
-    /* Signals are taken by sigwait in this thread only. */
+    /* Signals are taken by sigwait in this thread only; threads started later inherit. */
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
@@ -923,53 +809,143 @@ int pdw_cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    pthread_t worker;
-    if (pthread_create(&worker, NULL, worker_main, s) != 0) {
-        fprintf(stderr, "pdwebhook serve: cannot start the worker\n");
+    char *cert = NULL, *key = NULL;
+    if (c->tls_cert && (!(cert = read_all(c->tls_cert)) || !(key = read_all(c->tls_key)))) {
+        fprintf(stderr, "pdwebhook serve: cannot read the TLS certificate or key\n");
         return 2;
+    }
+    pdw_health_options ho = PDW_HEALTH_OPTIONS_INIT;
+    ho.on_possible_loss = on_possible_loss;
+    pdw_dedup_memory_options mo = PDW_DEDUP_MEMORY_OPTIONS_INIT;
+    if (pdw_health_new(&s->health, &ho, &err) != 0 ||
+        pdw_dedup_memory_new(&s->dedup, &mo, &err) != 0) {
+        fprintf(stderr, "pdwebhook serve: %s\n", err.message);
+        return 2;
+    }
+
+    /* the journal first: what it recovers is claimed in dedup before any request */
+    char markers[4200], dead[4200];
+    claim_ctx cc = { NULL, 0, 0 };
+    if (c->spool) {
+        pdw_spool_options so = PDW_SPOOL_OPTIONS_INIT;
+        so.max_bytes = c->spool_max;
+        so.retain_ms = c->spool_retain_s * 1000ull;
+        so.on_record = claim_key;
+        so.record_user = s;
+        pdw_spool_recovery rec;
+        if (pdw_spool_open(&s->spool, c->spool, &so, &rec, &err) != 0) {
+            fprintf(stderr, "pdwebhook serve: spool %s: %s\n", c->spool, err.message);
+            shutdown_all(s);
+            return 2;
+        }
+        if (rec.torn_bytes || rec.skipped_bytes)
+            logf_("spool: cut a torn tail of %llu bytes, skipped %llu corrupt bytes",
+                  (unsigned long long)rec.torn_bytes, (unsigned long long)rec.skipped_bytes);
+        pdw_spool_foreach_pending(s->spool, collect_pending, &cc);
+        snprintf(markers, sizeof markers, "%s/exec-markers", c->spool);
+        snprintf(dead, sizeof dead, "%s/deadletter.jsonl", c->spool);
+        if (!c->dead_letter)
+            c->dead_letter = dead;
+    }
+    sinks_config sc = { c->output, c->exec, c->exec_timeout, c->spool ? markers : NULL };
+    if (sinks_open(&s->sinks, &sc) != 0) {
+        free(cc.ids);
+        shutdown_all(s);
+        return 2;
+    }
+    sinks_clean_markers(s->sinks, id_pending, &cc);
+    free(cc.ids);
+
+    pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
+    pdw_dedup_store store;
+    pdw_dedup_memory_store(s->dedup, &store);
+    o.credentials = c->creds;
+    o.num_credentials = c->ncreds;
+    o.query_token = c->token;
+    o.insecure_no_auth = c->insecure;
+    o.max_body = c->max_body;
+    o.dedup = &store;
+    if (c->sync_mode) {
+        o.handler_error_status = c->sync_failure_status;
+    } else {
+        o.accept = accept_event;
+        o.accept_user = s;
+    }
+    if (pdw_receiver_new(&s->rcv, &o, &err) != 0) {
+        fprintf(stderr, "pdwebhook serve: %s\n", err.message);
+        shutdown_all(s);
+        return 2;
+    }
+    if (c->sync_mode)
+        pdw_router_on(pdw_receiver_router(s->rcv), "*.*", sync_handler, s, NULL);
+    pdw_router_freeze(pdw_receiver_router(s->rcv));
+
+    if (!c->sync_mode) {
+        pdw_worker_options wo = PDW_WORKER_OPTIONS_INIT;
+        wo.spool = s->spool;
+        wo.handle = sinks_handle;
+        wo.handle_user = s->sinks;
+        wo.sync = sinks_sync;
+        wo.sync_user = s->sinks;
+        wo.threads = c->workers;
+        wo.max_attempts = c->max_attempts;
+        wo.backoff_base_ms = c->backoff_ms;
+        wo.dead_letter_path = c->dead_letter;
+        wo.on_dead_letter = on_dead_letter;
+        wo.dead_letter_user = s;
+        if (pdw_worker_start(&s->worker, &wo, &err) != 0) {
+            fprintf(stderr, "pdwebhook serve: %s\n", err.message);
+            shutdown_all(s);
+            return 2;
+        }
+        if (s->spool) {
+            long n = pdw_worker_recover(s->worker);
+            if (n > 0)
+                logf_("recovered %ld spooled deliveries not yet handed on", n);
+        }
     }
 
     char shown[300];
     int fd = open_listener(c->listen, shown, sizeof shown);
-    if (fd < 0)
+    if (fd < 0) {
+        shutdown_all(s);
         return 2;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+    }
+    /* A thread per connection: a request waiting for the journal's group commit blocks
+     * only itself, and every request waiting at that moment shares the next fdatasync. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                     MHD_USE_POLL;
     if (cert)
         flags |= MHD_USE_TLS;
     s->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, fd,
         MHD_OPTION_URI_LOG_CALLBACK, uri_logger, s, MHD_OPTION_NOTIFY_COMPLETED, request_done,
-        s, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cores > 0 ? cores : 2),
-        MHD_OPTION_CONNECTION_TIMEOUT, 30u, cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END,
-        cert, MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_END);
+        s, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT, 1000u,
+        cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cert, MHD_OPTION_HTTPS_MEM_KEY, key,
+        MHD_OPTION_END);
     if (!s->daemon) {
         fprintf(stderr, "pdwebhook serve: cannot start the HTTP server%s\n",
                 cert ? " (is libmicrohttpd built with TLS?)" : "");
+        close(fd);
+        shutdown_all(s);
         return 2;
     }
     printf("listening on %s://%s%s\n", cert ? "https" : "http", shown, c->path ? c->path : "/");
     fflush(stdout);
-    logf_("pdwebhook %s serving on %s (%zu credential pair(s)%s%s%s%s)", pdw_version(), shown,
+    logf_("pdwebhook %s serving on %s (%zu credential pair(s)%s%s%s%s%s)", pdw_version(), shown,
           c->ncreds, c->token ? ", query token" : "", c->spool ? ", spool " : "",
-          c->spool ? c->spool : "", c->insecure ? ", NO AUTH" : "");
+          c->spool ? c->spool : "", c->sync_mode ? ", synchronous handlers" : "",
+          c->insecure ? ", NO AUTH" : "");
+    logf_("point Pipedrive at %s://<your public host>%s (Settings > Tools and apps > "
+          "Webhooks, HTTP auth with the credentials above); for deal stage moves subscribe "
+          "to updated.deal / change.deal, not updated.stage",
+          cert ? "https" : "https", c->path ? c->path : "/");
 
     int sig;
     sigwait(&sigs, &sig);
-    logf_("signal %d: finishing in-flight requests and queued events", sig);
+    logf_("signal %d: finishing in-flight requests and handlers", sig);
     MHD_stop_daemon(s->daemon); /* waits for the request threads */
-    pthread_mutex_lock(&s->lock);
-    s->stopping = 1;
-    pthread_cond_broadcast(&s->cond);
-    pthread_mutex_unlock(&s->lock);
-    pthread_join(worker, NULL);
-    if (s->out && s->out != stdout)
-        fclose(s->out);
-    else if (s->out)
-        fflush(stdout);
-    pdw_receiver_free(s->rcv);
-    for (size_t i = 0; i < MAX_CREDENTIALS; i++)
-        free(c->cred_storage[i]);
+    shutdown_all(s);
     free(cert);
     free(key);
     logf_("stopped");

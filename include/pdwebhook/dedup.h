@@ -78,6 +78,8 @@ typedef struct pdw_dedup_memory pdw_dedup_memory;
  * @brief Create the bounded in-memory store (a hash table with insertion-order eviction and
  * expiry). Thread-safe: claims are serialised by a mutex.
  * @param[out] out the store, free with pdw_dedup_memory_free().
+ * @param opts options, or NULL for the defaults.
+ * @param err optional error detail, or NULL.
  * @return 0, ::PDW_ENOMEM, ::PDW_EINVAL, ::PDW_EVERSIONSTRUCT.
  */
 PDW_EXTERN int pdw_dedup_memory_new(pdw_dedup_memory **out,
@@ -88,6 +90,7 @@ PDW_EXTERN void pdw_dedup_memory_free(pdw_dedup_memory *m);
 
 /**
  * @brief The store's vtable, to pass to a receiver.
+ * @param m the store.
  * @param[out] out filled with functions bound to @p m (valid while @p m lives).
  */
 PDW_EXTERN void pdw_dedup_memory_store(pdw_dedup_memory *m, pdw_dedup_store *out);

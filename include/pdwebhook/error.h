@@ -56,14 +56,16 @@ extern "C" {
     XX(ERANGE, -29, 500, "value out of range")                                               \
     XX(ENOSPC, -30, 503, "spool full: no space left or over its size limit")                 \
     XX(EIO, -31, 503, "spool input/output error")                                            \
-    XX(ELOCKED, -32, 500, "spool directory is in use by another process")
+    XX(ELOCKED, -32, 500, "spool directory is in use by another process")                    \
+    XX(ELIMIT, -33, 500, "more than 40 webhooks for one Pipedrive user")                     \
+    XX(EUNSUPPORTED, -34, 500, "event not available in this webhook version")
 
 /** @brief The codes, generated from ::PDW_ERRNO_MAP as `PDW_<NAME>`. */
 typedef enum pdw_errno {
 #define PDW__XX(name, value, status, msg) PDW_##name = (value),
     PDW_ERRNO_MAP(PDW__XX)
 #undef PDW__XX
-    PDW__ERRNO_MIN = -32 /**< @internal the lowest code; grows with the table */
+    PDW__ERRNO_MIN = -34 /**< @internal the lowest code; grows with the table */
 } pdw_errno;
 
 /**

@@ -153,7 +153,7 @@ PDW_EXTERN const char *pdw_event_merged_to_id(const pdw_event *ev);
  */
 PDW_EXTERN const char *pdw_event_delivery_key(const pdw_event *ev);
 /**
- * @brief The raw body bytes. @param[out] len_out its length, or NULL.
+ * @brief The raw body bytes. @param ev the event. @param[out] len_out its length, or NULL.
  * @return borrowed from the event (not NUL-terminated in general).
  */
 PDW_EXTERN const char *pdw_event_body(const pdw_event *ev, size_t *len_out);
@@ -177,6 +177,7 @@ PDW_EXTERN size_t pdw_event_changed_count(const pdw_event *ev);
 PDW_EXTERN const char *pdw_event_changed_field(const pdw_event *ev, size_t i);
 /**
  * @brief Did field @p field change? (`stage_id`, `custom_fields.<hash>`, ...)
+ * @param ev the event.
  * @param field NUL-terminated field name.
  * @return 1 yes, 0 no, ::PDW_ENOMEM when the list could not be built.
  */

@@ -8,6 +8,10 @@
  * - pdwebhook/router.h: patterns to callbacks
  * - pdwebhook/dedup.h: duplicate deliveries
  * - pdwebhook/receiver.h: the request pipeline and status policy
+ * - pdwebhook/subscriptions.h: plan and compare Pipedrive webhook subscriptions
+ * - pdwebhook/spool.h: the durable journal of accepted deliveries
+ * - pdwebhook/health.h: the ban model (failed first attempts, predicted bans, losses)
+ * - pdwebhook/worker.h: hand spooled deliveries on (order, retries, dead letters)
  */
 #ifndef PDWEBHOOK_H
 #define PDWEBHOOK_H
@@ -18,5 +22,9 @@
 #include "router.h"
 #include "dedup.h"
 #include "receiver.h"
+#include "subscriptions.h"
+#include "spool.h"
+#include "health.h"
+#include "worker.h"
 
 #endif

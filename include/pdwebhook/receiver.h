@@ -20,7 +20,7 @@
  * | method not POST                              | 405 + `Allow: POST` | ::PDW_EMETHOD |
  * | Content-Type not JSON                        | 415    | ::PDW_EMEDIATYPE       |
  * | body (or Content-Length) over the limit      | 413    | ::PDW_ETOOLARGE        |
- * | credentials missing / malformed / wrong      | 401 + `WWW-Authenticate: Basic` (403 for wrong: an option) | ::PDW_EAUTH* |
+ * | credentials missing / malformed / wrong      | 401 + `WWW-Authenticate: Basic` (403 for wrong: an option) | `PDW_EAUTH*` |
  * | not JSON, or not a Pipedrive event           | 400    | ::PDW_EJSON ... ::PDW_EFIELD |
  * | dedup store or accept hook failed            | 503 + `Retry-After` | ::PDW_ESTORE or the hook's code |
  * | a handler failed (synchronous dispatch)      | 200 (option: 500) | ::PDW_EHANDLER |
@@ -89,13 +89,15 @@ typedef struct pdw_verdict {
     int handler_rc;            /**< what the first failing handler returned, 0 if none */
     char event[2 * PDW_NAME_MAX + 2];       /**< canonical event name, "" when not parsed */
     char delivery_key[PDW_DELIVERY_KEY_MAX]; /**< "" when not parsed */
-    char scratch_[32];    /**< @internal storage for header values */
+    char scratch_[32];    /**< private to the library (storage for header values); do not use */
+    char webhook_id[PDW_ID_MAX + 1]; /**< `meta.webhook_id`, "" when unknown (for the ban model) */
+    unsigned attempt;     /**< the delivery's 1-based attempt, 0 when not parsed */
 } pdw_verdict;
 
 /** Version of ::pdw_verdict this header describes. */
 #define PDW_VERDICT_VERSION 1
 /** Initialiser for ::pdw_verdict. */
-#define PDW_VERDICT_INIT { PDW_VERDICT_VERSION, 0, 0, 0, {{0, 0, 0, 0}}, 0, 0, 0, 0, 0, 0, "", "", "" }
+#define PDW_VERDICT_INIT { PDW_VERDICT_VERSION, 0, 0, 0, {{0, 0, 0, 0}}, 0, 0, 0, 0, 0, 0, "", "", "", "", 0 }
 
 /** @brief One user/password pair; NUL-terminated UTF-8, neither empty, user without ':'. */
 typedef struct pdw_credential {
@@ -162,6 +164,8 @@ typedef struct pdw_receiver pdw_receiver;
  * Credentials, token and realm are copied (and wiped on free). A receiver without
  * credentials and without a query token is refused unless @c insecure_no_auth is 1.
  * @param[out] out the receiver, free with pdw_receiver_free().
+ * @param opts options (credentials, policy); required (NULL gives ::PDW_EINVAL).
+ * @param err optional error detail, or NULL; never contains a secret.
  * @return 0, ::PDW_ENOAUTH, ::PDW_EINVAL (bad credential, realm, status), ::PDW_ENOMEM,
  *   ::PDW_EVERSIONSTRUCT.
  */
@@ -179,6 +183,7 @@ PDW_EXTERN pdw_router *pdw_receiver_router(pdw_receiver *r);
  * against the limit, and credentials.
  *
  * Lets an adapter refuse a 2 GiB upload without reading it.
+ * @param r the receiver.
  * @param req the request; its body is ignored.
  * @param[out] verdict filled when the request is refused.
  * @return 0 to go on and read the body, or the negative reason (verdict filled).
@@ -190,6 +195,8 @@ PDW_EXTERN int pdw_receiver_check_head(const pdw_receiver *r, const pdw_request 
  * @brief Run the whole pipeline on one request and fill the answer.
  *
  * Handlers (or the accept hook) run inside this call, on the calling thread.
+ * @param r the receiver.
+ * @param req the request, borrowed for the duration of the call.
  * @param[out] verdict the answer to send; always filled, also on failure.
  * @param err optional detail (JSON byte offset, ...). Never contains a secret.
  * @return the verdict's reason: 0 (accepted), ::PDW_EDUPLICATE, ::PDW_EHANDLER, or the
@@ -202,7 +209,11 @@ PDW_EXTERN int pdw_receiver_handle(pdw_receiver *r, const pdw_request *req,
  * @brief Parse and dispatch a body accepted earlier (by the accept hook) to the router.
  *
  * No authentication and no dedup: the body was checked when it arrived.
+ * @param r the receiver.
+ * @param body the body bytes (no NUL needed), borrowed for the call.
+ * @param len their number.
  * @param[out] result what ran; may be NULL.
+ * @param err optional error detail, or NULL.
  * @return 0, ::PDW_EHANDLER, or a parse error code.
  */
 PDW_EXTERN int pdw_receiver_dispatch_body(pdw_receiver *r, const char *body, size_t len,

@@ -81,7 +81,9 @@ PDW_EXTERN void pdw_router_free(pdw_router *r);
  * @param pattern NUL-terminated `action.object`: action one of create/change/delete,
  *   added/updated/deleted/merged, or `*`; object a name of `[A-Za-z0-9_]` (at most
  *   ::PDW_NAME_MAX bytes) or `*`. Copied.
+ * @param r the router.
  * @param cb the handler; @param user handed back to it.
+ * @param err optional error detail, or NULL.
  * @return 0, ::PDW_EPATTERN, ::PDW_EFROZEN, ::PDW_ENOMEM, ::PDW_EINVAL.
  */
 PDW_EXTERN int pdw_router_on(pdw_router *r, const char *pattern, pdw_handler_cb cb,
@@ -90,7 +92,11 @@ PDW_EXTERN int pdw_router_on(pdw_router *r, const char *pattern, pdw_handler_cb 
 /**
  * @brief Register @p cb for @p pattern, only when @p field changed (see pdw_event_changed():
  * `custom_fields` matches a change of any `custom_fields.<hash>`).
+ * @param r the router.
+ * @param pattern as for pdw_router_on(). Copied.
  * @param field NUL-terminated field name (`stage_id`, `custom_fields.<hash>`). Copied.
+ * @param cb the handler; @param user handed back to it.
+ * @param err optional error detail, or NULL.
  * @return as pdw_router_on().
  */
 PDW_EXTERN int pdw_router_on_change(pdw_router *r, const char *pattern, const char *field,
@@ -122,6 +128,8 @@ typedef struct pdw_dispatch_result {
  * @brief Run the handlers registered for @p ev, in registration order.
  *
  * Freezes the router. Safe from many threads once frozen.
+ * @param r the router.
+ * @param ev the event, borrowed for the call.
  * @param[out] result what ran; may be NULL.
  * A field filter that cannot be evaluated (out of memory) counts as a matched, failed
  * handler that did not run: `first_failure` and the error callback get ::PDW_ENOMEM.
