@@ -1,0 +1,452 @@
+/* The worker on a real spool: per-entity order, retries with backoff, dead letters, markers
+ * across a restart, drain without a spool; and the whole pipeline answering 503 when the
+ * journal's write path hits ENOSPC, then 200 once space is back. */
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pdw_test.h"
+#include "pdwebhook/pdwebhook.h"
+
+static char *tmpdir(void)
+{
+    char *d = strdup("/tmp/pdw-worker-XXXXXX");
+    assert_non_null(mkdtemp(d));
+    return d;
+}
+
+static void rmtree(const char *d)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec t = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&t, NULL);
+}
+
+static char *body_for(int entity, int seq)
+{
+    static char buf[512];
+    snprintf(buf, sizeof buf,
+             "{\"meta\":{\"version\":\"2.0\",\"action\":\"change\",\"entity\":\"deal\","
+             "\"entity_id\":\"%d\",\"id\":\"e%d-%d\"},\"data\":{\"seq\":%d},\"previous\":{}}",
+             entity, entity, seq, seq);
+    return buf;
+}
+
+static uint64_t append(pdw_spool *sp, const char *body)
+{
+    pdw_event *ev = NULL;
+    assert_int_equal(pdw_event_parse(&ev, body, strlen(body), NULL, NULL), 0);
+    const char *key = pdw_event_delivery_key(ev);
+    uint64_t id = 0;
+    assert_int_equal(pdw_spool_append(sp, key, strlen(key), 1, body, strlen(body), &id, NULL), 0);
+    pdw_event_free(ev);
+    return id;
+}
+
+static void submit(pdw_worker *w, pdw_spool *sp, const char *body)
+{
+    pdw_spool_record rec = { 0, 1, "k", 1, body, strlen(body) };
+    rec.id = sp ? append(sp, body) : 0;
+    assert_int_equal(pdw_worker_submit(w, &rec), 0);
+}
+
+static void wait_handled(pdw_worker *w, uint64_t n)
+{
+    pdw_worker_stats st;
+    for (int i = 0; i < 1000; i++) {
+        pdw_worker_get_stats(w, &st);
+        if (st.handled + st.dead_letters >= n && st.running == 0 && st.queued == 0)
+            return;
+        sleep_ms(5);
+    }
+    fail_msg("worker did not finish: handled %llu", (unsigned long long)st.handled);
+}
+
+/* ---- order per entity -------------------------------------------------------------- */
+
+typedef struct order {
+    pthread_mutex_t lock;
+    int last[8];
+    int violations, calls;
+} order;
+
+static int order_handle(const pdw_spool_record *rec, unsigned attempt, char *errbuf,
+                        size_t cap, void *user)
+{
+    (void)attempt, (void)errbuf, (void)cap;
+    order *o = user;
+    json_t *d = json_loadb(rec->body, rec->body_len, 0, NULL);
+    int entity = atoi(json_string_value(json_object_get(json_object_get(d, "meta"), "entity_id")));
+    int seq = (int)json_integer_value(json_object_get(json_object_get(d, "data"), "seq"));
+    json_decref(d);
+    if (seq % 7 == 0)
+        sleep_ms(1); /* make threads interleave */
+    pthread_mutex_lock(&o->lock);
+    if (seq <= o->last[entity])
+        o->violations++;
+    o->last[entity] = seq;
+    o->calls++;
+    pthread_mutex_unlock(&o->lock);
+    return 0;
+}
+
+static void test_order_per_entity(void **state)
+{
+    (void)state;
+    order o = { PTHREAD_MUTEX_INITIALIZER, { 0 }, 0, 0 };
+    pdw_worker_options wo = PDW_WORKER_OPTIONS_INIT;
+    wo.handle = order_handle;
+    wo.handle_user = &o;
+    wo.threads = 4;
+    pdw_worker *w = NULL;
+    assert_int_equal(pdw_worker_start(&w, &wo, NULL), 0);
+    for (int seq = 1; seq <= 200; seq++)
+        for (int e = 0; e < 8; e++)
+            submit(w, NULL, body_for(e, seq));
+    wait_handled(w, 1600);
+    pdw_worker_stop(w);
+    assert_int_equal(o.calls, 1600);
+    assert_int_equal(o.violations, 0);
+}
+
+/* ---- retries, backoff, dead letters ------------------------------------------------- */
+
+typedef struct flaky {
+    atomic_int calls;
+    int fail_first; /* fail this many attempts, or forever when < 0 */
+    atomic_int dead;
+    char error[256];
+} flaky;
+
+static int flaky_handle(const pdw_spool_record *rec, unsigned attempt, char *errbuf, size_t cap,
+                        void *user)
+{
+    (void)rec;
+    flaky *f = user;
+    atomic_fetch_add(&f->calls, 1);
+    if (f->fail_first < 0 || (int)attempt <= f->fail_first) {
+        snprintf(errbuf, cap, "attempt %u refused", attempt);
+        return 1;
+    }
+    return 0;
+}
+
+static void on_dead(const pdw_spool_record *rec, unsigned attempts, const char *error, void *user)
+{
+    (void)rec;
+    flaky *f = user;
+    atomic_fetch_add(&f->dead, 1);
+    snprintf(f->error, sizeof f->error, "%u:%s", attempts, error);
+}
+
+static void test_retries_then_success(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    pdw_spool *sp = NULL;
+    assert_int_equal(pdw_spool_open(&sp, dir, NULL, NULL, NULL), 0);
+    flaky f = { 0, 2, 0, "" };
+    pdw_worker_options wo = PDW_WORKER_OPTIONS_INIT;
+    wo.spool = sp;
+    wo.handle = flaky_handle;
+    wo.handle_user = &f;
+    wo.backoff_base_ms = 20;
+    wo.max_attempts = 5;
+    pdw_worker *w = NULL;
+    assert_int_equal(pdw_worker_start(&w, &wo, NULL), 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    submit(w, sp, body_for(1, 1));
+    wait_handled(w, 1);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    pdw_worker_stats st;
+    pdw_worker_get_stats(w, &st);
+    assert_int_equal(st.handled, 1);
+    assert_int_equal(st.retries, 2);
+    assert_int_equal(atomic_load(&f.calls), 3);
+    /* backoff happened: at least 10 ms (half of 20) + 20 ms (half of 40) */
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    assert_true(ms >= 30);
+    pdw_worker_stop(w);
+    pdw_spool_stats ss;
+    pdw_spool_get_stats(sp, &ss);
+    assert_int_equal(ss.pending, 0); /* marked handled on stop at the latest */
+    pdw_spool_close(sp);
+    rmtree(dir);
+    free(dir);
+}
+
+static void test_dead_letter_file_and_callback(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    char dl[600];
+    snprintf(dl, sizeof dl, "%s/dead.jsonl", dir);
+    pdw_spool *sp = NULL;
+    assert_int_equal(pdw_spool_open(&sp, dir, NULL, NULL, NULL), 0);
+    flaky f = { 0, -1, 0, "" };
+    pdw_worker_options wo = PDW_WORKER_OPTIONS_INIT;
+    wo.spool = sp;
+    wo.handle = flaky_handle;
+    wo.handle_user = &f;
+    wo.backoff_base_ms = 1;
+    wo.max_attempts = 3;
+    wo.dead_letter_path = dl;
+    wo.on_dead_letter = on_dead;
+    wo.dead_letter_user = &f;
+    pdw_worker *w = NULL;
+    assert_int_equal(pdw_worker_start(&w, &wo, NULL), 0);
+    for (int i = 0; i < 10; i++)
+        submit(w, sp, body_for(i % 3, i));
+    wait_handled(w, 10);
+    pdw_worker_stop(w);
+    assert_int_equal(atomic_load(&f.dead), 10);
+    assert_int_equal(atomic_load(&f.calls), 30);
+    assert_string_equal(f.error, "3:attempt 3 refused");
+    size_t len;
+    char *text = pdw_test_read_file(dl, &len);
+    assert_non_null(text);
+    int lines = 0;
+    for (char *l = text; l && *l; lines++) {
+        char *nl = strchr(l, '\n');
+        assert_non_null(nl);
+        *nl = '\0';
+        json_t *d = json_loads(l, 0, NULL);
+        assert_non_null(d);
+        assert_int_equal(json_integer_value(json_object_get(d, "attempts")), 3);
+        assert_string_equal(json_string_value(json_object_get(d, "error")), "attempt 3 refused");
+        assert_true(json_is_object(json_object_get(d, "body")));
+        assert_true(json_integer_value(json_object_get(d, "id")) > 0);
+        json_decref(d);
+        l = nl + 1;
+    }
+    assert_int_equal(lines, 10);
+    free(text);
+    pdw_spool_stats ss;
+    pdw_spool_get_stats(sp, &ss);
+    assert_int_equal(ss.pending, 0); /* dead letters are out of the journal */
+    pdw_spool_close(sp);
+    rmtree(dir);
+    free(dir);
+}
+
+/* ---- the default handler, markers and a restart -------------------------------------- */
+
+static atomic_int routed;
+static int count_event(const pdw_event *ev, void *user)
+{
+    (void)ev, (void)user;
+    atomic_fetch_add(&routed, 1);
+    return 0;
+}
+
+static pdw_receiver *make_receiver(void)
+{
+    pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
+    o.insecure_no_auth = 1;
+    pdw_receiver *r = NULL;
+    assert_int_equal(pdw_receiver_new(&r, &o, NULL), 0);
+    assert_int_equal(pdw_router_on(pdw_receiver_router(r), "change.deal", count_event, NULL,
+                                   NULL), 0);
+    return r;
+}
+
+static void test_markers_survive_restart(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    pdw_spool *sp = NULL;
+    assert_int_equal(pdw_spool_open(&sp, dir, NULL, NULL, NULL), 0);
+    for (int i = 0; i < 50; i++)
+        append(sp, body_for(i % 5, i));
+    pdw_receiver *r = make_receiver();
+    pdw_worker_options wo = PDW_WORKER_OPTIONS_INIT;
+    wo.spool = sp;
+    wo.receiver = r;
+    wo.marker_flush_ms = 5;
+    pdw_worker *w = NULL;
+    atomic_store(&routed, 0);
+    assert_int_equal(pdw_worker_start(&w, &wo, NULL), 0);
+    assert_int_equal(pdw_worker_recover(w), 50);
+    wait_handled(w, 50);
+    pdw_worker_stop(w);
+    assert_int_equal(atomic_load(&routed), 50);
+    pdw_spool_close(sp);
+    /* reopen: nothing is pending, the worker recovers nothing */
+    pdw_spool_recovery rec;
+    assert_int_equal(pdw_spool_open(&sp, dir, NULL, &rec, NULL), 0);
+    assert_int_equal(rec.pending, 0);
+    wo.spool = sp;
+    assert_int_equal(pdw_worker_start(&w, &wo, NULL), 0);
+    assert_int_equal(pdw_worker_recover(w), 0);
+    pdw_worker_stop(w);
+    assert_int_equal(atomic_load(&routed), 50);
+    pdw_spool_close(sp);
+    pdw_receiver_free(r);
+    rmtree(dir);
+    free(dir);
+}
+
+/* Without a spool, stopping drains the queue: nothing queued is dropped. */
+static void test_drain_without_spool(void **state)
+{
+    (void)state;
+    pdw_receiver *r = make_receiver();
+    pdw_worker_options wo = PDW_WORKER_OPTIONS_INIT;
+    wo.receiver = r;
+    wo.threads = 2;
+    pdw_worker *w = NULL;
+    atomic_store(&routed, 0);
+    assert_int_equal(pdw_worker_start(&w, &wo, NULL), 0);
+    for (int i = 0; i < 500; i++)
+        submit(w, NULL, body_for(i % 4, i));
+    pdw_worker_stop(w);
+    assert_int_equal(atomic_load(&routed), 500);
+    pdw_receiver_free(r);
+}
+
+/* With a spool, stopping leaves the queue pending in the journal, handed on next time. */
+static void test_stop_leaves_pending_in_spool(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    pdw_spool *sp = NULL;
+    assert_int_equal(pdw_spool_open(&sp, dir, NULL, NULL, NULL), 0);
+    flaky f = { 0, -1, 0, "" };
+    pdw_worker_options wo = PDW_WORKER_OPTIONS_INIT;
+    wo.spool = sp;
+    wo.handle = flaky_handle; /* fails, then waits 10 s before retrying */
+    wo.handle_user = &f;
+    wo.backoff_base_ms = 10000;
+    wo.threads = 1;
+    pdw_worker *w = NULL;
+    assert_int_equal(pdw_worker_start(&w, &wo, NULL), 0);
+    for (int i = 0; i < 5; i++)
+        submit(w, sp, body_for(1, i));
+    sleep_ms(50);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    pdw_worker_stop(w); /* ends the backoff wait at once */
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_true(t1.tv_sec - t0.tv_sec < 5);
+    pdw_spool_stats ss;
+    pdw_spool_get_stats(sp, &ss);
+    assert_int_equal(ss.pending, 5);
+    pdw_spool_close(sp);
+    rmtree(dir);
+    free(dir);
+}
+
+/* ---- ENOSPC in the journal's write path, through the whole pipeline ------------------- */
+
+typedef struct fault {
+    atomic_int full;
+} fault;
+
+static long faulty_write(int fd, const void *buf, size_t n, void *user)
+{
+    fault *f = user;
+    if (atomic_load(&f->full)) {
+        if (n > 16) { /* a short write first, then no space: the worst case */
+            ssize_t k = write(fd, buf, 16);
+            (void)k;
+        }
+        errno = ENOSPC;
+        return -1;
+    }
+    return write(fd, buf, n);
+}
+
+typedef struct intake {
+    pdw_spool *sp;
+} intake;
+
+static int journal(const pdw_event *ev, void *user)
+{
+    intake *in = user;
+    size_t len;
+    const char *body = pdw_event_body(ev, &len);
+    const char *key = pdw_event_delivery_key(ev);
+    return pdw_spool_append(in->sp, key, strlen(key), 1, body, len, NULL, NULL);
+}
+
+static int post(pdw_receiver *r, const char *body, pdw_verdict *v)
+{
+    pdw_header h[] = { { "Content-Type", 12, "application/json", 16 } };
+    pdw_request q = PDW_REQUEST_INIT;
+    q.method = "POST";
+    q.method_len = 4;
+    q.headers = h;
+    q.num_headers = 1;
+    q.body = body;
+    q.body_len = strlen(body);
+    pdw_verdict init = PDW_VERDICT_INIT;
+    *v = init;
+    return pdw_receiver_handle(r, &q, v, NULL);
+}
+
+static void test_enospc_gives_503_then_recovers(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    fault f = { 0 };
+    pdw_spool_io io = { faulty_write, NULL, &f };
+    pdw_spool_options so = PDW_SPOOL_OPTIONS_INIT;
+    so.io = &io;
+    intake in = { NULL };
+    assert_int_equal(pdw_spool_open(&in.sp, dir, &so, NULL, NULL), 0);
+    pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
+    o.insecure_no_auth = 1;
+    o.accept = journal;
+    o.accept_user = &in;
+    pdw_receiver *r = NULL;
+    assert_int_equal(pdw_receiver_new(&r, &o, NULL), 0);
+    pdw_verdict v;
+    assert_int_equal(post(r, body_for(1, 1), &v), PDW_OK);
+    atomic_store(&f.full, 1);
+    assert_int_equal(post(r, body_for(1, 2), &v), PDW_ENOSPC);
+    assert_int_equal(v.status, 503);
+    int retry_after = 0;
+    for (size_t i = 0; i < v.num_headers; i++)
+        if (strcmp(v.headers[i].name, "Retry-After") == 0)
+            retry_after = atoi(v.headers[i].value);
+    assert_int_equal(retry_after, 3);
+    atomic_store(&f.full, 0);
+    /* Pipedrive's retry of the refused delivery: accepted now (the claim was released) */
+    assert_int_equal(post(r, body_for(1, 2), &v), PDW_OK);
+    assert_int_equal(v.status, 200);
+    assert_int_equal(post(r, body_for(1, 2), &v), PDW_EDUPLICATE);
+    pdw_spool_close(in.sp);
+    /* the journal holds exactly the two accepted deliveries, no torn bytes */
+    pdw_spool_recovery rec;
+    assert_int_equal(pdw_spool_open(&in.sp, dir, NULL, &rec, NULL), 0);
+    assert_int_equal(rec.deliveries, 2);
+    assert_int_equal(rec.torn_bytes, 0);
+    pdw_spool_close(in.sp);
+    pdw_receiver_free(r);
+    rmtree(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_order_per_entity),
+        cmocka_unit_test(test_retries_then_success),
+        cmocka_unit_test(test_dead_letter_file_and_callback),
+        cmocka_unit_test(test_markers_survive_restart),
+        cmocka_unit_test(test_drain_without_spool),
+        cmocka_unit_test(test_stop_leaves_pending_in_spool),
+        cmocka_unit_test(test_enospc_gives_503_then_recovers),
+    };
+    PDW_RUN_GROUP(tests);
+}
