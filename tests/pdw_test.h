@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include "pdwebhook/common.h"
+
 /* Run a cmocka group; CMOCKA_TEST_FILTER (set by ctest) selects one case. */
 #define PDW_RUN_GROUP(tests)                                                                  \
     do {                                                                                      \
@@ -62,6 +64,58 @@ static inline char *pdw_test_fixture(const char *name, size_t *len_out)
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", PDW_FIXTURES, name);
     return pdw_test_read_file(path, len_out);
+}
+
+/* A failing allocator for out-of-memory sweeps (jansson's test_chaos): fails the
+ * allocation when countdown reaches 0 (-1: never), counts the blocks still live. */
+typedef struct pdw_chaos {
+    long countdown; /* allocations left before the failing one; -1 never fail */
+    long live;      /* blocks allocated and not freed */
+    long calls;     /* malloc/realloc calls */
+} pdw_chaos;
+
+static inline int pdw_chaos_fails(pdw_chaos *c)
+{
+    c->calls++;
+    if (c->countdown < 0)
+        return 0;
+    return c->countdown-- == 0;
+}
+
+static inline void *pdw_chaos_malloc(size_t n, void *u)
+{
+    pdw_chaos *c = u;
+    if (pdw_chaos_fails(c))
+        return NULL;
+    void *p = malloc(n);
+    if (p)
+        c->live++;
+    return p;
+}
+
+static inline void *pdw_chaos_realloc(void *p, size_t n, void *u)
+{
+    pdw_chaos *c = u;
+    if (pdw_chaos_fails(c))
+        return NULL;
+    void *q = realloc(p, n);
+    if (q && !p)
+        c->live++;
+    return q;
+}
+
+static inline void pdw_chaos_free(void *p, void *u)
+{
+    pdw_chaos *c = u;
+    c->live--;
+    free(p);
+}
+
+/* The allocator hook that uses c. */
+static inline pdw_allocator pdw_chaos_allocator(pdw_chaos *c)
+{
+    pdw_allocator a = { pdw_chaos_malloc, pdw_chaos_realloc, pdw_chaos_free, c };
+    return a;
 }
 
 #endif

@@ -4,48 +4,6 @@
 #include "pdw_test.h"
 #include "pdwebhook/pdwebhook.h"
 
-typedef struct chaos {
-    long countdown; /* allocations left before failing; -1 never fail */
-    long live;      /* blocks allocated and not freed */
-    long calls;
-} chaos;
-
-static int should_fail(chaos *c)
-{
-    c->calls++;
-    if (c->countdown < 0)
-        return 0;
-    return c->countdown-- == 0;
-}
-
-static void *c_malloc(size_t n, void *u)
-{
-    chaos *c = u;
-    if (should_fail(c))
-        return NULL;
-    void *p = malloc(n);
-    if (p)
-        c->live++;
-    return p;
-}
-
-static void *c_realloc(void *p, size_t n, void *u)
-{
-    chaos *c = u;
-    if (should_fail(c))
-        return NULL;
-    void *q = realloc(p, n);
-    if (q && !p)
-        c->live++;
-    return q;
-}
-
-static void c_free(void *p, void *u)
-{
-    chaos *c = u;
-    c->live--;
-    free(p);
-}
 
 static const char BODY[] =
     "{\"meta\":{\"version\":\"2.0\",\"action\":\"change\",\"entity\":\"deal\",\"entity_id\":\"8\","
@@ -65,8 +23,8 @@ static void test_event_parse_sweep(void **state)
     (void)state;
     int done = 0;
     for (long n = 0; !done && n < 1000; n++) {
-        chaos c = { n, 0, 0 };
-        pdw_allocator a = { c_malloc, c_realloc, c_free, &c };
+        pdw_chaos c = { n, 0, 0 };
+        pdw_allocator a = pdw_chaos_allocator(&c);
         pdw_parse_options o = PDW_PARSE_OPTIONS_INIT;
         o.allocator = &a;
         pdw_event *ev = NULL;
@@ -99,8 +57,8 @@ static void test_receiver_sweep(void **state)
     static const pdw_credential creds[] = { { "u", "p" } };
     int done = 0;
     for (long n = 0; !done && n < 1000; n++) {
-        chaos c = { n, 0, 0 };
-        pdw_allocator a = { c_malloc, c_realloc, c_free, &c };
+        pdw_chaos c = { n, 0, 0 };
+        pdw_allocator a = pdw_chaos_allocator(&c);
         pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
         o.allocator = &a;
         o.credentials = creds;
@@ -162,8 +120,8 @@ static void test_router_sweep(void **state)
                                   "delete.deal_product", "updated.deal" };
     int done = 0;
     for (long n = 0; !done && n < 2000; n++) {
-        chaos c = { n, 0, 0 };
-        pdw_allocator a = { c_malloc, c_realloc, c_free, &c };
+        pdw_chaos c = { n, 0, 0 };
+        pdw_allocator a = pdw_chaos_allocator(&c);
         pdw_router_options o = PDW_ROUTER_OPTIONS_INIT;
         o.allocator = &a;
         pdw_router *r = NULL;

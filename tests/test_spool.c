@@ -1224,48 +1224,6 @@ static void test_locked(void **state)
 
 /* ---- allocation failures ------------------------------------------------------------ */
 
-typedef struct chaos {
-    long countdown; /* allocations left before failing; -1 never fail */
-    long live;
-    long calls;
-} chaos;
-
-static int should_fail(chaos *c)
-{
-    c->calls++;
-    if (c->countdown < 0)
-        return 0;
-    return c->countdown-- == 0;
-}
-
-static void *c_malloc(size_t n, void *u)
-{
-    chaos *c = u;
-    if (should_fail(c))
-        return NULL;
-    void *p = malloc(n);
-    if (p)
-        c->live++;
-    return p;
-}
-
-static void *c_realloc(void *p, size_t n, void *u)
-{
-    chaos *c = u;
-    if (should_fail(c))
-        return NULL;
-    void *q = realloc(p, n);
-    if (q && !p)
-        c->live++;
-    return q;
-}
-
-static void c_free(void *p, void *u)
-{
-    chaos *c = u;
-    c->live--;
-    free(p);
-}
 
 static int count_cb(const pdw_spool_record *r, void *user)
 {
@@ -1294,8 +1252,8 @@ static void test_alloc_failure_sweep(void **state)
             assert_int_equal(pdw_spool_mark_handled(s, id), 0);
         pdw_spool_close(s);
 
-        chaos c = { n, 0, 0 };
-        pdw_allocator a = { c_malloc, c_realloc, c_free, &c };
+        pdw_chaos c = { n, 0, 0 };
+        pdw_allocator a = pdw_chaos_allocator(&c);
         o.allocator = &a;
         s = NULL;
         int rc = pdw_spool_open(&s, t.dir, &o, NULL, NULL);

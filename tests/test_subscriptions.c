@@ -566,47 +566,14 @@ static void test_no_secret_in_messages(void **state)
 
 /* ---- allocation failure ------------------------------------------------------------- */
 
-typedef struct chaos {
-    long countdown;
-    long live;
-} chaos;
-
-static void *c_malloc(size_t n, void *u)
-{
-    chaos *c = u;
-    if (c->countdown >= 0 && c->countdown-- == 0)
-        return NULL;
-    void *p = malloc(n);
-    if (p)
-        c->live++;
-    return p;
-}
-
-static void *c_realloc(void *p, size_t n, void *u)
-{
-    chaos *c = u;
-    if (c->countdown >= 0 && c->countdown-- == 0)
-        return NULL;
-    void *q = realloc(p, n);
-    if (q && !p)
-        c->live++;
-    return q;
-}
-
-static void c_free(void *p, void *u)
-{
-    chaos *c = u;
-    c->live--;
-    free(p);
-}
 
 static void test_alloc_failure(void **state)
 {
     (void)state;
     int completed = 0;
     for (long n = 0; n < 2000 && !completed; n++) {
-        chaos c = { n, 0 };
-        pdw_allocator al = { c_malloc, c_realloc, c_free, &c };
+        pdw_chaos c = { n, 0, 0 };
+        pdw_allocator al = { pdw_chaos_malloc, pdw_chaos_realloc, pdw_chaos_free, &c };
         pdw_plan_options o = PDW_PLAN_OPTIONS_INIT;
         o.subscription_url = URL;
         o.http_auth_user = "pipedrive";
