@@ -66,6 +66,7 @@ body_has() {
 start_server() {
     SERVER_LOG=$1
     shift
+    rm -f "$SERVER_LOG" # else the loop below may read an earlier server's line first
     "$@" >"$SERVER_LOG" 2>"$SERVER_LOG.err" &
     SERVER_PID=$!
     i=0

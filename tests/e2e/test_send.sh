@@ -39,6 +39,7 @@ start() {
   script=$1
   shift
   : > "$log"
+  rm -f "$tmp/server.out" # else the loop below may read the last server's line first
   "$server" --port 0 --script "$script" --log "$log" "$@" > "$tmp/server.out" 2>&1 &
   spid=$!
   url=
