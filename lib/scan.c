@@ -8,6 +8,10 @@
 
 #include "internal.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h> /* baseline on x86-64 */
+#endif
+
 /* jansson's JSON_PARSER_MAX_DEPTH: it rejects deeper bodies whatever we allow. */
 #define SCAN_JANSSON_DEPTH 2048u
 /* Key records kept on the C stack before the duplicate-key set moves to the heap. */
@@ -492,21 +496,31 @@ typedef struct field_name {
 
 #define TOP(f) { #f, sizeof #f - 1, offsetof(pdw__scan, f) }
 #define META(f) { #f, sizeof #f - 1, offsetof(pdw__scan, m_##f) }
+/* Sorted by length; X_start[L] is the first entry at least L long (a lookup compares only
+ * the names of the key's own length). */
 static const field_name top_fields[] = {
-    TOP(v), TOP(event), TOP(retry), TOP(meta), TOP(current), TOP(previous), TOP(data),
+    TOP(v), TOP(data), TOP(meta), TOP(event), TOP(retry), TOP(current), TOP(previous),
 };
+static const unsigned char top_start[] = { 0, 0, 1, 1, 1, 3, 5, 5, 6, 7 };
 static const field_name meta_fields[] = {
-    META(v), META(version), META(action), META(object), META(entity), META(id),
-    META(entity_id), META(company_id), META(user_id), META(webhook_id),
-    META(correlation_id), META(change_source), META(timestamp), META(timestamp_micro),
-    META(timestamp_milli), META(attempt), META(is_bulk_update), META(is_bulk_edit),
-    META(merged_from_id), META(merged_to_id),
+    META(v),                                                          /* 1 */
+    META(id),                                                         /* 2 */
+    META(action), META(object), META(entity),                         /* 6 */
+    META(version), META(user_id), META(attempt),                      /* 7 */
+    META(entity_id), META(timestamp),                                 /* 9 */
+    META(company_id), META(webhook_id),                               /* 10 */
+    META(is_bulk_edit), META(merged_to_id),                           /* 12 */
+    META(change_source),                                              /* 13 */
+    META(correlation_id), META(is_bulk_update), META(merged_from_id), /* 14 */
+    META(timestamp_micro), META(timestamp_milli),                     /* 15 */
 };
+static const unsigned char meta_start[] = { 0, 0, 1, 2, 2, 2, 2, 5, 8, 8,
+                                            10, 12, 12, 14, 15, 18, 20 };
 #undef TOP
 #undef META
 
-static pdw__val *field_lookup(pdw__scan *out, const field_name *tab, size_t n, const char *p,
-                              size_t len, int esc)
+static pdw__val *field_lookup(pdw__scan *out, const field_name *tab, const unsigned char *start,
+                              size_t nstart, const char *p, size_t len, int esc)
 {
     char dec[24];
     if (esc) {
@@ -523,8 +537,10 @@ static pdw__val *field_lookup(pdw__scan *out, const field_name *tab, size_t n, c
         p = dec;
         len = k;
     }
-    for (size_t i = 0; i < n; i++)
-        if (tab[i].len == len && tab[i].name[0] == p[0] && memcmp(tab[i].name, p, len) == 0)
+    if (len == 0 || len + 1 >= nstart)
+        return NULL;
+    for (size_t i = start[len]; i < start[len + 1]; i++)
+        if (tab[i].name[0] == p[0] && memcmp(tab[i].name, p, len) == 0)
             return (pdw__val *)(void *)((char *)out + tab[i].off);
     return NULL;
 }
@@ -550,19 +566,27 @@ static int fail_tok(const scanner *s, ucp at, const char *msg)
     return fail(s, at, PDW_EJSON, msg);
 }
 
-/* Scan a string whose opening quote is at p[-1]. On success *pp = the closing quote. */
-static int scan_string(const scanner *s, ucp *pp, int *esc)
+/* Scan a string whose opening quote is at p[-1], from *pp on (the bytes before *pp are
+ * plain ASCII already checked). On success *pp = the closing quote. */
+static int scan_string_slow(const scanner *s, ucp *pp, int *esc)
 {
     ucp p = *pp, end = s->end;
     for (;;) {
-        /* Fast skip of plain ASCII, 8 bytes at a time. */
+        /* Fast skip of plain ASCII up to the first byte that needs a look (a quote,
+         * backslash, control or non-ASCII byte), which the byte loop below then finds at
+         * once. */
         while (end - p >= 8) {
             uint64_t w = load64(p);
             const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
             uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
             uint64_t hit = ((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w) | w;
-            if (hit & high)
-                break; /* a quote, backslash, control or non-ASCII byte is in this word */
+            if (hit & high) {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                /* the lowest flagged byte is a real hit (borrows only flag bytes above) */
+                p += (unsigned)__builtin_ctzll(hit & high) >> 3;
+#endif
+                break;
+            }
             p += 8;
         }
         while (p < end && !str_stop[*p])
@@ -619,6 +643,37 @@ static int scan_string(const scanner *s, ucp *pp, int *esc)
             return fail(s, p, PDW_EUTF8, "invalid UTF-8");
         p += n;
     }
+}
+
+/* Scan a string whose opening quote is at p[-1]. On success *pp = the closing quote.
+ * Inline fast path: a string of plain ASCII without escapes whose closing quote is found
+ * 16 bytes at a time; anything else continues in scan_string_slow() where this stopped. */
+static inline int scan_string(const scanner *s, ucp *pp, int *esc)
+{
+#if defined(__SSE2__)
+    ucp p = *pp, end = s->end;
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
+                  ctl = _mm_set1_epi8(0x1F);
+    while (end - p >= 16) {
+        __m128i w = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i m = _mm_or_si128(_mm_cmpeq_epi8(w, quote), _mm_cmpeq_epi8(w, bslash));
+        /* unsigned w <= 0x1F <=> max(w, 0x1F) == 0x1F; the sign bit of w itself marks the
+         * non-ASCII bytes */
+        m = _mm_or_si128(m, _mm_cmpeq_epi8(_mm_max_epu8(w, ctl), ctl));
+        unsigned mask = (unsigned)_mm_movemask_epi8(_mm_or_si128(m, w));
+        if (mask) {
+            p += __builtin_ctz(mask);
+            if (*p == '"') {
+                *pp = p;
+                return 0;
+            }
+            break;
+        }
+        p += 16;
+    }
+    *pp = p;
+#endif
+    return scan_string_slow(s, pp, esc);
 }
 
 /* 2^1024 - 2^970: the smallest decimal magnitude strtod rounds to infinity. */
@@ -906,11 +961,10 @@ key:
             return fail(s, p, rc, rc == PDW_EDUPKEY ? "duplicate object key" : "out of memory");
         target = NULL;
         if (d == 1 && top_object)
-            target = field_lookup(out, top_fields, sizeof top_fields / sizeof top_fields[0],
-                                  kp, klen, esc);
+            target = field_lookup(out, top_fields, top_start, sizeof top_start, kp, klen, esc);
         else if (d == 2 && meta_open)
-            target = field_lookup(out, meta_fields, sizeof meta_fields / sizeof meta_fields[0],
-                                  kp, klen, esc);
+            target = field_lookup(out, meta_fields, meta_start, sizeof meta_start, kp, klen,
+                                  esc);
         p = skip_ws(q + 1, end);
     }
     if (p == end || *p != ':')

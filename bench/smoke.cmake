@@ -1,0 +1,45 @@
+# bench.smoke: pdwebhook-bench runs briefly and prints every row as one JSON object with
+# the four fields. Functional only: no speed is checked here (see docs/BENCHMARKS.md).
+#   cmake -DBENCH=... -DCORPUS=... -DEXPECT_SIMDJSON=0|1 -P smoke.cmake
+cmake_minimum_required(VERSION 3.16)
+execute_process(COMMAND ${BENCH} --rounds 1 ${CORPUS} 0.2
+                OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "pdwebhook-bench exited with ${rc}:\n${err}")
+endif()
+set(expected jansson_floor pdwebhook_accept pdwebhook_full
+    accept_body_1KB accept_body_4KB accept_body_16KB accept_body_64KB accept_body_256KB
+    accept_body_1MB accept_patterns_1 accept_patterns_10 accept_patterns_100
+    accept_patterns_1000 accept_threads_1 accept_threads_2
+    spool_fsync_per_event_32t spool_group_commit_32t spool_group_commit_1t)
+if(EXPECT_SIMDJSON)
+  list(APPEND expected simdjson_limit)
+endif()
+string(REPLACE "\n" ";" lines "${out}")
+set(seen "")
+foreach(line IN LISTS lines)
+  if(line STREQUAL "")
+    continue()
+  endif()
+  if(NOT line MATCHES "^{\"name\":\"([A-Za-z0-9_]+)\",\"events_per_s\":[0-9]+,\"MB_per_s\":[0-9.]+,\"ns_per_event\":[0-9]+(,\"[a-z_]+\":[0-9.]+)*}$")
+    message(FATAL_ERROR "not a row: ${line}")
+  endif()
+  set(name ${CMAKE_MATCH_1})
+  if(NOT CMAKE_VERSION VERSION_LESS 3.19)
+    string(JSON eps ERROR_VARIABLE jerr GET "${line}" events_per_s)
+    if(jerr)
+      message(FATAL_ERROR "not JSON (${jerr}): ${line}")
+    endif()
+  endif()
+  list(APPEND seen ${name})
+endforeach()
+foreach(n IN LISTS expected)
+  if(NOT n IN_LIST seen)
+    message(FATAL_ERROR "row ${n} missing; output:\n${out}\n${err}")
+  endif()
+endforeach()
+if(err MATCHES "failed")
+  message(FATAL_ERROR "some events failed:\n${err}")
+endif()
+list(LENGTH seen n)
+message(STATUS "bench.smoke: ${n} rows")
