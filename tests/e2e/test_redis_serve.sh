@@ -1,0 +1,92 @@
+#!/bin/sh
+# Two receivers share one Redis: 200 distinct deliveries, each sent to both receivers at
+# the same time, give exactly 200 stream entries (shared dedup + the stream's guard); the
+# entries carry the canonical fields and the body; /healthz shows the forwarding; a bad
+# URL, wrong or missing credentials give clear errors that never show the password.
+# Usage: test_redis_serve.sh PDWEBHOOK
+bin=$1
+. "$(dirname "$0")/test_redis_common.sh"
+
+redis_start
+serve_start a --spool "$tmp/sa" --redis "$RURL" --output "$tmp/a.jsonl"
+serve_start b --spool "$tmp/sb" --redis "$RURL" --stream pdwebhook:events
+check "health: connected" "$(hfield "$url_a" connected)" true
+
+i=0
+: > "$tmp/codes"
+while [ $i -lt 200 ]; do
+  body $i two > "$tmp/b$i.json"
+  post "$url_a" "$tmp/b$i.json" >> "$tmp/codes" &
+  p1=$!
+  post "$url_b" "$tmp/b$i.json" >> "$tmp/codes" &
+  p2=$!
+  wait $p1 $p2
+  echo >> "$tmp/codes"
+  i=$((i + 1))
+done
+check "every answer 200" "$(grep -c '^200200$' "$tmp/codes")" 200
+wait_until '[ "$(rcli xlen pdwebhook:events)" -ge 200 ] && [ "$(hfield "$url_a" lag)" = 0 ] && [ "$(hfield "$url_b" lag)" = 0 ]'
+check "stream entries" "$(rcli xlen pdwebhook:events)" 200
+dups=$(( $(hfield "$url_a" duplicates) + $(hfield "$url_b" duplicates) ))
+check "one of each pair answered as a duplicate" "$dups" 200
+fa=$(hfield "$url_a" forwarded); fb=$(hfield "$url_b" forwarded)
+check "forwarded by the two receivers together" "$((fa + fb))" 200
+check "distinct delivery keys in the stream" \
+  "$(rcli --raw xrange pdwebhook:events - + | grep -c '^2:deal:change:two-')" 200
+rcli --raw xrange pdwebhook:events - + COUNT 1 > "$tmp/entry"
+for f in delivery_key event action object entity_id webhook_id received_ms spool_id body; do
+  grep -qx "$f" "$tmp/entry" && ok "entry has $f" || bad "entry lacks $f: $(cat "$tmp/entry")"
+done
+grep -qx 'change.deal' "$tmp/entry" && ok "entry's event is canonical" || bad "entry event"
+check "dedup keys in Redis" "$(rcli --scan --pattern 'pdwebhook:dedup:*' | wc -l | tr -d ' ')" 200
+check "guard keys in Redis" "$(rcli --scan --pattern 'pdwebhook:fwd:*' | wc -l | tr -d ' ')" 200
+# --output still works next to the stream: a's share of the events
+wait_until '[ "$(wc -l < "$tmp/a.jsonl")" -ge "$fa" ]' 100
+check "a's --output lines" "$(wc -l < "$tmp/a.jsonl" | tr -d ' ')" "$fa"
+serve_stop "$pid_a"; check "stop a" "$rc" 0
+serve_stop "$pid_b"; check "stop b" "$rc" 0
+
+# a restarted receiver forwards nothing twice (spool markers + the guard)
+serve_start a --spool "$tmp/sa" --redis "$RURL"
+post "$url_a" "$tmp/b5.json" > /dev/null
+sleep 0.3
+check "restart: still 200 entries" "$(rcli xlen pdwebhook:events)" 200
+serve_stop "$pid_a"; check "stop a again" "$rc" 0
+
+# --stream, --redis-prefix, --stream-maxlen
+serve_start c --spool "$tmp/sc" --redis "$RURL" --stream other --redis-prefix x: --stream-maxlen 1000
+post "$url_c" "$tmp/b7.json" > /dev/null
+wait_until '[ "$(rcli xlen other)" = 1 ]' 100
+check "--stream" "$(rcli xlen other)" 1
+check "--redis-prefix" "$(rcli --scan --pattern 'x:fwd:2:deal:change:two-7:*' | wc -l | tr -d ' ')" 1
+serve_stop "$pid_c"; check "stop c" "$rc" 0
+
+# clear errors
+"$bin" serve --listen 127.0.0.1:0 --user u --password p --spool "$tmp/sd" \
+  --redis "redis://127.0.0.1:notaport" > /dev/null 2> "$tmp/e1"
+check "bad port: exit 2" "$?" 2
+grep -q "Redis URL port" "$tmp/e1" && ok "bad port named" || bad "bad port message: $(cat "$tmp/e1")"
+"$bin" serve --listen 127.0.0.1:0 --user u --password p --spool "$tmp/sd" \
+  --redis "http://127.0.0.1:$RPORT" > /dev/null 2> "$tmp/e2"
+check "bad scheme: exit 2" "$?" 2
+grep -q "Redis URL scheme" "$tmp/e2" && ok "bad scheme named" || bad "bad scheme message: $(cat "$tmp/e2")"
+"$bin" serve --listen 127.0.0.1:0 --user u --password p --redis "$RURL" > /dev/null 2> "$tmp/e3"
+check "--redis without --spool: exit 2" "$?" 2
+rcli config set requirepass 'pw-right-9' > /dev/null
+"$bin" serve --listen 127.0.0.1:0 --user u --password p --spool "$tmp/sd" \
+  --redis "redis://:pw-wrong-7@127.0.0.1:$RPORT" > /dev/null 2> "$tmp/e4"
+check "wrong password: exit 2" "$?" 2
+grep -q "refused the credentials" "$tmp/e4" && ok "wrong password said" || bad "wrong password message: $(cat "$tmp/e4")"
+grep -q "pw-wrong-7" "$tmp/e4" && bad "the password was printed" || ok "password not printed"
+"$bin" serve --listen 127.0.0.1:0 --user u --password p --spool "$tmp/sd" \
+  --redis "$RURL/1" > /dev/null 2> "$tmp/e5"
+check "missing password: exit 2" "$?" 2
+grep -q "wants a password" "$tmp/e5" && ok "missing password said" || bad "missing password message: $(cat "$tmp/e5")"
+serve_start d --spool "$tmp/sd" --redis "redis://:pw-right-9@127.0.0.1:$RPORT/2"
+check "right password: connected" "$(hfield "$url_d" connected)" true
+post "$url_d" "$tmp/b9.json" > /dev/null
+wait_until '[ "$(REDISCLI_AUTH=pw-right-9 rcli -n 2 xlen pdwebhook:events 2>/dev/null)" = 1 ]' 100
+check "database 2 used" "$(REDISCLI_AUTH=pw-right-9 rcli -n 2 xlen pdwebhook:events 2>/dev/null)" 1
+serve_stop "$pid_d"; check "stop d" "$rc" 0
+
+finish

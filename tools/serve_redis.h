@@ -1,0 +1,44 @@
+/* pdwebhook serve --redis: the Redis dedup store and the stream writer, wired between the
+ * receiver, the local spool and the worker (see pdwebhook/redis.h and the README's "More
+ * than one machine").
+ *
+ * - dedup: Redis's SET NX PX, with the local memory store as fallback while Redis cannot
+ *   be reached (the delivery is still answered 200 once spooled: no 503 that would feed
+ *   Pipedrive's ban counter; the stream's guard keeps the stream free of twins).
+ * - worker: each spooled delivery goes to the stream first (waiting in the spool while
+ *   Redis is down), then to --output / --exec when given. */
+#ifndef PDW_SERVE_REDIS_H
+#define PDW_SERVE_REDIS_H
+
+#include <jansson.h>
+#include <pdwebhook/pdwebhook.h>
+
+#include "sinks.h"
+
+typedef struct serve_redis serve_redis;
+
+typedef struct serve_redis_config {
+    const char *url;
+    const char *stream;   /* NULL: default */
+    const char *prefix;   /* NULL: default */
+    uint64_t maxlen;      /* 0: no trimming */
+    pdw_dedup_store *fallback; /* the local store, used while Redis is down */
+    sinks *sinks;         /* handed on after the stream */
+} serve_redis_config;
+
+/* Connect and check the URL and the credentials. 0, or -1 with a message printed (a bad
+ * URL or refused credentials stop the server; an unreachable Redis only warns). */
+int serve_redis_open(serve_redis **out, const serve_redis_config *c);
+/* The dedup store to give the receiver. */
+void serve_redis_dedup(serve_redis *r, pdw_dedup_store *out);
+/* pdw_worker_handle_cb (user: the serve_redis). */
+int serve_redis_handle(const pdw_spool_record *rec, unsigned attempt, char *errbuf,
+                       size_t errcap, void *user);
+/* Before pdw_worker_stop(): stop waiting for Redis. */
+void serve_redis_cancel(serve_redis *r);
+void serve_redis_close(serve_redis *r);
+/* Add "redis" to the /healthz object; spool_pending: deliveries not yet handed on.
+ * Returns 1 when Redis is unreachable (for the status line). */
+int serve_redis_health(serve_redis *r, json_t *o, uint64_t spool_pending, int64_t now_ms);
+
+#endif
