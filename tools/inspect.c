@@ -6,33 +6,6 @@
 
 #include "cli.h"
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 65536;
-    char *buf = malloc(cap);
-    *len = 0;
-    while (buf) {
-        size_t n = fread(buf + *len, 1, cap - *len, f);
-        *len += n;
-        if (n == 0)
-            break;
-        if (*len == cap) {
-            char *nb = realloc(buf, cap *= 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-            }
-            buf = nb;
-        }
-    }
-    if (f != stdin)
-        fclose(f);
-    return buf;
-}
-
 int pdw_cmd_inspect(int argc, char **argv)
 {
     size_t flags = JSON_COMPACT;
@@ -54,7 +27,7 @@ int pdw_cmd_inspect(int argc, char **argv)
     }
     for (int i = first; i < argc; i++) {
         size_t len;
-        char *body = slurp(argv[i], &len);
+        char *body = pdw_cli_read_file(argv[i], &len);
         if (!body) {
             fprintf(stderr, "pdwebhook inspect: cannot read %s\n", argv[i]);
             failed = 1;

@@ -158,36 +158,6 @@ static int parse_double(const char *s, double lo, double hi, double *out)
     return 0;
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 65536;
-    char *buf = malloc(cap);
-    *len = 0;
-    while (buf) {
-        size_t n = fread(buf + *len, 1, cap - *len, f);
-        *len += n;
-        if (n == 0)
-            break;
-        if (*len == cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb)
-                free(buf);
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    if (buf && ferror(f)) {
-        free(buf);
-        buf = NULL;
-    }
-    if (f != stdin)
-        fclose(f);
-    return buf;
-}
-
 /* A JSON string for a path that may not be UTF-8: invalid bytes become '?'. */
 static json_t *path_json(const char *path)
 {
@@ -650,7 +620,7 @@ int pdw_cmd_send(int argc, char **argv)
             free_files(files, nfiles);
             return 2;
         }
-        f->body = slurp(f->path, &f->len);
+        f->body = pdw_cli_read_file(f->path, &f->len);
         if (!f->body) {
             fprintf(stderr, "pdwebhook send: cannot read %s%s\n", f->path,
                     f->path[0] == '-' && f->path[1] ? " (options go before the URL)" : "");

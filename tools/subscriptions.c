@@ -186,30 +186,18 @@ static int parse_args(opts *o, int argc, char **argv)
 
 /* ---- credentials, exactly as serve reads them --------------------------------------- */
 
-static char *read_file(const char *path)
+typedef struct first_pair {
+    const char *user, *password;
+} first_pair;
+
+static int keep_first(char *user, char *password, void *ctx)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    buf b = { NULL, 0, 0, 0 };
-    for (;;) {
-        if (b.n + 1 >= b.cap) {
-            char *nb = realloc(b.p, b.cap = b.cap ? b.cap * 2 : 4096);
-            if (!nb) {
-                free(b.p);
-                fclose(f);
-                return NULL;
-            }
-            b.p = nb;
-        }
-        size_t n = fread(b.p + b.n, 1, b.cap - b.n - 1, f);
-        if (n == 0)
-            break;
-        b.n += n;
+    first_pair *f = ctx;
+    if (!f->user) {
+        f->user = user;
+        f->password = password;
     }
-    fclose(f);
-    b.p[b.n] = '\0';
-    return b.p;
+    return 0;
 }
 
 /* serve's list is: --user/--password (or the variables), then each line of --credentials.
@@ -223,41 +211,17 @@ static int resolve_credentials(opts *o)
         return -1;
     }
     if (o->cred_file) {
-        char *text = read_file(o->cred_file);
+        char *text = pdw_cli_read_file(o->cred_file, NULL);
         if (!text) {
             fprintf(stderr, "%s: cannot read %s: %s\n", prog, o->cred_file, strerror(errno));
             return -1;
         }
         o->cred_text = text;
         o->cred_len = strlen(text);
-        int lineno = 0;
-        const char *fu = NULL, *fp = NULL;
-        for (char *line = text, *next; line && *line; line = next) {
-            next = strchr(line, '\n');
-            if (next)
-                *next++ = '\0';
-            lineno++;
-            size_t n = strlen(line);
-            if (n && line[n - 1] == '\r')
-                line[--n] = '\0';
-            if (n == 0 || line[0] == '#')
-                continue;
-            char *colon = strchr(line, ':');
-            if (!colon || colon == line || !colon[1]) {
-                fprintf(stderr, "%s: %s line %d: expected user:password\n", prog, o->cred_file,
-                        lineno);
-                return -1;
-            }
-            *colon = '\0';
-            if (!fu) {
-                fu = line;
-                fp = colon + 1;
-            }
-        }
-        if (!fu) {
-            fprintf(stderr, "%s: %s holds no user:password line\n", prog, o->cred_file);
+        first_pair fp1 = { NULL, NULL };
+        if (pdw_cli_parse_credentials(text, o->cred_file, prog, keep_first, &fp1) < 0)
             return -1;
-        }
+        const char *fu = fp1.user, *fp = fp1.password;
         if (!o->user) {
             o->user = fu;
             o->password = fp;
