@@ -347,6 +347,16 @@ int pdw_receiver_check_head(const pdw_receiver *r, const pdw_request *req, pdw_v
 
 /* ---- the pipeline ------------------------------------------------------------------ */
 
+/* snprintf(dst, cap, "%s", src) without the format interpreter (per request). */
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    if (n > cap - 1)
+        n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 static int hand_on(pdw_receiver *r, const pdw_event *ev, pdw_verdict *v)
 {
     if (r->accept) {
@@ -402,10 +412,10 @@ int pdw_receiver_handle(pdw_receiver *r, const pdw_request *req, pdw_verdict *v,
         pdw__event_fini(&ev);
         return decide(r, v, rc, 0);
     }
-    snprintf(v->event, sizeof v->event, "%s", ev.name);
-    snprintf(v->delivery_key, sizeof v->delivery_key, "%s", ev.key);
+    copy_str(v->event, sizeof v->event, ev.name);
+    copy_str(v->delivery_key, sizeof v->delivery_key, ev.key);
     if (ev.has_webhook_id)
-        snprintf(v->webhook_id, sizeof v->webhook_id, "%s", ev.webhook_id);
+        copy_str(v->webhook_id, sizeof v->webhook_id, ev.webhook_id);
     v->attempt = ev.attempt;
 
     if (r->dedup_on) {

@@ -508,6 +508,7 @@ static int parse_trigger(const pdw_plan *p, const char *s, size_t n, entry *e, p
 static int add_span(pdw_plan *p, const char *s, size_t n, pdw_error *err)
 {
     entry e;
+    memset(&e, 0, sizeof e); /* parse_trigger() fills it on success only */
     int rc = parse_trigger(p, s, n, &e, err);
     if (rc)
         return rc;

@@ -12,6 +12,7 @@ int pdw_cmd_inspect(int argc, char **argv);
 int pdw_cmd_send(int argc, char **argv);
 int pdw_cmd_deadletter(int argc, char **argv);
 int pdw_cmd_subscriptions(int argc, char **argv);
+int pdw_cmd_consume(int argc, char **argv);
 
 /* The canonical fields of an event as a new JSON object (the names `inspect` prints):
  * ok, version, event, delivered, action, object, merge, bulk, attempt, entity_id, event_id,
@@ -19,5 +20,15 @@ int pdw_cmd_subscriptions(int argc, char **argv);
  * merged_to_id (absent values as null). With with_body, the original body under "body"
  * (as JSON). NULL on out-of-memory. */
 json_t *pdw_cli_event_json(const pdw_event *ev, int with_body);
+
+/* A whole file ("-": stdin), NUL-terminated, malloc'd; *len_out its length. NULL with
+ * errno set when it cannot be read. */
+char *pdw_cli_read_file(const char *path, size_t *len_out);
+
+/* The --credentials format: "user:password" lines, blank lines and # comments. Cuts text
+ * in place and calls add() for each pair (user and password point into text). Returns the
+ * number of pairs, or -1 after printing "PROG: PATH line N: ..." (never a secret). */
+int pdw_cli_parse_credentials(char *text, const char *path, const char *prog,
+                              int (*add)(char *user, char *password, void *ctx), void *ctx);
 
 #endif

@@ -14,6 +14,7 @@ static void usage(FILE *out)
             "  send URL FILE...  deliver bodies the way Pipedrive does (retries, ban counter)\n"
             "  deadletter list|replay  events given up after their last attempt\n"
             "  subscriptions plan|list|sync|delete   manage the account's Pipedrive webhooks\n"
+            "  consume           handle the events serve --redis put in a Redis stream\n"
             "  version           print the library version\n"
             "\n"
             "'pdwebhook COMMAND --help' describes a command's options.\n");
@@ -54,6 +55,14 @@ int main(int argc, char **argv)
 #else
         return missing(cmd, "libcurl (libcurl4-openssl-dev)");
 #endif
+    }
+    if (strcmp(cmd, "consume") == 0) {
+        if (!pdw_redis_available()) {
+            fprintf(stderr, "pdwebhook: 'consume' needs Redis support: install libhiredis-dev "
+                            "and rebuild\n");
+            return 2;
+        }
+        return pdw_cmd_consume(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "inspect") == 0)
         return pdw_cmd_inspect(argc - 1, argv + 1);

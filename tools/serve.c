@@ -25,6 +25,7 @@
 
 #include "cli.h"
 #include "sinks.h"
+#include "serve_redis.h"
 
 #define MAX_CREDENTIALS 64
 
@@ -44,6 +45,8 @@ typedef struct config {
     unsigned exec_timeout, workers, max_attempts, spool_retain_s;
     unsigned long long backoff_ms;
     int insecure, sync_mode, sync_failure_status;
+    const char *redis, *stream, *redis_prefix; /* --redis: scale-out (serve_redis.h) */
+    unsigned long long stream_maxlen;
     pdw_credential creds[MAX_CREDENTIALS];
     size_t ncreds;
     char *cred_storage[MAX_CREDENTIALS]; /* lines read from --credentials, or generated */
@@ -66,6 +69,7 @@ typedef struct server {
     pdw_worker *worker;
     pdw_health *health;
     sinks *sinks;
+    serve_redis *redis;
     struct MHD_Daemon *daemon;
     stats stats;
 } server;
@@ -77,20 +81,36 @@ static void logf_(const char *fmt, ...)
     ;
 static void logf_(const char *fmt, ...)
 {
-    char ts[32];
+    /* One line, one write(2) (stderr is unbuffered: a fprintf, a vfprintf and a fputc were
+     * three); the date part is formatted once a second per thread. */
+    static _Thread_local time_t ts_sec = (time_t)-1;
+    static _Thread_local char ts[32];
+    char line[1024];
     struct timespec now;
-    struct tm tm;
     clock_gettime(CLOCK_REALTIME, &now);
-    gmtime_r(&now.tv_sec, &tm);
-    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (now.tv_sec != ts_sec) {
+        struct tm tm;
+        gmtime_r(&now.tv_sec, &tm);
+        strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+        ts_sec = now.tv_sec;
+    }
+    int n = snprintf(line, sizeof line, "%s.%03ldZ ", ts, now.tv_nsec / 1000000);
     va_list ap;
     va_start(ap, fmt);
-    flockfile(stderr);
-    fprintf(stderr, "%s.%03ldZ ", ts, now.tv_nsec / 1000000);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    funlockfile(stderr);
+    int m = vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
     va_end(ap);
+    flockfile(stderr);
+    if (m >= 0 && (size_t)n + (size_t)m + 1 < sizeof line) {
+        line[n + m] = '\n';
+        fwrite(line, 1, (size_t)n + (size_t)m + 1, stderr);
+    } else { /* a longer line: written in parts, as it comes */
+        fwrite(line, 1, (size_t)n, stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+    }
+    funlockfile(stderr);
 }
 
 static double now_ms(void)
@@ -329,6 +349,13 @@ static enum MHD_Result send_health(server *s, struct MHD_Connection *c)
         json_object_set_new(sp, "io_errors", N(ss.io_errors));
         json_object_set_new(o, "spool", sp);
     }
+    if (s->redis) { /* lag: deliveries in the spool not yet handed on (to Redis first) */
+        pdw_spool_stats rs;
+        pdw_spool_get_stats(s->spool, &rs);
+        if (serve_redis_health(s->redis, o, rs.pending, wall_ms()))
+            json_object_set_new(o, "status",
+                                json_string("redis unreachable: deliveries wait in the spool"));
+    }
     if (atomic_load(&st->spool_full))
         json_object_set_new(o, "status", json_string("spool full: answering 503"));
     char *ban = pdw_health_json(s->health, wall_ms());
@@ -505,37 +532,16 @@ static void usage(FILE *out)
         "  --sync                 run the handlers inside the request and answer their result\n"
         "                         (--sync-failure-status, default 500): a failing or slow\n"
         "                         handler then feeds Pipedrive's ban counter\n"
+        "  --redis URL            share dedup with other receivers and forward each spooled\n"
+        "                         event to a Redis stream (redis://[[user]:password@]host[:port][/db];\n"
+        "                         needs --spool); see pdwebhook consume\n"
+        "  --stream NAME          the stream (default pdwebhook:events)\n"
+        "  --redis-prefix P       prefix of pdwebhook's Redis keys (default pdwebhook:)\n"
+        "  --stream-maxlen N      trim the stream to about N entries (default: no trimming)\n"
         "  --tls-cert FILE --tls-key FILE   serve HTTPS\n"
         "GET /healthz answers counters, the spool and the ban model as JSON.\n"
         "SIGTERM/SIGINT: finish in-flight requests and handlers, flush, exit 0.\n"
         "Without credentials a random pair is generated and printed once at start.\n");
-}
-
-static char *read_all(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len + 1 >= cap) {
-            char *nb = realloc(buf, cap = cap ? cap * 2 : 4096);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = nb;
-        }
-        size_t n = fread(buf + len, 1, cap - len - 1, f);
-        if (n == 0)
-            break;
-        len += n;
-    }
-    fclose(f);
-    buf[len] = '\0';
-    return buf;
 }
 
 static int add_credential(config *c, char *user, char *password)
@@ -550,40 +556,20 @@ static int add_credential(config *c, char *user, char *password)
     return 0;
 }
 
+static int add_pair(char *user, char *password, void *ctx)
+{
+    return add_credential(ctx, user, password);
+}
+
 static int load_credentials(config *c, const char *path)
 {
-    char *text = read_all(path);
+    char *text = pdw_cli_read_file(path, NULL);
     if (!text) {
         fprintf(stderr, "pdwebhook serve: cannot read %s: %s\n", path, strerror(errno));
         return -1;
     }
     c->cred_storage[c->ncreds] = text; /* owned by the first pair from this file */
-    int lineno = 0;
-    for (char *line = text, *next; line && *line; line = next) {
-        next = strchr(line, '\n');
-        if (next)
-            *next++ = '\0';
-        lineno++;
-        size_t n = strlen(line);
-        if (n && line[n - 1] == '\r')
-            line[--n] = '\0';
-        if (n == 0 || line[0] == '#')
-            continue;
-        char *colon = strchr(line, ':');
-        if (!colon || colon == line || !colon[1]) {
-            fprintf(stderr, "pdwebhook serve: %s line %d: expected user:password\n", path,
-                    lineno);
-            return -1;
-        }
-        *colon = '\0';
-        if (add_credential(c, line, colon + 1) < 0)
-            return -1;
-    }
-    if (!c->ncreds) {
-        fprintf(stderr, "pdwebhook serve: %s holds no user:password line\n", path);
-        return -1;
-    }
-    return 0;
+    return pdw_cli_parse_credentials(text, path, "pdwebhook serve", add_pair, c) < 0 ? -1 : 0;
 }
 
 static int random_text(char *out, size_t n)
@@ -648,6 +634,9 @@ static int parse_args(config *c, int argc, char **argv)
         OPT("--tls-cert", c->tls_cert)
         OPT("--tls-key", c->tls_key)
         OPT("--dead-letter", c->dead_letter)
+        OPT("--redis", c->redis)
+        OPT("--stream", c->stream)
+        OPT("--redis-prefix", c->redis_prefix)
 #undef OPT
 #define NUM(name, field, lo, hi)                                                             \
     if (strcmp(a, name) == 0) {                                                              \
@@ -669,6 +658,7 @@ static int parse_args(config *c, int argc, char **argv)
         NUM("--spool-max", c->spool_max, 4096, 1ull << 50)
         NUM("--spool-retain", c->spool_retain_s, 0, 7 * 86400)
         NUM("--sync-failure-status", c->sync_failure_status, 200, 599)
+        NUM("--stream-maxlen", c->stream_maxlen, 1, 1ull << 62)
 #undef NUM
         if (strcmp(a, "--max-body") == 0 && v) {
             if (parse_size(v, &c->max_body) < 0) {
@@ -692,6 +682,16 @@ static int parse_args(config *c, int argc, char **argv)
     if (c->sync_mode && c->spool) {
         fprintf(stderr, "pdwebhook serve: --sync hands events on inside the request; it does "
                         "not go with --spool\n");
+        return -1;
+    }
+    if (c->redis && !c->spool) {
+        fprintf(stderr, "pdwebhook serve: --redis needs --spool DIR: deliveries are journaled "
+                        "locally before the answer and forwarded to Redis from there\n");
+        return -1;
+    }
+    if ((c->stream || c->redis_prefix || c->stream_maxlen) && !c->redis) {
+        fprintf(stderr, "pdwebhook serve: --stream, --redis-prefix and --stream-maxlen go "
+                        "with --redis\n");
         return -1;
     }
     if (!!c->tls_cert != !!c->tls_key) {
@@ -780,10 +780,12 @@ static int open_listener(const char *listen_on, char *shown, size_t shown_cap)
 
 static void shutdown_all(server *s)
 {
+    serve_redis_cancel(s->redis); /* forwarding waits for Redis no longer */
     pdw_worker_stop(s->worker); /* running handlers finish; markers flushed */
     pdw_spool_close(s->spool);
     sinks_close(s->sinks);
     pdw_receiver_free(s->rcv);
+    serve_redis_close(s->redis);
     pdw_dedup_memory_free(s->dedup);
     pdw_health_free(s->health);
     for (size_t i = 0; i < MAX_CREDENTIALS; i++)
@@ -810,7 +812,7 @@ int pdw_cmd_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     char *cert = NULL, *key = NULL;
-    if (c->tls_cert && (!(cert = read_all(c->tls_cert)) || !(key = read_all(c->tls_key)))) {
+    if (c->tls_cert && (!(cert = pdw_cli_read_file(c->tls_cert, NULL)) || !(key = pdw_cli_read_file(c->tls_key, NULL)))) {
         fprintf(stderr, "pdwebhook serve: cannot read the TLS certificate or key\n");
         return 2;
     }
@@ -865,6 +867,15 @@ int pdw_cmd_serve(int argc, char **argv)
     o.insecure_no_auth = c->insecure;
     o.max_body = c->max_body;
     o.dedup = &store;
+    if (c->redis) { /* Redis's dedup, the local store as its fallback (copied first) */
+        serve_redis_config rcfg = { c->redis, c->stream, c->redis_prefix, c->stream_maxlen,
+                                    &store, s->sinks };
+        if (serve_redis_open(&s->redis, &rcfg) != 0) {
+            shutdown_all(s);
+            return 2;
+        }
+        serve_redis_dedup(s->redis, &store);
+    }
     if (c->sync_mode) {
         o.handler_error_status = c->sync_failure_status;
     } else {
@@ -885,6 +896,10 @@ int pdw_cmd_serve(int argc, char **argv)
         wo.spool = s->spool;
         wo.handle = sinks_handle;
         wo.handle_user = s->sinks;
+        if (s->redis) { /* the Redis stream first, then --output / --exec */
+            wo.handle = serve_redis_handle;
+            wo.handle_user = s->redis;
+        }
         wo.sync = sinks_sync;
         wo.sync_user = s->sinks;
         wo.threads = c->workers;

@@ -12,6 +12,8 @@
  * - pdwebhook/spool.h: the durable journal of accepted deliveries
  * - pdwebhook/health.h: the ban model (failed first attempts, predicted bans, losses)
  * - pdwebhook/worker.h: hand spooled deliveries on (order, retries, dead letters)
+ * - pdwebhook/redis.h: scale-out on Redis (shared dedup, event stream, consumers); its
+ *   functions return ::PDW_ENOTBUILT when the library was built without hiredis
  */
 #ifndef PDWEBHOOK_H
 #define PDWEBHOOK_H
@@ -26,5 +28,6 @@
 #include "spool.h"
 #include "health.h"
 #include "worker.h"
+#include "redis.h"
 
 #endif
