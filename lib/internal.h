@@ -20,6 +20,11 @@ char *pdw__strndup(const pdw_allocator *a, const char *s, size_t n);
 /* Overwrite memory in a way the compiler may not drop (for secrets). */
 void pdw__wipe(void *p, size_t n);
 
+/* ---- clock.c ---------------------------------------------------------------------- */
+uint64_t pdw__mono_ms(void); /* CLOCK_MONOTONIC in ms: for timeouts and backoff */
+int64_t pdw__wall_ms(void);  /* CLOCK_REALTIME in ms since the epoch: for what is stored */
+void pdw__sleep_ms(uint64_t ms);
+
 /* ---- error.c ---------------------------------------------------------------------- */
 /* Record an error in err when err is not NULL and still PDW_OK; returns code. */
 int pdw__error_set(pdw_error *err, int code, long long offset, const char *fmt, ...)

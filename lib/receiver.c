@@ -34,9 +34,7 @@ struct pdw_receiver {
 static uint64_t realtime_ms(void *user)
 {
     (void)user;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return (uint64_t)pdw__wall_ms();
 }
 
 int pdw_receiver_options_init(pdw_receiver_options *opts, unsigned version)

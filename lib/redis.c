@@ -390,19 +390,7 @@ int pdw_redis_available(void)
     return 1;
 }
 
-static uint64_t mono_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
-}
 
-static int64_t wall_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
 
 static struct timeval tv_of(uint64_t ms)
 {
@@ -412,12 +400,6 @@ static struct timeval tv_of(uint64_t ms)
     return tv;
 }
 
-static void sleep_ms(uint64_t ms)
-{
-    struct timespec t = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&t, &t) != 0 && errno == EINTR)
-        ;
-}
 
 /* ---- connection --------------------------------------------------------------------- */
 
@@ -462,12 +444,12 @@ static void mark_down(pdw_redis *r, const char *msg)
     r->delay = r->delay ? r->delay * 2 : r->rmin;
     if (r->delay > r->rmax)
         r->delay = r->rmax;
-    r->next_try = mono_ms() + r->delay;
+    r->next_try = pdw__mono_ms() + r->delay;
     pthread_mutex_lock(&r->stats_lock);
     r->stats.connected = 0;
     r->stats.failures++;
     if (!r->stats.down_since_ms)
-        r->stats.down_since_ms = wall_ms();
+        r->stats.down_since_ms = pdw__wall_ms();
     copy_msg(r->stats.last_error, sizeof r->stats.last_error, msg);
     pthread_mutex_unlock(&r->stats_lock);
 }
@@ -588,7 +570,7 @@ static int rcmd(pdw_redis *r, redisReply **out, int argc, const char **argv,
     *out = NULL;
     pthread_mutex_lock(&r->lock);
     if (!r->ctx) {
-        uint64_t now = mono_ms();
+        uint64_t now = pdw__mono_ms();
         if (!force && now < r->next_try) {
             char last[PDW_ERROR_MESSAGE_MAX];
             pthread_mutex_lock(&r->stats_lock);
@@ -1106,7 +1088,7 @@ static int stream_add(pdw_redis_stream *s, const pdw_spool_record *rec, char *id
     pthread_mutex_lock(&s->lock);
     if (added) {
         s->stats.added++;
-        s->stats.last_added_ms = wall_ms();
+        s->stats.last_added_ms = pdw__wall_ms();
         s->stats.last_lag_ms = rec->received_ms ? s->stats.last_added_ms - rec->received_ms : 0;
     } else {
         s->stats.already++;
@@ -1295,7 +1277,7 @@ int pdw_redis_consumer_new(pdw_redis_consumer **out, pdw_redis *conn,
     c->dead_user = opts->dead_letter_user;
     c->on_acked = opts->on_acked;
     c->acked_user = opts->acked_user;
-    c->rng = 0x9E3779B97F4A7C15ULL ^ (uint64_t)wall_ms() ^ (uint64_t)(uintptr_t)c;
+    c->rng = 0x9E3779B97F4A7C15ULL ^ (uint64_t)pdw__wall_ms() ^ (uint64_t)(uintptr_t)c;
     atomic_init(&c->stop, 0);
     snprintf(c->cursor, sizeof c->cursor, "0-0");
     if (!c->stream || !c->group || !c->name || pthread_mutex_init(&c->lock, NULL) != 0) {
@@ -1361,12 +1343,12 @@ static void count(pdw_redis_consumer *c, uint64_t *field, uint64_t n)
 /* Sleep ms, in slices, ending early on stop. 1 when stopped. */
 static int nap(pdw_redis_consumer *c, uint64_t ms)
 {
-    uint64_t until = mono_ms() + ms;
+    uint64_t until = pdw__mono_ms() + ms;
     while (!atomic_load(&c->stop)) {
-        uint64_t now = mono_ms();
+        uint64_t now = pdw__mono_ms();
         if (now >= until)
             return 0;
-        sleep_ms(until - now < 20 ? until - now : 20);
+        pdw__sleep_ms(until - now < 20 ? until - now : 20);
     }
     return 1;
 }
@@ -1473,7 +1455,7 @@ static void dead_letter(pdw_redis_consumer *c, const pdw_redis_entry *e, unsigne
             json_object_set_new(o, "delivery_key", json_string(e->delivery_key));
             json_object_set_new(o, "event", json_string(e->event));
             json_object_set_new(o, "received_ms", json_integer(e->received_ms));
-            json_object_set_new(o, "failed_at_ms", json_integer(wall_ms()));
+            json_object_set_new(o, "failed_at_ms", json_integer(pdw__wall_ms()));
             json_object_set_new(o, "attempts", json_integer(attempts));
             json_object_set_new(o, "error", json_string(error));
             json_object_set_new(o, "consumer", json_string(c->name));
@@ -1664,7 +1646,7 @@ long pdw_redis_consumer_poll(pdw_redis_consumer *c, pdw_error *err)
     }
 
     /* 2. entries a dead consumer left pending longer than claim_idle_ms */
-    uint64_t now = mono_ms();
+    uint64_t now = pdw__mono_ms();
     if (!atomic_load(&c->stop) &&
         (strcmp(c->cursor, "0-0") != 0 || now - c->last_claim >= c->claim_idle_ms / 2 ||
          !c->last_claim)) {

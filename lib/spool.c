@@ -492,10 +492,7 @@ static int retained(const pdw_spool *s, const segment *g)
 {
     if (!s->retain_ms)
         return 0;
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    int64_t now = (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-    return g->newest_ms + (int64_t)s->retain_ms > now;
+    return g->newest_ms + (int64_t)s->retain_ms > pdw__wall_ms();
 }
 
 static void delete_handled(pdw_spool *s)

@@ -50,19 +50,7 @@ struct pdw_worker {
     pdw_worker_stats stats;
 };
 
-static uint64_t mono_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
-}
 
-static int64_t real_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
 
 /* Deadline for pthread_cond_timedwait (CLOCK_REALTIME, the default clock). */
 static struct timespec deadline_in(uint64_t ms)
@@ -192,7 +180,7 @@ static void dead_letter(pdw_worker *w, const pdw_spool_record *rec, unsigned att
             json_object_set_new(o, "id", json_integer((json_int_t)rec->id));
             json_object_set_new(o, "delivery_key", json_stringn(rec->key, rec->key_len));
             json_object_set_new(o, "received_ms", json_integer(rec->received_ms));
-            json_object_set_new(o, "failed_at_ms", json_integer(real_ms()));
+            json_object_set_new(o, "failed_at_ms", json_integer(pdw__wall_ms()));
             json_object_set_new(o, "attempts", json_integer(attempts));
             json_object_set_new(o, "error", json_string(error));
             json_object_set_new(o, "body", body ? body : json_null());
@@ -270,11 +258,11 @@ static void *shard_main(void *arg)
                 break;
             }
             uint64_t delay = backoff(w, s, attempt);
-            uint64_t until = mono_ms() + delay;
+            uint64_t until = pdw__mono_ms() + delay;
             pthread_mutex_lock(&w->lock);
             w->stats.retries++;
-            while (!w->stopping && mono_ms() < until) {
-                struct timespec t = deadline_in(until - mono_ms());
+            while (!w->stopping && pdw__mono_ms() < until) {
+                struct timespec t = deadline_in(until - pdw__mono_ms());
                 pthread_cond_timedwait(&s->cond, &w->lock, &t);
             }
             /* stopped during the wait: a spooled delivery stays pending for next time */
@@ -386,7 +374,7 @@ int pdw_worker_start(pdw_worker **out, const pdw_worker_options *opts, pdw_error
     }
     for (unsigned i = 0; i < w->nshards; i++) {
         w->shards[i].w = w;
-        w->shards[i].rng = 0x9E3779B97F4A7C15ULL * (i + 1) ^ (uint64_t)real_ms();
+        w->shards[i].rng = 0x9E3779B97F4A7C15ULL * (i + 1) ^ (uint64_t)pdw__wall_ms();
         pthread_cond_init(&w->shards[i].cond, NULL);
     }
     if (opts->dead_letter_path) {
