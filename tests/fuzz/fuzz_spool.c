@@ -104,11 +104,18 @@ static int on_pending(const pdw_spool_record *r, void *user)
     return 0;
 }
 
+static void remove_dir(void)
+{
+    clean_dir();
+    rmdir(dir);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!dir[0]) {
         snprintf(dir, sizeof dir, "/tmp/pdw-fuzz-spool-XXXXXX");
         FUZZ_CHECK(mkdtemp(dir) != NULL);
+        atexit(remove_dir);
     }
     if (size < 2 || size > 65536)
         return 0;
