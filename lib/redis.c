@@ -14,12 +14,13 @@
 
 /* ---- options (always) ----------------------------------------------------------------- */
 
+/* NOLINTBEGIN(bugprone-macro-parentheses): type is a type name, it cannot be parenthesised */
 #define OPTIONS_INIT_FN(fn, type, VERSION, INIT)                                              \
     int fn(type *opts, unsigned version)                                                      \
     {                                                                                         \
         if (!opts)                                                                            \
             return PDW_EINVAL;                                                                \
-        if (version != VERSION)                                                               \
+        if (version != (VERSION))                                                             \
             return PDW_EVERSIONSTRUCT;                                                        \
         type def_ = INIT;                                                                     \
         *opts = def_;                                                                         \
@@ -34,6 +35,7 @@ OPTIONS_INIT_FN(pdw_redis_stream_options_init, pdw_redis_stream_options,
                 PDW_REDIS_STREAM_OPTIONS_VERSION, PDW_REDIS_STREAM_OPTIONS_INIT)
 OPTIONS_INIT_FN(pdw_redis_consumer_options_init, pdw_redis_consumer_options,
                 PDW_REDIS_CONSUMER_OPTIONS_VERSION, PDW_REDIS_CONSUMER_OPTIONS_INIT)
+/* NOLINTEND(bugprone-macro-parentheses) */
 
 /* ---- URL (always) --------------------------------------------------------------------- */
 
@@ -580,13 +582,14 @@ static int rcmd(pdw_redis *r, redisReply **out, int argc, const char **argv,
             uint64_t wait = r->next_try - now;
             pthread_mutex_unlock(&r->lock);
             *fail = FAIL_DOWN;
-            return pdw__error_set(err, PDW_EREDIS, -1, "%.110s (next try in %llu ms)", last,
-                                  (unsigned long long)wait);
+            pdw__error_set(err, PDW_EREDIS, -1, "%.110s (next try in %llu ms)", last,
+                           (unsigned long long)wait);
+            return PDW_EREDIS; /* spelled out: *out stays NULL on every negative return */
         }
         int rc = do_connect(r, fail, err);
-        if (rc < 0) {
+        if (rc < 0 || !r->ctx) {
             pthread_mutex_unlock(&r->lock);
-            return rc;
+            return rc < 0 ? rc : PDW_EREDIS;
         }
     }
     redisSetTimeout(r->ctx, tv_of(r->command_ms + extra_ms));
@@ -597,7 +600,8 @@ static int rcmd(pdw_redis *r, redisReply **out, int argc, const char **argv,
         mark_down(r, msg);
         pthread_mutex_unlock(&r->lock);
         *fail = FAIL_DOWN;
-        return pdw__error_set(err, PDW_EREDIS, -1, "%s", msg);
+        pdw__error_set(err, PDW_EREDIS, -1, "%s", msg);
+        return PDW_EREDIS;
     }
     if (rep->type == REDIS_REPLY_ERROR) {
         int code = PDW_EREDIS;
@@ -620,7 +624,8 @@ static int rcmd(pdw_redis *r, redisReply **out, int argc, const char **argv,
         mark_up(r); /* it answered */
         pthread_mutex_unlock(&r->lock);
         note_error(r, msg);
-        return pdw__error_set(err, code, -1, "%s", msg);
+        pdw__error_set(err, code, -1, "%s", msg);
+        return code;
     }
     mark_up(r);
     pthread_mutex_unlock(&r->lock);

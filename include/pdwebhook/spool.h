@@ -136,7 +136,7 @@ PDW_EXTERN void pdw_spool_close(pdw_spool *s);
  * @param[out] id_out the delivery's id; may be NULL.
  * @param err optional error detail, or NULL.
  * @return 0 once the record is on disk; ::PDW_ENOSPC, ::PDW_EIO (nothing of it is kept),
- *   ::PDW_ENOMEM, ::PDW_EINVAL.
+ *   ::PDW_ENOMEM, ::PDW_EINVAL, ::PDW_ERANGE (ids exhausted: 2^62 deliveries).
  */
 PDW_EXTERN int pdw_spool_append(pdw_spool *s, const char *key, size_t key_len,
                                 int64_t received_ms, const char *body, size_t len,
