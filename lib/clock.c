@@ -24,3 +24,16 @@ void pdw__sleep_ms(uint64_t ms)
     while (nanosleep(&t, &t) != 0 && errno == EINTR)
         ;
 }
+
+struct timespec pdw__deadline_in(uint64_t ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t); /* the clock pthread_cond_timedwait uses by default */
+    t.tv_sec += (time_t)(ms / 1000);
+    t.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}

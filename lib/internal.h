@@ -4,6 +4,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "pdwebhook/pdwebhook.h"
 #include "scan.h"
@@ -24,6 +25,8 @@ void pdw__wipe(void *p, size_t n);
 uint64_t pdw__mono_ms(void); /* CLOCK_MONOTONIC in ms: for timeouts and backoff */
 int64_t pdw__wall_ms(void);  /* CLOCK_REALTIME in ms since the epoch: for what is stored */
 void pdw__sleep_ms(uint64_t ms);
+/* An absolute CLOCK_REALTIME deadline ms from now, for pthread_cond_timedwait. */
+struct timespec pdw__deadline_in(uint64_t ms);
 
 /* ---- error.c ---------------------------------------------------------------------- */
 /* Record an error in err when err is not NULL and still PDW_OK; returns code. */

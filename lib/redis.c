@@ -1115,18 +1115,6 @@ int pdw_redis_stream_add(pdw_redis_stream *s, const pdw_spool_record *rec, char 
     return rc;
 }
 
-static struct timespec deadline_in(uint64_t ms)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    t.tv_sec += (time_t)(ms / 1000);
-    t.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
-}
 
 int pdw_redis_stream_handle(const pdw_spool_record *rec, unsigned attempt, char *errbuf,
                             size_t errcap, void *user)
@@ -1172,7 +1160,7 @@ int pdw_redis_stream_handle(const pdw_spool_record *rec, unsigned attempt, char 
         delay = delay ? delay * 2 : s->conn->rmin;
         if (delay > s->conn->rmax)
             delay = s->conn->rmax;
-        struct timespec t = deadline_in(delay);
+        struct timespec t = pdw__deadline_in(delay);
         if (!s->cancelled)
             pthread_cond_timedwait(&s->cond, &s->lock, &t);
         pthread_mutex_unlock(&s->lock);

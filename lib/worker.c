@@ -52,19 +52,6 @@ struct pdw_worker {
 
 
 
-/* Deadline for pthread_cond_timedwait (CLOCK_REALTIME, the default clock). */
-static struct timespec deadline_in(uint64_t ms)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    t.tv_sec += (time_t)(ms / 1000);
-    t.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
-}
 
 static uint64_t next_rand(uint64_t *s)
 {
@@ -155,7 +142,7 @@ static void *flusher_main(void *arg)
     pdw_worker *w = arg;
     pthread_mutex_lock(&w->lock);
     while (!w->stopping) {
-        struct timespec t = deadline_in(w->flush_ms);
+        struct timespec t = pdw__deadline_in(w->flush_ms);
         pthread_cond_timedwait(&w->flush_cond, &w->lock, &t);
         pthread_mutex_unlock(&w->lock);
         flush_markers(w);
@@ -262,7 +249,7 @@ static void *shard_main(void *arg)
             pthread_mutex_lock(&w->lock);
             w->stats.retries++;
             while (!w->stopping && pdw__mono_ms() < until) {
-                struct timespec t = deadline_in(until - pdw__mono_ms());
+                struct timespec t = pdw__deadline_in(until - pdw__mono_ms());
                 pthread_cond_timedwait(&s->cond, &w->lock, &t);
             }
             /* stopped during the wait: a spooled delivery stays pending for next time */
