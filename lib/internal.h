@@ -28,6 +28,12 @@ void pdw__sleep_ms(uint64_t ms);
 /* An absolute CLOCK_REALTIME deadline ms from now, for pthread_cond_timedwait. */
 struct timespec pdw__deadline_in(uint64_t ms);
 
+/* ---- deadletter.c ----------------------------------------------------------------- */
+/* Append a dead letter to fd: the caller's fields in o (taken over, may be NULL = ENOMEM)
+ * plus failed_at_ms, attempts, error and the body. 0, PDW_ENOMEM or PDW_EIO. */
+int pdw__dead_letter_append(int fd, json_t *o, const char *body, size_t body_len,
+                            unsigned attempts, const char *error);
+
 /* ---- error.c ---------------------------------------------------------------------- */
 /* Record an error in err when err is not NULL and still PDW_OK; returns code. */
 int pdw__error_set(pdw_error *err, int code, long long offset, const char *fmt, ...)

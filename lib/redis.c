@@ -1437,44 +1437,15 @@ static void dead_letter(pdw_redis_consumer *c, const pdw_redis_entry *e, unsigne
                         const char *error)
 {
     if (c->dl_fd >= 0) {
-        json_error_t je;
-        json_t *body = json_loadb(e->body, e->body_len, 0, &je);
-        if (!body)
-            body = json_stringn(e->body, e->body_len);
         json_t *o = json_object();
-        char *line = NULL;
         if (o) {
             json_object_set_new(o, "stream_id", json_string(e->id));
             json_object_set_new(o, "delivery_key", json_string(e->delivery_key));
             json_object_set_new(o, "event", json_string(e->event));
             json_object_set_new(o, "received_ms", json_integer(e->received_ms));
-            json_object_set_new(o, "failed_at_ms", json_integer(pdw__wall_ms()));
-            json_object_set_new(o, "attempts", json_integer(attempts));
-            json_object_set_new(o, "error", json_string(error));
             json_object_set_new(o, "consumer", json_string(c->name));
-            json_object_set_new(o, "body", body ? body : json_null());
-            line = json_dumps(o, JSON_COMPACT);
-            json_decref(o);
-        } else {
-            json_decref(body);
         }
-        if (line) {
-            size_t len = strlen(line), off = 0;
-            line[len] = '\n';
-            while (off < len + 1) {
-                ssize_t k = write(c->dl_fd, line + off, len + 1 - off);
-                if (k < 0 && errno == EINTR)
-                    continue;
-                if (k <= 0)
-                    break;
-                off += (size_t)k;
-            }
-            fdatasync(c->dl_fd);
-            json_malloc_t jm;
-            json_free_t jf;
-            json_get_alloc_funcs(&jm, &jf);
-            jf(line);
-        }
+        pdw__dead_letter_append(c->dl_fd, o, e->body, e->body_len, attempts, error);
     }
     if (c->on_dead)
         c->on_dead(e, attempts, error, c->dead_user);

@@ -157,45 +157,15 @@ static void dead_letter(pdw_worker *w, const pdw_spool_record *rec, unsigned att
                         const char *error)
 {
     if (w->dl_fd >= 0) {
-        json_error_t je;
-        json_t *body = json_loadb(rec->body, rec->body_len, 0, &je);
-        if (!body)
-            body = json_stringn(rec->body, rec->body_len);
         json_t *o = json_object();
-        char *line = NULL;
         if (o) {
             json_object_set_new(o, "id", json_integer((json_int_t)rec->id));
             json_object_set_new(o, "delivery_key", json_stringn(rec->key, rec->key_len));
             json_object_set_new(o, "received_ms", json_integer(rec->received_ms));
-            json_object_set_new(o, "failed_at_ms", json_integer(pdw__wall_ms()));
-            json_object_set_new(o, "attempts", json_integer(attempts));
-            json_object_set_new(o, "error", json_string(error));
-            json_object_set_new(o, "body", body ? body : json_null());
-            line = json_dumps(o, JSON_COMPACT);
-            json_decref(o);
-        } else {
-            json_decref(body);
         }
-        if (line) {
-            size_t len = strlen(line);
-            line[len] = '\n'; /* overwrite the NUL; written with its length */
-            pthread_mutex_lock(&w->lock);
-            size_t off = 0;
-            while (off < len + 1) {
-                ssize_t k = write(w->dl_fd, line + off, len + 1 - off);
-                if (k < 0 && errno == EINTR)
-                    continue;
-                if (k <= 0)
-                    break;
-                off += (size_t)k;
-            }
-            fdatasync(w->dl_fd);
-            pthread_mutex_unlock(&w->lock);
-            json_malloc_t jm;
-            json_free_t jf;
-            json_get_alloc_funcs(&jm, &jf); /* the host's choice, never ours to change */
-            jf(line);
-        }
+        pthread_mutex_lock(&w->lock); /* one line at a time from the worker's threads */
+        pdw__dead_letter_append(w->dl_fd, o, rec->body, rec->body_len, attempts, error);
+        pthread_mutex_unlock(&w->lock);
     }
     if (w->on_dead)
         w->on_dead(rec, attempts, error, w->dead_user);
