@@ -67,6 +67,7 @@ check "failing handler: statuses" "${r%|*}" " 300 200;"
 check "failing handler: slowest answer under 1 s (${r#*|} s)" "$(under_1s "${r#*|}")" yes
 wait_for dead_letters 300
 check "dead letters" "$(num dead_letters)" 300
+wait_for pending 0 # markers are flushed a little after the dead letters
 check "nothing pending" "$(num pending)" 0
 stop
 check "dead-letter file lines" "$(wc -l < "$tmp/s2/deadletter.jsonl")" 300
