@@ -25,6 +25,9 @@ typedef struct auth_pair {
     size_t user_len;
     char *password;
     size_t password_len;
+    /* The canonical base64 of "user:password", as a client sends it: a secret too. */
+    char *b64;
+    size_t b64_len;
 } auth_pair;
 
 struct pdw__auth {
@@ -137,6 +140,41 @@ int pdw__ct_equal(const void *a, size_t a_len, const void *s, size_t s_len)
 
 /* ---- configuration -------------------------------------------------------------------- */
 
+/* Canonical base64 (standard alphabet, '=' padding, zero pad bits) of a and b joined by
+ * ':', into a new NUL-terminated string. Runs at configuration time only, so the table
+ * lookups on the secret's bytes cannot be timed by a client. NULL on allocation failure. */
+static char *b64_pair(const pdw_allocator *al, const char *a, size_t alen, const char *b,
+                      size_t blen, size_t *out_len)
+{
+    static const char abc[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t n = alen + 1 + blen;
+    size_t olen = (n + 2) / 3 * 4;
+    char *o = pdw__malloc(al, olen + 1);
+    if (!o)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v[3] = { 0, 0, 0 };
+        size_t m = n - i < 3 ? n - i : 3;
+        for (size_t j = 0; j < m; j++) {
+            size_t at = i + j;
+            unsigned char c = at < alen    ? (unsigned char)a[at]
+                              : at == alen ? (unsigned char)':'
+                                           : (unsigned char)b[at - alen - 1];
+            v[j] = c;
+        }
+        unsigned w = v[0] << 16 | v[1] << 8 | v[2];
+        o[k++] = abc[w >> 18 & 63u];
+        o[k++] = abc[w >> 12 & 63u];
+        o[k++] = m > 1 ? abc[w >> 6 & 63u] : '=';
+        o[k++] = m > 2 ? abc[w & 63u] : '=';
+    }
+    o[k] = '\0';
+    *out_len = k;
+    return o;
+}
+
 /* Control characters cannot appear in an Authorization value or a sane secret; refusing
  * them catches a stray newline read from a file along with the password. */
 static int has_control(const char *s, size_t n)
@@ -237,6 +275,7 @@ void pdw__auth_free(pdw__auth *auth)
         for (size_t i = 0; i < auth->n_pairs; i++) {
             free_secret(&a, auth->pairs[i].user, auth->pairs[i].user_len);
             free_secret(&a, auth->pairs[i].password, auth->pairs[i].password_len);
+            free_secret(&a, auth->pairs[i].b64, auth->pairs[i].b64_len);
         }
         pdw__wipe(auth->pairs, auth->n_pairs * sizeof *auth->pairs);
         pdw__free(&a, auth->pairs);
@@ -283,6 +322,10 @@ int pdw__auth_new(pdw__auth **out, const pdw_credential *creds, size_t n, const 
             p->password_len = strlen(creds[i].password);
             p->password = pdw__strndup(&alloc, creds[i].password, p->password_len);
             if (!p->password)
+                goto nomem;
+            p->b64 = b64_pair(&alloc, p->user, p->user_len, p->password, p->password_len,
+                              &p->b64_len);
+            if (!p->b64)
                 goto nomem;
         }
     }
@@ -363,10 +406,21 @@ static int check_basic(const pdw__auth *auth, const char *h, size_t len)
         return PDW_EAUTHMALFORMED;
     while (b < e && h[b] == ' ')
         b++;
-    /* What is left must be exactly one canonical base64 string: a second field, a comma
-     * or an auth-param fails to decode. */
-    unsigned char buf[AUTH_DECODED_MAX];
     size_t in_len = e - b;
+    /* Fast path: the strict decoder below accepts only canonical base64, so the value
+     * decodes to a pair's "user:password" exactly when it is that pair's canonical
+     * encoding, byte for byte. Comparing the text in constant time against every pair
+     * gives the same verdict for about a tenth of the work of a constant-time decode. */
+    unsigned match = 0;
+    for (size_t i = 0; i < auth->n_pairs; i++)
+        match |= (unsigned)pdw__ct_equal(h + b, in_len, auth->pairs[i].b64,
+                                         auth->pairs[i].b64_len);
+    if (match)
+        return 0;
+    /* No pair matched: decode, to tell a malformed value from wrong credentials. What is
+     * left must be exactly one canonical base64 string: a second field, a comma or an
+     * auth-param fails to decode. */
+    unsigned char buf[AUTH_DECODED_MAX];
     long n = pdw__base64_decode(h + b, in_len, buf);
     int rc = n < 0 ? PDW_EAUTHMALFORMED : match_pairs(auth, buf, (size_t)n);
     /* The decoder may have written up to this much, even on failure. */

@@ -374,6 +374,57 @@ static void basic_bad_base64(void **state)
     pdw__auth_free(a);
 }
 
+/* The canonical-text fast path and the decoding path give one verdict: for random pairs
+ * (lengths 1..40, every length mod 3), the canonical header is accepted, and each value
+ * made by changing one character of it gets exactly the verdict a decode-and-compare
+ * reference gives (0 only when it still decodes to the pair). */
+static void basic_fast_path_agrees_with_decoding(void **state)
+{
+    (void)state;
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=";
+    unsigned long long rng = 0x9E3779B97F4A7C15ull;
+    for (int round = 0; round < 200; round++) {
+        char user[41], pw[41], joined[83], hdr[200];
+        size_t ul = 1 + (size_t)(round % 40), pl = 1 + (size_t)((round * 7) % 40);
+        for (size_t i = 0; i < ul; i++) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            char c = (char)(0x20 + (rng >> 33) % 0x5F);
+            user[i] = c == ':' ? 'u' : c;
+        }
+        for (size_t i = 0; i < pl; i++) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            pw[i] = (char)(0x20 + (rng >> 33) % 0x5F); /* ':' allowed */
+        }
+        user[ul] = pw[pl] = '\0';
+        pdw_credential c[2] = { { "other", "pair" }, { user, pw } };
+        pdw__auth *a = new_basic(c, 2);
+        snprintf(joined, sizeof joined, "%s:%s", user, pw);
+        memcpy(hdr, "Basic ", 6);
+        size_t n = b64_encode(joined, strlen(joined), hdr + 6);
+        assert_int_equal(chk(a, hdr), 0);
+        for (size_t at = 6; at < 6 + n; at++) {
+            char orig = hdr[at];
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            char sub = abc[(rng >> 33) % (sizeof abc - 1)];
+            if (sub == orig)
+                continue;
+            hdr[at] = sub;
+            unsigned char d[128];
+            long dl = pdw__base64_decode(hdr + 6, n, d);
+            int want;
+            if (dl < 0 || !memchr(d, ':', (size_t)dl))
+                want = PDW_EAUTHMALFORMED;
+            else if ((size_t)dl == strlen(joined) && memcmp(d, joined, (size_t)dl) == 0)
+                want = 0;
+            else
+                want = PDW_EAUTHWRONG;
+            assert_int_equal(chk(a, hdr), want);
+            hdr[at] = orig;
+        }
+        pdw__auth_free(a);
+    }
+}
+
 static void basic_no_colon(void **state)
 {
     (void)state;
@@ -914,6 +965,7 @@ int main(void)
         cmocka_unit_test(basic_missing_or_empty),
         cmocka_unit_test(basic_other_schemes_and_fields),
         cmocka_unit_test(basic_bad_base64),
+        cmocka_unit_test(basic_fast_path_agrees_with_decoding),
         cmocka_unit_test(basic_no_colon),
         cmocka_unit_test(basic_empty_user_or_password),
         cmocka_unit_test(basic_password_with_colon),
