@@ -311,7 +311,6 @@ static inline uint64_t load_tail(ucp p, size_t n)
 /* Hash of a key's decoded bytes; limit = end of the readable buffer (for over-reads). */
 static uint32_t key_hash(uint64_t seed, ucp p, size_t len, int esc, ucp limit)
 {
-    khash k = { seed, 0, { 0 }, 0 };
     if (!esc) {
         size_t whole = len & ~(size_t)7;
         if ((size_t)(limit - p) >= whole + 8) {
@@ -319,14 +318,16 @@ static uint32_t key_hash(uint64_t seed, ucp p, size_t len, int esc, ucp limit)
             uint64_t h = seed;
             for (size_t i = 0; i < whole; i += 8)
                 h = kh_word(h, load64(p + i));
-            k.h = h;
-            k.total = len;
             h = kh_word(h, load_tail(p + whole, len - whole) ^ ((uint64_t)len << 56));
             h ^= h >> 29;
             h *= 0xBF58476D1CE4E5B9ull;
             h ^= h >> 32;
             return (uint32_t)h;
         }
+    }
+    /* Escaped keys, and keys too close to the end of the body for 8-byte loads. */
+    khash k = { seed, 0, { 0 }, 0 };
+    if (!esc) {
         kh_feed(&k, p, len);
     } else {
         dcur c;
@@ -489,7 +490,7 @@ static int ks_add(keyset *ks, const char *p, size_t len, int esc)
 /* ---- routing-field names ------------------------------------------------------------ */
 
 typedef struct field_name {
-    const char *name;
+    char name[16]; /* zero-padded: compared 8 bytes at a time (no name is longer than 15) */
     size_t len;
     size_t off;
 } field_name;
@@ -520,8 +521,19 @@ static const unsigned char meta_start[] = { 0, 0, 1, 2, 2, 2, 2, 5, 8, 8,
 #undef META
 
 static pdw__val *field_lookup(pdw__scan *out, const field_name *tab, const unsigned char *start,
-                              size_t nstart, const char *p, size_t len, int esc)
+                              size_t nstart, const char *p, size_t len, int esc, ucp end)
 {
+    if (!esc && len + 1 < nstart && (size_t)(end - (ucp)p) >= 16) {
+        /* Fast path: the key as two words, padded with zeros like the names. */
+        if (len == 0)
+            return NULL;
+        uint64_t w0 = len >= 8 ? load64((ucp)p) : load_tail((ucp)p, len);
+        uint64_t w1 = len > 8 ? load_tail((ucp)p + 8, len - 8) : 0;
+        for (size_t i = start[len]; i < start[len + 1]; i++)
+            if (load64((ucp)tab[i].name) == w0 && load64((ucp)tab[i].name + 8) == w1)
+                return (pdw__val *)(void *)((char *)out + tab[i].off);
+        return NULL;
+    }
     char dec[24];
     if (esc) {
         /* Decode into a small buffer: no field name is longer than it. */
@@ -961,10 +973,11 @@ key:
             return fail(s, p, rc, rc == PDW_EDUPKEY ? "duplicate object key" : "out of memory");
         target = NULL;
         if (d == 1 && top_object)
-            target = field_lookup(out, top_fields, top_start, sizeof top_start, kp, klen, esc);
+            target = field_lookup(out, top_fields, top_start, sizeof top_start, kp, klen, esc,
+                                  end);
         else if (d == 2 && meta_open)
             target = field_lookup(out, meta_fields, meta_start, sizeof meta_start, kp, klen,
-                                  esc);
+                                  esc, end);
         p = skip_ws(q + 1, end);
     }
     if (p == end || *p != ':')
