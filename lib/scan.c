@@ -806,20 +806,29 @@ static int scan(const scanner *s, pdw__scan *out, unsigned limit, keyset *ks)
     ucp p = s->body, end = s->end;
     unsigned d = 0;                        /* open containers */
     uint64_t kind[SCAN_JANSSON_DEPTH / 64] = { 0 }; /* bit set: that level is an array */
+    int in_array = 0;                      /* the innermost open container is an array */
     pdw__val *open_target[4] = { NULL, NULL, NULL, NULL }; /* containers being recorded */
     pdw__val *target = NULL;               /* where the value being scanned goes */
     int meta_open = 0;                     /* the depth-2 object now open is top-level meta */
     int top_object = 0;
     int rc;
 
+    /* Compact bodies have no white space: each place that expects a character looks at it
+     * first and only skips white space when it is not there. */
 value:
-    p = skip_ws(p, end);
     /* jansson counts every value, scalars too: the top level is depth 1. */
     if (d + 1 > limit)
-        return fail(s, p, PDW_EDEPTH, "JSON nested too deeply");
+        return fail(s, skip_ws(p, end), PDW_EDEPTH, "JSON nested too deeply");
+value_ws:
     if (p == end)
         return fail(s, p, PDW_EJSON, "unexpected end of input");
     switch (*p) {
+    case ' ':
+    case '\t':
+    case '\n':
+    case '\r':
+        p = skip_ws(p, end);
+        goto value_ws;
     case '{':
         if (d == 0)
             top_object = 1;
@@ -830,6 +839,7 @@ value:
         if (d == 1 && target == &out->meta)
             meta_open = 1;
         kind[d / 64] &= ~(1ull << (d % 64));
+        in_array = 0;
         d++;
         if (d < 4)
             open_target[d] = target;
@@ -845,6 +855,7 @@ value:
             target->type = PDW__J_ARRAY;
         }
         kind[d / 64] |= 1ull << (d % 64);
+        in_array = 1;
         d++;
         if (d < 4)
             open_target[d] = target;
@@ -926,7 +937,7 @@ after_value:
     }
     if (p == end)
         return fail(s, p, PDW_EJSON, "unexpected end of input");
-    if (kind[(d - 1) / 64] >> ((d - 1) % 64) & 1) {
+    if (in_array) {
         if (*p == ',') {
             p++;
             target = NULL;
@@ -955,11 +966,13 @@ close_array:
         open_target[d] = NULL;
     }
     d--;
+    in_array = d > 0 && (kind[(d - 1) / 64] >> ((d - 1) % 64) & 1);
     p++;
     goto after_value;
 
 key:
-    p = skip_ws(p, end);
+    if (p < end && *p != '"')
+        p = skip_ws(p, end);
     if (p == end || *p != '"')
         return fail_tok(s, p, "string or '}' expected");
     {
@@ -978,7 +991,9 @@ key:
         else if (d == 2 && meta_open)
             target = field_lookup(out, meta_fields, meta_start, sizeof meta_start, kp, klen,
                                   esc, end);
-        p = skip_ws(q + 1, end);
+        p = q + 1;
+        if (p < end && *p != ':')
+            p = skip_ws(p, end);
     }
     if (p == end || *p != ':')
         return fail_tok(s, p, "':' expected");
