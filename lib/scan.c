@@ -355,8 +355,9 @@ static uint32_t key_hash(uint64_t seed, ucp p, size_t len, int esc, ucp limit)
  * is just clearing its slot. Lookups ignore records below the current object's base. */
 typedef struct keyrec {
     const char *p;
-    size_t len;
+    uint32_t len;  /* marker: the previous base */
     uint32_t hash;
+    uint32_t si;   /* the slot that indexes this record */
     uint32_t esc;
 } keyrec;
 
@@ -401,13 +402,14 @@ static void ks_insert_slot(keyset *ks, size_t idx)
     while (ks->slot[i])
         i = (i + 1) & mask;
     ks->slot[i] = (uint32_t)(idx + 1);
+    ks->rec[idx].si = (uint32_t)i;
 }
 
 /* Make room for one more record; PDW_ENOMEM on failure (the old state stays valid). */
 static int ks_grow(keyset *ks)
 {
     size_t ncap = ks->cap * 4;
-    if (ncap > (size_t)UINT32_MAX / 2 ||
+    if (ncap > (size_t)UINT32_MAX / 4 ||
         ncap > ((size_t)-1) / (sizeof(keyrec) + 2 * sizeof(uint32_t)))
         return PDW_ENOMEM;
     void *blk = pdw__malloc(ks->a, ncap * sizeof(keyrec) + 2 * ncap * sizeof(uint32_t));
@@ -439,7 +441,7 @@ static int ks_open(keyset *ks)
     }
     keyrec *m = &ks->rec[ks->top++];
     m->p = NULL;
-    m->len = ks->base;
+    m->len = (uint32_t)ks->base;
     m->hash = 0;
     m->esc = 0;
     ks->base = ks->top;
@@ -448,14 +450,10 @@ static int ks_open(keyset *ks)
 
 static void ks_close(keyset *ks)
 {
-    size_t mask = 2 * ks->cap - 1;
-    while (ks->top > ks->base) {
-        size_t idx = --ks->top;
-        size_t i = ks->rec[idx].hash & mask;
-        while (ks->slot[i] != idx + 1)
-            i = (i + 1) & mask;
-        ks->slot[i] = 0;
-    }
+    /* Keys leave in reverse order of arrival: the slot of the newest key ends its probe
+     * chain, so emptying it cannot cut the chain of a key still in the table. */
+    while (ks->top > ks->base)
+        ks->slot[ks->rec[--ks->top].si] = 0;
     ks->top--; /* the marker */
     ks->base = ks->rec[ks->top].len;
 }
@@ -463,27 +461,38 @@ static void ks_close(keyset *ks)
 /* Add a key to the innermost object: 0, PDW_EDUPKEY or PDW_ENOMEM. */
 static int ks_add(keyset *ks, const char *p, size_t len, int esc)
 {
+    if (len > UINT32_MAX)
+        return PDW_ENOMEM; /* a 4 GiB key: refuse rather than truncate */
     uint32_t h = key_hash(ks->seed, (ucp)p, len, esc, ks->limit);
     size_t mask = 2 * ks->cap - 1;
-    for (size_t i = h & mask; ks->slot[i]; i = (i + 1) & mask) {
+    size_t i = h & mask;
+    for (; ks->slot[i]; i = (i + 1) & mask) {
         size_t idx = ks->slot[i] - 1;
         const keyrec *r = &ks->rec[idx];
         if (idx >= ks->base && r->hash == h &&
             str_equal_raw((ucp)r->p, r->len, (int)r->esc, (ucp)p, len, esc))
             return PDW_EDUPKEY;
     }
-    if (ks->top == ks->cap) {
+    size_t idx = ks->top;
+    if (idx == ks->cap) {
         int rc = ks_grow(ks);
         if (rc)
             return rc;
+        i = SIZE_MAX; /* the table was rebuilt: probe again below */
     }
-    keyrec *r = &ks->rec[ks->top];
+    keyrec *r = &ks->rec[idx];
     r->p = p;
-    r->len = len;
+    r->len = (uint32_t)len;
     r->hash = h;
     r->esc = (uint32_t)esc;
-    ks_insert_slot(ks, ks->top);
-    ks->top++;
+    ks->top = idx + 1;
+    if (i == SIZE_MAX) {
+        ks_insert_slot(ks, idx);
+    } else {
+        /* the empty slot that ended the lookup is where linear probing puts it */
+        ks->slot[i] = (uint32_t)(idx + 1);
+        r->si = (uint32_t)i;
+    }
     return 0;
 }
 
