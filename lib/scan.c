@@ -19,6 +19,13 @@
 
 typedef const unsigned char *ucp;
 
+/* Keeps a rarely used helper out of the scan loop, whose registers are all taken. */
+#if defined(__GNUC__)
+#define SCAN_NOINLINE __attribute__((noinline))
+#else
+#define SCAN_NOINLINE
+#endif
+
 /* ---- character classes ------------------------------------------------------------ */
 
 /* Outside strings: bit 1 = JSON white space. */
@@ -529,20 +536,11 @@ static const unsigned char meta_start[] = { 0, 0, 1, 2, 2, 2, 2, 5, 8, 8,
 #undef TOP
 #undef META
 
-static pdw__val *field_lookup(pdw__scan *out, const field_name *tab, const unsigned char *start,
-                              size_t nstart, const char *p, size_t len, int esc, ucp end)
+/* Escaped keys, keys near the end of the body, keys longer than any name. */
+static SCAN_NOINLINE pdw__val *field_lookup_slow(pdw__scan *out, const field_name *tab,
+                                                 const unsigned char *start, size_t nstart,
+                                                 const char *p, size_t len, int esc)
 {
-    if (!esc && len + 1 < nstart && (size_t)(end - (ucp)p) >= 16) {
-        /* Fast path: the key as two words, padded with zeros like the names. */
-        if (len == 0)
-            return NULL;
-        uint64_t w0 = len >= 8 ? load64((ucp)p) : load_tail((ucp)p, len);
-        uint64_t w1 = len > 8 ? load_tail((ucp)p + 8, len - 8) : 0;
-        for (size_t i = start[len]; i < start[len + 1]; i++)
-            if (load64((ucp)tab[i].name) == w0 && load64((ucp)tab[i].name + 8) == w1)
-                return (pdw__val *)(void *)((char *)out + tab[i].off);
-        return NULL;
-    }
     char dec[24];
     if (esc) {
         /* Decode into a small buffer: no field name is longer than it. */
@@ -562,6 +560,24 @@ static pdw__val *field_lookup(pdw__scan *out, const field_name *tab, const unsig
         return NULL;
     for (size_t i = start[len]; i < start[len + 1]; i++)
         if (tab[i].name[0] == p[0] && memcmp(tab[i].name, p, len) == 0)
+            return (pdw__val *)(void *)((char *)out + tab[i].off);
+    return NULL;
+}
+
+/* The member of *out that the key p[0..len) names in tab, or NULL. */
+static inline pdw__val *field_lookup(pdw__scan *out, const field_name *tab,
+                                     const unsigned char *start, size_t nstart, const char *p,
+                                     size_t len, int esc, ucp end)
+{
+    if (esc || (size_t)(end - (ucp)p) < 16)
+        return field_lookup_slow(out, tab, start, nstart, p, len, esc);
+    if (len == 0 || len + 1 >= nstart)
+        return NULL;
+    /* The key as two words, padded with zeros like the names. */
+    uint64_t w0 = len >= 8 ? load64((ucp)p) : load_tail((ucp)p, len);
+    uint64_t w1 = len > 8 ? load_tail((ucp)p + 8, len - 8) : 0;
+    for (size_t i = start[len]; i < start[len + 1]; i++)
+        if (load64((ucp)tab[i].name) == w0 && load64((ucp)tab[i].name + 8) == w1)
             return (pdw__val *)(void *)((char *)out + tab[i].off);
     return NULL;
 }
