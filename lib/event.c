@@ -36,12 +36,14 @@ static int read_id(const pdw__val *v, char *buf, size_t cap, unsigned char *pres
         if (n < 0)
             return pdw__error_set(err, PDW_EFIELD, -1, "meta field %s: longer than %zu bytes",
                                   what, cap - 1);
-        for (long i = 0; i < n; i++) {
-            unsigned char c = (unsigned char)buf[i];
-            if (c < 0x20 || c == 0x7f)
-                return pdw__error_set(err, PDW_EFIELD, -1,
-                                      "meta field %s: control character", what);
-        }
+        /* The scanner refuses raw control characters in strings, so without escapes only
+         * DEL can be there; an escape can decode to any of them. */
+        int bad = memchr(buf, 0x7f, (size_t)n) != NULL;
+        for (long i = 0; v->escaped && !bad && i < n; i++)
+            bad = (unsigned char)buf[i] < 0x20;
+        if (bad)
+            return pdw__error_set(err, PDW_EFIELD, -1, "meta field %s: control character",
+                                  what);
         *present = 1;
         return 0;
     }

@@ -91,6 +91,20 @@ static void test_ids_int_or_string(void **state)
     snprintf(meta, sizeof meta, "\"action\":\"create\",\"entity\":\"deal\",\"entity_id\":\"%0*d\"",
              PDW_ID_MAX + 1, 1);
     assert_int_equal(parse_rc(v2(meta, "{}", "null")), PDW_EFIELD);
+    /* control characters in an id, raw (only DEL can be: JSON forbids the others) or
+     * escaped, at the start, the middle and the end: refused; other escapes are fine */
+    static const char *const bad[] = { "\"a\x7f\"", "\"\x7f" "b\"", "\"a\\u007f\"",
+                                       "\"\\u0001x\"", "\"x\\u001f\"", "\"x\\ty\"",
+                                       "\"x\\ny\"" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(meta, sizeof meta,
+                 "\"action\":\"create\",\"entity\":\"deal\",\"entity_id\":%s", bad[i]);
+        assert_int_equal(parse_rc(v2(meta, "{}", "null")), PDW_EFIELD);
+    }
+    ev = parse_ok(v2("\"action\":\"create\",\"entity\":\"deal\",\"entity_id\":"
+                     "\"a\\u00e9\\/b \\u0020~\"", "{}", "null"));
+    assert_string_equal(pdw_event_entity_id(ev), "a\xc3\xa9/b  ~");
+    pdw_event_free(ev);
 }
 
 static int64_t ts_of(const char *meta_ts)
