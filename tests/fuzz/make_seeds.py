@@ -77,6 +77,31 @@ write('event', 'min-v1', V1)
 for name, data in bad_bodies.items():
     write('event', 'err-' + name, data)
 
+# ---- dom ----
+# The differential compares DOMs of accepted bodies: mostly valid seeds, of every shape the
+# builder handles (escapes, number shapes, depth, white space, NUL after a scalar).
+for name, data in list(fixtures.items())[::4]:
+    write('dom', 'fixture-' + name, data)
+write('dom', 'min-v2', V2)
+write('dom', 'min-v1', V1)
+dom_seeds = {
+    'escapes': bad_bodies['escapes'],
+    'escaped-keys': b'{"\\u0061\\n":1,"k\\"":[],"\\ud83d\\ude00":{}}',
+    'numbers': (b'[0,-0,-0.0,1.0,1e2,1E+2,1e-2,1e308,1.7976931348623157e308,5e-324,1e-400,'
+                b'0.1,123456789012345678,9223372036854775807,-9223372036854775808]'),
+    'utf8-escapes': b'{"caf\\u00e9":"\\u20ac \\ud83d\\ude00"}',
+    'raw-utf8': '{"caf\u00e9":"\u20ac \U0001F600 \\u0080"}'.encode('utf-8'),
+    'nested-empty': b'{"a":{},"b":[],"c":[[],{}],"d":{"e":{"f":[[[]]]}}}',
+    'deep-100': b'[' * 100 + b'{"a":1}' + b']' * 100,
+    'ws': b' \t\r\n{ "a" : [ 1 , true , null ] , "b" : { } } \n',
+    'nul-after-number': bad_bodies['nul-after-number'],
+    'nul-after-literal': b'[true\x00,null\x00]',
+    'top-scalar': b'-0.0',
+    'long-escape': b'{"s":"' + b'\\u00e9' * 100 + b'"}',
+}
+for name, data in dom_seeds.items():
+    write('dom', name, data)
+
 # ---- receiver ----
 def req(flags, method, headers, body, query=None):
     lines = [b'%s: %s' % (k, v) for k, v in headers]
