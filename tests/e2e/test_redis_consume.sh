@@ -48,8 +48,20 @@ wait "$cpid_c2"
 check "c2 stops on SIGTERM" "$?" 0
 taken=$(sed -n 's/.* \([0-9]*\) taken over$/\1/p' "$tmp/c2.err")
 [ "${taken:-0}" -gt 0 ] && ok "c2 took over $taken of c1's entries" || bad "c2 took nothing over: $(tail -n 2 "$tmp/c2.err")"
-check "markers cleaned" "$(ls "$tmp/state" | grep -vc '\.json$\|\.pid$\|\.done$' ; ls "$tmp/state" | wc -l | tr -d ' ')" "0
-0"
+# Markers: only <id>.json/.pid/.done files. A consumer removes an entry's markers right
+# after its XACK, so the SIGKILLed c1 can leave at most the set of the one entry it had
+# just acknowledged (killed between the XACK and the unlink): harmless, as that entry is
+# never handed out again. Anything else left behind is a bug.
+check "markers: only marker files" "$(ls "$tmp/state" | grep -vc '\.json$\|\.pid$\|\.done$')" 0
+left=$(ls "$tmp/state" | sed 's/\.[a-z]*$//' | sort -u)
+nleft=$(printf '%s' "$left" | grep -c .)
+if [ "$nleft" -eq 0 ]; then
+  ok "markers cleaned"
+elif [ "$nleft" -eq 1 ] && [ "$(rcli xpending pdwebhook:events g "$left" "$left" 1 | grep -c .)" = 0 ]; then
+  ok "markers cleaned but those of entry $left, acknowledged by c1 right before it was killed"
+else
+  bad "markers left for $nleft entries: $(echo $left)"
+fi
 
 # retries and dead letters: entity 3 always fails
 consume d1 g2 --exec 'if grep -q "\"entity_id\":\"3\""; then exit 1; fi' --max-attempts 2 \
