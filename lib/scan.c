@@ -310,6 +310,8 @@ static inline uint64_t load_tail(ucp p, size_t n)
     uint64_t w = load64(p);
     if (n == 0)
         return 0;
+    if (n >= 8)
+        return w; /* not reached by the callers; keeps every shift below 64 */
     if (endian.c[0]) /* little endian: the first bytes are the low ones */
         return w & (~0ull >> (64 - 8 * n));
     return w & (~0ull << (64 - 8 * n));
@@ -576,6 +578,9 @@ static inline pdw__val *field_lookup(pdw__scan *out, const field_name *tab,
     /* The key as two words, padded with zeros like the names. */
     uint64_t w0 = len >= 8 ? load64((ucp)p) : load_tail((ucp)p, len);
     uint64_t w1 = len > 8 ? load_tail((ucp)p + 8, len - 8) : 0;
+    /* start has nstart entries and len + 1 < nstart (checked above): start[len] and
+     * start[len + 1] are initialised constants. */
+    /* NOLINTNEXTLINE(clang-analyzer-core.uninitialized.Assign) */
     for (size_t i = start[len]; i < start[len + 1]; i++)
         if (load64((ucp)tab[i].name) == w0 && load64((ucp)tab[i].name + 8) == w1)
             return (pdw__val *)(void *)((char *)out + tab[i].off);
