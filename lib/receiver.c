@@ -380,32 +380,24 @@ static int hand_on(pdw_receiver *r, const pdw_event *ev, pdw_verdict *v)
     return decide(r, v, PDW_EHANDLER, r->handler_status);
 }
 
-int pdw_receiver_handle(pdw_receiver *r, const pdw_request *req, pdw_verdict *v,
-                        pdw_error *err)
+/* Everything after the head: size against the limit and the declared length, parse,
+ * dedup, hand on. The head (method, media type, credentials) has passed. */
+static int handle_body(pdw_receiver *r, const char *body, size_t body_len, long long declared,
+                       pdw_verdict *v, pdw_error *err)
 {
-    long long declared;
     int rc;
-    if (!r || !req || !v)
-        return pdw__error_set(err, PDW_EINVAL, -1, "receiver, request and verdict are required");
-    verdict_reset(v);
-    if (req->version != PDW_REQUEST_VERSION || v->version != PDW_VERDICT_VERSION)
-        return pdw__error_set(err, decide(r, v, PDW_EVERSIONSTRUCT, 0), -1,
-                              "request or verdict struct version");
-    if ((rc = check_head(r, req, v, &declared)) < 0)
-        return pdw__error_set(err, rc, -1, NULL);
-    if (req->body_len > r->max_body)
+    if (body_len > r->max_body)
         return pdw__error_set(err, decide(r, v, PDW_ETOOLARGE, 0), -1,
-                              "body of %zu bytes over the limit of %zu", req->body_len,
+                              "body of %zu bytes over the limit of %zu", body_len,
                               r->max_body);
-    if (declared >= 0 && (unsigned long long)declared != req->body_len)
+    if (declared >= 0 && (unsigned long long)declared != body_len)
         return pdw__error_set(err, decide(r, v, PDW_ELENGTH, 0), -1,
-                              "Content-Length %lld but %zu bytes", declared, req->body_len);
-    if (!req->body && req->body_len)
+                              "Content-Length %lld but %zu bytes", declared, body_len);
+    if (!body && body_len)
         return pdw__error_set(err, decide(r, v, PDW_EINVAL, 0), -1, "body is NULL");
 
     pdw_event ev;
-    rc = pdw__event_init(&ev, req->body ? req->body : "", req->body_len, r->max_depth,
-                         &r->alloc, err);
+    rc = pdw__event_init(&ev, body ? body : "", body_len, r->max_depth, &r->alloc, err);
     if (rc < 0) {
         pdw__event_fini(&ev);
         return decide(r, v, rc, 0);
@@ -434,6 +426,83 @@ int pdw_receiver_handle(pdw_receiver *r, const pdw_request *req, pdw_verdict *v,
     if (rc < 0 && rc != PDW_EHANDLER)
         pdw__error_set(err, rc, -1, NULL);
     return rc;
+}
+
+int pdw_receiver_handle(pdw_receiver *r, const pdw_request *req, pdw_verdict *v,
+                        pdw_error *err)
+{
+    long long declared;
+    int rc;
+    if (!r || !req || !v)
+        return pdw__error_set(err, PDW_EINVAL, -1, "receiver, request and verdict are required");
+    verdict_reset(v);
+    if (req->version != PDW_REQUEST_VERSION || v->version != PDW_VERDICT_VERSION)
+        return pdw__error_set(err, decide(r, v, PDW_EVERSIONSTRUCT, 0), -1,
+                              "request or verdict struct version");
+    if ((rc = check_head(r, req, v, &declared)) < 0)
+        return pdw__error_set(err, rc, -1, NULL);
+    return handle_body(r, req->body, req->body_len, declared, v, err);
+}
+
+/* ---- in two steps: the head, then the body --------------------------------------------
+ * The pending object is the proof that the head passed: only pdw_receiver_begin() makes
+ * one, and only after the whole head check (credentials included); it is bound to its
+ * receiver and good for one pdw_receiver_finish(). So the body step can skip the
+ * credential check without any way to reach it unauthenticated. */
+
+struct pdw_receiver_pending {
+    pdw_receiver *r;
+    long long declared; /* Content-Length, or -1 */
+    int spent;          /* finish ran */
+};
+
+int pdw_receiver_begin(pdw_receiver_pending **out, pdw_receiver *r, const pdw_request *req,
+                       pdw_verdict *v)
+{
+    long long declared;
+    int rc;
+    if (out)
+        *out = NULL;
+    if (!out || !r || !req || !v)
+        return PDW_EINVAL;
+    verdict_reset(v);
+    if (req->version != PDW_REQUEST_VERSION || v->version != PDW_VERDICT_VERSION)
+        return decide(r, v, PDW_EVERSIONSTRUCT, 0);
+    if ((rc = check_head(r, req, v, &declared)) < 0)
+        return rc;
+    pdw_receiver_pending *p = pdw__malloc(&r->alloc, sizeof *p);
+    if (!p)
+        return decide(r, v, PDW_ENOMEM, 0);
+    p->r = r;
+    p->declared = declared;
+    p->spent = 0;
+    *out = p;
+    return 0;
+}
+
+int pdw_receiver_finish(pdw_receiver_pending *p, const char *body, size_t len, pdw_verdict *v,
+                        pdw_error *err)
+{
+    if (!p || !v)
+        return pdw__error_set(err, PDW_EINVAL, -1, "pending request and verdict are required");
+    pdw_receiver *r = p->r;
+    verdict_reset(v);
+    if (v->version != PDW_VERDICT_VERSION)
+        return pdw__error_set(err, decide(r, v, PDW_EVERSIONSTRUCT, 0), -1,
+                              "verdict struct version");
+    if (p->spent) /* a second body on one authenticated head: never */
+        return pdw__error_set(err, decide(r, v, PDW_EINVAL, 0), -1,
+                              "pending request already finished");
+    p->spent = 1;
+    return handle_body(r, body, len, p->declared, v, err);
+}
+
+void pdw_receiver_pending_free(pdw_receiver_pending *p)
+{
+    if (!p)
+        return;
+    pdw_allocator a = p->r->alloc;
+    pdw__free(&a, p);
 }
 
 int pdw_receiver_dispatch_body(pdw_receiver *r, const char *body, size_t len,

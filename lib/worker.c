@@ -11,6 +11,15 @@
 
 #include "internal.h"
 
+#define SHARD_MAX_DEPTH 2048 /* the scanner's own cap */
+/* Wake-ups. A shard that just handled something looks at its queue again after LINGER_MS
+ * without being signalled, and a submit wakes it only when it sleeps for good (idle) or
+ * when WAKE_BATCH deliveries wait: under load a shard thread wakes a few hundred times a
+ * second instead of once per delivery (each wake-up is two context switches, dear on a
+ * VM), for at most LINGER_MS more before a delivery is handed on. */
+#define LINGER_MS 2
+#define WAKE_BATCH 64
+
 typedef struct job {
     struct job *next;
     pdw_spool_record rec; /* key and body owned (one block with the job) */
@@ -21,6 +30,9 @@ typedef struct shard {
     pthread_t thread;
     pthread_cond_t cond;
     job *head, *tail;
+    size_t len;  /* jobs queued */
+    int idle;    /* waiting without a deadline: a submit must signal */
+    int linger;  /* handled a job since it last slept */
     uint64_t rng;
     int started;
 } shard;
@@ -93,24 +105,20 @@ static int default_handle(const pdw_spool_record *rec, unsigned attempt, char *e
     return rc;
 }
 
-static void mark_done(pdw_worker *w, uint64_t id)
+/* Queue the handled marker of id. Mutex held. */
+static void mark_done_locked(pdw_worker *w, uint64_t id)
 {
     if (!w->spool)
         return;
-    pthread_mutex_lock(&w->lock);
     if (w->ndone == w->capdone) {
         size_t cap = w->capdone ? w->capdone * 2 : 256;
         uint64_t *d = pdw__realloc(&w->alloc, w->done, cap * sizeof *d);
-        if (!d) {
-            /* left unmarked: handed on again after a restart, never lost */
-            pthread_mutex_unlock(&w->lock);
-            return;
-        }
+        if (!d)
+            return; /* left unmarked: handed on again after a restart, never lost */
         w->done = d;
         w->capdone = cap;
     }
     w->done[w->ndone++] = id;
-    pthread_mutex_unlock(&w->lock);
 }
 
 /* Make the sink durable, then the markers: never a marker for output that could vanish. */
@@ -171,66 +179,86 @@ static void dead_letter(pdw_worker *w, const pdw_spool_record *rec, unsigned att
         w->on_dead(rec, attempts, error, w->dead_user);
 }
 
+enum { JOB_PENDING, JOB_HANDLED, JOB_DEAD };
+
+/* Attempt one delivery until it is handled or dead-lettered, with backoff between tries.
+ * JOB_PENDING when the worker stopped during a backoff (with a spool: it stays there).
+ * Called without the mutex. */
+static int run_job(pdw_worker *w, shard *s, job *j)
+{
+    char errbuf[256];
+    for (unsigned attempt = 1;; attempt++) {
+        errbuf[0] = '\0';
+        int rc = w->handle(&j->rec, attempt, errbuf, sizeof errbuf, w->handle_user);
+        if (rc == 0)
+            return JOB_HANDLED;
+        if (!errbuf[0])
+            snprintf(errbuf, sizeof errbuf, "handler returned %d", rc);
+        if (attempt >= w->max_attempts) {
+            dead_letter(w, &j->rec, attempt, errbuf);
+            return JOB_DEAD;
+        }
+        uint64_t delay = backoff(w, s, attempt);
+        uint64_t until = pdw__mono_ms() + delay;
+        pthread_mutex_lock(&w->lock);
+        w->stats.retries++;
+        while (!w->stopping && pdw__mono_ms() < until) {
+            struct timespec t = pdw__deadline_in(until - pdw__mono_ms());
+            pthread_cond_timedwait(&s->cond, &w->lock, &t);
+        }
+        /* stopped during the wait: a spooled delivery stays pending for next time */
+        int stop = w->stopping && w->spool;
+        pthread_mutex_unlock(&w->lock);
+        if (stop)
+            return JOB_PENDING;
+    }
+}
+
 static void *shard_main(void *arg)
 {
     shard *s = arg;
     pdw_worker *w = s->w;
-    char errbuf[256];
+    pthread_mutex_lock(&w->lock);
     for (;;) {
-        pthread_mutex_lock(&w->lock);
-        while (!s->head && !w->stopping)
-            pthread_cond_wait(&s->cond, &w->lock);
-        /* Stopping: with a spool the queue stays pending there; without, drain it. */
-        if (!s->head || (w->stopping && w->spool)) {
-            pthread_mutex_unlock(&w->lock);
-            return NULL;
+        while (!s->head && !w->stopping) {
+            if (s->linger) { /* busy a moment ago: look again soon, unsignalled */
+                s->linger = 0;
+                struct timespec t = pdw__deadline_in(LINGER_MS);
+                pthread_cond_timedwait(&s->cond, &w->lock, &t);
+            } else {
+                s->idle = 1;
+                pthread_cond_wait(&s->cond, &w->lock);
+                s->idle = 0;
+            }
         }
+        /* Stopping: with a spool the queue stays pending there; without, drain it. */
+        if (!s->head || (w->stopping && w->spool))
+            break;
         job *j = s->head;
         s->head = j->next;
         if (!s->head)
             s->tail = NULL;
+        s->len--;
         w->stats.queued--;
         w->stats.running++;
         pthread_mutex_unlock(&w->lock);
 
-        int done = 0;
-        for (unsigned attempt = 1; !done; attempt++) {
-            errbuf[0] = '\0';
-            int rc = w->handle(&j->rec, attempt, errbuf, sizeof errbuf, w->handle_user);
-            if (rc == 0) {
-                pthread_mutex_lock(&w->lock);
-                w->stats.handled++;
-                pthread_mutex_unlock(&w->lock);
-                mark_done(w, j->rec.id);
-                break;
-            }
-            if (!errbuf[0])
-                snprintf(errbuf, sizeof errbuf, "handler returned %d", rc);
-            if (attempt >= w->max_attempts) {
-                dead_letter(w, &j->rec, attempt, errbuf);
-                pthread_mutex_lock(&w->lock);
-                w->stats.dead_letters++;
-                pthread_mutex_unlock(&w->lock);
-                mark_done(w, j->rec.id);
-                break;
-            }
-            uint64_t delay = backoff(w, s, attempt);
-            uint64_t until = pdw__mono_ms() + delay;
-            pthread_mutex_lock(&w->lock);
-            w->stats.retries++;
-            while (!w->stopping && pdw__mono_ms() < until) {
-                struct timespec t = pdw__deadline_in(until - pdw__mono_ms());
-                pthread_cond_timedwait(&s->cond, &w->lock, &t);
-            }
-            /* stopped during the wait: a spooled delivery stays pending for next time */
-            done = w->stopping && w->spool;
-            pthread_mutex_unlock(&w->lock);
-        }
-        pthread_mutex_lock(&w->lock);
-        w->stats.running--;
-        pthread_mutex_unlock(&w->lock);
+        int outcome = run_job(w, s, j);
+        uint64_t id = j->rec.id;
         pdw__free(&w->alloc, j);
+
+        pthread_mutex_lock(&w->lock); /* once per job: counters, marker, next job */
+        if (outcome == JOB_HANDLED)
+            w->stats.handled++;
+        else if (outcome == JOB_DEAD)
+            w->stats.dead_letters++;
+        if (outcome != JOB_PENDING)
+            mark_done_locked(w, id);
+        w->stats.running--;
+        s->linger = 1;
     }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
 }
 
 int pdw_worker_options_init(pdw_worker_options *opts, unsigned version)
@@ -362,26 +390,42 @@ no_threads:
 }
 
 /* Which shard: one entity (object and id) always goes to the same one. */
-static unsigned shard_of(pdw_worker *w, const pdw_spool_record *rec)
+static unsigned shard_hash(const pdw_worker *w, const char *object, const char *entity_id)
 {
-    pdw_event ev;
     uint64_t h = 0xcbf29ce484222325ULL;
-    if (pdw__event_init(&ev, rec->body, rec->body_len, 0, &w->alloc, NULL) == 0) {
-        const char *parts[2] = { ev.object, ev.entity_id };
-        for (int p = 0; p < 2; p++)
-            for (const char *c = parts[p]; *c; c++) {
-                h ^= (unsigned char)*c;
-                h *= 0x100000001b3ULL;
-            }
-    }
-    pdw__event_fini(&ev);
+    const char *parts[2] = { object, entity_id };
+    for (int p = 0; p < 2; p++)
+        for (const char *c = parts[p]; c && *c; c++) {
+            h ^= (unsigned char)*c;
+            h *= 0x100000001b3ULL;
+        }
     return (unsigned)(h % w->nshards);
 }
 
-int pdw_worker_submit(pdw_worker *w, const pdw_spool_record *rec)
+/* The shard of a record whose event is not at hand: parse the body for its entity. A body
+ * that does not parse hashes like an event without object and id (shard of "", ""). */
+static unsigned shard_of(pdw_worker *w, const pdw_spool_record *rec)
 {
-    if (!w || !rec || (!rec->body && rec->body_len) || (!rec->key && rec->key_len))
-        return PDW_EINVAL;
+    pdw_event ev;
+    unsigned k;
+    /* the largest depth any receiver accepts: a body it took must hash by its entity here
+     * too, or a recovered record could land on another shard than a live one */
+    if (pdw__event_init(&ev, rec->body, rec->body_len, SHARD_MAX_DEPTH, &w->alloc, NULL) == 0)
+        k = shard_hash(w, ev.object, ev.entity_id);
+    else
+        k = shard_hash(w, "", "");
+    pdw__event_fini(&ev);
+    return k;
+}
+
+static int valid_record(const pdw_spool_record *rec)
+{
+    return rec && (rec->body || !rec->body_len) && (rec->key || !rec->key_len);
+}
+
+/* Copy the record into a job and queue it on shard k. */
+static int enqueue(pdw_worker *w, const pdw_spool_record *rec, unsigned k)
+{
     size_t size = sizeof(job) + rec->key_len + rec->body_len + 1;
     job *j = pdw__malloc(&w->alloc, size);
     if (!j)
@@ -396,17 +440,40 @@ int pdw_worker_submit(pdw_worker *w, const pdw_spool_record *rec)
     j->rec = *rec;
     j->rec.key = key;
     j->rec.body = body;
-    shard *s = &w->shards[shard_of(w, rec)];
+    shard *s = &w->shards[k];
     pthread_mutex_lock(&w->lock);
     if (s->tail)
         s->tail->next = j;
     else
         s->head = j;
     s->tail = j;
+    s->len++;
     w->stats.queued++;
-    pthread_cond_signal(&s->cond);
+    if (s->idle || s->len >= WAKE_BATCH)
+        pthread_cond_signal(&s->cond);
     pthread_mutex_unlock(&w->lock);
     return 0;
+}
+
+int pdw_worker_submit(pdw_worker *w, const pdw_spool_record *rec)
+{
+    if (!w || !valid_record(rec))
+        return PDW_EINVAL;
+    return enqueue(w, rec, shard_of(w, rec));
+}
+
+int pdw_worker_submit_event(pdw_worker *w, const pdw_spool_record *rec, const pdw_event *ev)
+{
+    if (!w || !valid_record(rec) || !ev)
+        return PDW_EINVAL;
+    /* The order is kept per entity only if the event is the record's: the body the event
+     * was parsed from must be the record's body (the same bytes, usually the same
+     * pointer), or a record recovered after a restart could land on another shard than
+     * the ones submitted now. */
+    if (ev->body_len != rec->body_len ||
+        (ev->body != rec->body && rec->body_len && memcmp(ev->body, rec->body, rec->body_len) != 0))
+        return PDW_EINVAL;
+    return enqueue(w, rec, shard_hash(w, ev->object, ev->entity_id));
 }
 
 typedef struct recover_ctx {

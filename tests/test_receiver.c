@@ -617,6 +617,200 @@ static void *worker(void *p)
     return NULL;
 }
 
+/* ---- two steps: pdw_receiver_begin() (head, credentials once), pdw_receiver_finish() -- */
+
+/* begin refuses exactly what handle refuses at the head, with the same verdict, and makes
+ * no pending request then; nothing is dispatched. */
+static void expect_refused_like_handle(pdw_receiver *r, req *q, int reason)
+{
+    pdw_verdict vh, vb = PDW_VERDICT_INIT;
+    assert_int_equal(run(r, q, &vh), reason);
+    pdw_receiver_pending *p = (pdw_receiver_pending *)&vb; /* must be overwritten */
+    assert_int_equal(pdw_receiver_begin(&p, r, &q->r, &vb), reason);
+    assert_null(p);
+    assert_int_equal(vb.reason, reason);
+    assert_int_equal(vb.status, vh.status);
+    assert_int_equal(vb.num_headers, vh.num_headers);
+    for (size_t i = 0; i < vh.num_headers; i++) {
+        assert_string_equal(vb.headers[i].name, vh.headers[i].name);
+        assert_string_equal(vb.headers[i].value, vh.headers[i].value);
+    }
+    assert_string_equal(vb.body, vh.body);
+}
+
+static void test_begin_refuses_like_handle(void **state)
+{
+    (void)state;
+    pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
+    o.max_body = 4096;
+    counts c = { 0, 0 };
+    pdw_receiver *r = make_receiver(&o, &c);
+    req q;
+    make_req(&q, "POST", "application/json", NULL, V2, strlen(V2));
+    expect_refused_like_handle(r, &q, PDW_EAUTHMISSING);
+    make_req(&q, "POST", "application/json", "pipedrive:wrong", V2, strlen(V2));
+    expect_refused_like_handle(r, &q, PDW_EAUTHWRONG);
+    make_req(&q, "POST", "application/json", "new:s3cret", V2, strlen(V2));
+    expect_refused_like_handle(r, &q, PDW_EAUTHWRONG); /* pairs do not mix */
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    snprintf(q.auth, sizeof q.auth, "Basic !!!!");
+    q.h[2].value_len = strlen(q.auth);
+    expect_refused_like_handle(r, &q, PDW_EAUTHMALFORMED);
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    q.h[q.r.num_headers++] = q.h[2]; /* two Authorization headers */
+    expect_refused_like_handle(r, &q, PDW_EAUTHMALFORMED);
+    make_req(&q, "GET", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    expect_refused_like_handle(r, &q, PDW_EMETHOD);
+    make_req(&q, "POST", "text/plain", "pipedrive:s3cret", V2, strlen(V2));
+    expect_refused_like_handle(r, &q, PDW_EMEDIATYPE);
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, 5000);
+    q.r.body_len = strlen(V2); /* declared over the limit: refused before the body */
+    expect_refused_like_handle(r, &q, PDW_ETOOLARGE);
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    q.r.version = 99;
+    expect_refused_like_handle(r, &q, PDW_EVERSIONSTRUCT);
+    assert_int_equal(atomic_load(&c.calls), 0);
+    pdw_receiver_free(r);
+}
+
+static void test_begin_finish(void **state)
+{
+    (void)state;
+    pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
+    o.max_body = 4096;
+    counts c = { 0, 0 };
+    pdw_receiver *r = make_receiver(&o, &c);
+    req q;
+    pdw_verdict v = PDW_VERDICT_INIT;
+    pdw_receiver_pending *p = NULL;
+
+    /* accepted: the head once, then the body; the verdict as handle gives it */
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    q.r.body = NULL; /* begin never looks at the body */
+    q.r.body_len = 0;
+    assert_int_equal(pdw_receiver_begin(&p, r, &q.r, &v), 0);
+    assert_non_null(p);
+    memset(&q, 0xA5, sizeof q); /* the request is not kept */
+    pdw_verdict init = PDW_VERDICT_INIT;
+    v = init;
+    assert_int_equal(pdw_receiver_finish(p, V2, strlen(V2), &v, NULL), PDW_OK);
+    assert_int_equal(v.status, 200);
+    assert_string_equal(v.event, "change.deal");
+    assert_true(strlen(v.delivery_key) > 0);
+    assert_int_equal(atomic_load(&c.calls), 1);
+    /* one authenticated head carries one body, never two */
+    v = init;
+    pdw_error err;
+    pdw_error_clear(&err);
+    assert_int_equal(pdw_receiver_finish(p, V2, strlen(V2), &v, &err), PDW_EINVAL);
+    assert_int_equal(v.status, 500);
+    assert_int_equal(err.code, PDW_EINVAL);
+    assert_string_equal(v.event, "");
+    assert_int_equal(atomic_load(&c.calls), 1);
+    pdw_receiver_pending_free(p);
+
+    /* the same event again: a duplicate, as with handle */
+    make_req(&q, "POST", "application/json", "new:rotated", V2, strlen(V2));
+    assert_int_equal(pdw_receiver_begin(&p, r, &q.r, &v), 0);
+    v = init;
+    assert_int_equal(pdw_receiver_finish(p, V2, strlen(V2), &v, NULL), PDW_EDUPLICATE);
+    assert_int_equal(v.status, 200);
+    pdw_receiver_pending_free(p);
+
+    /* the body must match the Content-Length of the head */
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    assert_int_equal(pdw_receiver_begin(&p, r, &q.r, &v), 0);
+    v = init;
+    assert_int_equal(pdw_receiver_finish(p, V2, strlen(V2) - 1, &v, NULL), PDW_ELENGTH);
+    assert_int_equal(v.status, 400);
+    pdw_receiver_pending_free(p);
+
+    /* without a Content-Length, the limit applies to the body itself */
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    q.r.num_headers--; /* Content-Length is the last header */
+    assert_int_equal(pdw_receiver_begin(&p, r, &q.r, &v), 0);
+    char *big = malloc(5000);
+    assert_non_null(big);
+    memset(big, ' ', 5000);
+    v = init;
+    assert_int_equal(pdw_receiver_finish(p, big, 5000, &v, NULL), PDW_ETOOLARGE);
+    assert_int_equal(v.status, 413);
+    free(big);
+    pdw_receiver_pending_free(p);
+
+    /* a bad body after a good head: 400, nothing dispatched */
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", "{", 1);
+    assert_int_equal(pdw_receiver_begin(&p, r, &q.r, &v), 0);
+    v = init;
+    assert_int_equal(pdw_receiver_finish(p, "{", 1, &v, NULL), PDW_EJSON);
+    assert_int_equal(v.status, 400);
+    pdw_receiver_pending_free(p);
+
+    /* misuse fails closed */
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    assert_int_equal(pdw_receiver_begin(NULL, r, &q.r, &v), PDW_EINVAL);
+    p = (pdw_receiver_pending *)&v;
+    assert_int_equal(pdw_receiver_begin(&p, NULL, &q.r, &v), PDW_EINVAL);
+    assert_null(p);
+    assert_int_equal(pdw_receiver_begin(&p, r, NULL, &v), PDW_EINVAL);
+    assert_int_equal(pdw_receiver_begin(&p, r, &q.r, NULL), PDW_EINVAL);
+    v = init;
+    assert_int_equal(pdw_receiver_finish(NULL, V2, strlen(V2), &v, NULL), PDW_EINVAL);
+    assert_int_equal(v.status, 0); /* no receiver to decide with: untouched */
+    v.version = 99;
+    assert_int_equal(pdw_receiver_begin(&p, r, &q.r, &v), PDW_EVERSIONSTRUCT);
+    assert_null(p);
+    pdw_receiver_pending_free(NULL);
+    assert_int_equal(atomic_load(&c.calls), 1);
+    pdw_receiver_free(r);
+}
+
+typedef struct fail_alloc {
+    int fail;
+} fail_alloc;
+
+static void *fa_malloc(size_t n, void *user)
+{
+    return ((fail_alloc *)user)->fail ? NULL : malloc(n);
+}
+
+static void *fa_realloc(void *p, size_t n, void *user)
+{
+    return ((fail_alloc *)user)->fail ? NULL : realloc(p, n);
+}
+
+static void fa_free(void *p, void *user)
+{
+    (void)user;
+    free(p);
+}
+
+static void test_begin_out_of_memory(void **state)
+{
+    (void)state;
+    fail_alloc fa = { 0 };
+    pdw_allocator al = { fa_malloc, fa_realloc, fa_free, &fa };
+    pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
+    o.allocator = &al;
+    pdw_receiver *r = make_receiver(&o, NULL);
+    req q;
+    pdw_verdict v = PDW_VERDICT_INIT;
+    pdw_receiver_pending *p = (pdw_receiver_pending *)&v;
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    fa.fail = 1;
+    assert_int_equal(pdw_receiver_begin(&p, r, &q.r, &v), PDW_ENOMEM);
+    assert_null(p);
+    assert_int_equal(v.reason, PDW_ENOMEM);
+    assert_true(v.status >= 500);
+    fa.fail = 0;
+    /* wrong credentials are refused before any allocation */
+    make_req(&q, "POST", "application/json", "pipedrive:nope", V2, strlen(V2));
+    fa.fail = 1;
+    assert_int_equal(pdw_receiver_begin(&p, r, &q.r, &v), PDW_EAUTHWRONG);
+    fa.fail = 0;
+    pdw_receiver_free(r);
+}
+
 static void test_concurrent_handle(void **state)
 {
     (void)state;
@@ -656,6 +850,9 @@ int main(void)
         cmocka_unit_test(test_dedup_ttl_via_clock),
         cmocka_unit_test(test_new_refuses_bad_options),
         cmocka_unit_test(test_all_fixtures),
+        cmocka_unit_test(test_begin_refuses_like_handle),
+        cmocka_unit_test(test_begin_finish),
+        cmocka_unit_test(test_begin_out_of_memory),
         cmocka_unit_test(test_concurrent_handle),
     };
     PDW_RUN_GROUP(tests);

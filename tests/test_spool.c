@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -643,6 +644,114 @@ static void test_group_commit_threads(void **state)
     s = open_ok(t.dir, NULL, &r);
     assert_int_equal(r.deliveries, THREADS * PER_THREAD);
     assert_int_equal(r.torn_bytes, 0);
+    pdw_spool_close(s);
+    tmp_clean(&t);
+}
+
+/* Appenders wait for the end of their own batch only (the next batch's appenders sleep
+ * on), one of those leads the next, and a leader may wait a little for more records: none
+ * of it may lose a wake-up. Appenders with pauses of their own, from one record to bursts,
+ * mixed with pdw_spool_flush() and mark_handled callers, on a slow disk; every append must
+ * return durable, and the whole run must end (a lost wake-up hangs it). */
+enum { MIX_THREADS = 12, MIX_PER_THREAD = 150 };
+
+typedef struct mixer {
+    pdw_spool *s;
+    int index, failures;
+    uint64_t last;
+} mixer;
+
+static void *mix_append(void *arg)
+{
+    mixer *m = arg;
+    unsigned rng = (unsigned)m->index * 2654435761u + 1;
+    for (int i = 0; i < MIX_PER_THREAD; i++) {
+        uint64_t id = 0;
+        if (pdw_spool_append(m->s, "k", 1, i, "{}", 2, &id, NULL) != 0 ||
+            pdw_spool_durable(m->s) < id || id <= m->last)
+            m->failures++;
+        m->last = id;
+        rng = rng * 1103515245u + 12345u;
+        if (rng >> 28 == 0) { /* now and then a pause longer than a flush */
+            struct timespec ts = { 0, 300000 };
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
+}
+
+static atomic_int mix_stop, mix_flush_failures;
+
+static void *mix_flush(void *arg)
+{
+    pdw_spool *s = arg;
+    uint64_t next = 1;
+    while (!atomic_load(&mix_stop)) {
+        uint64_t durable = 0;
+        if (pdw_spool_flush(s, &durable) != 0) /* no cmocka assert off the main thread */
+            atomic_fetch_add(&mix_flush_failures, 1);
+        for (; next <= durable; next++)
+            pdw_spool_mark_handled(s, next);
+        struct timespec ts = { 0, 200000 };
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+static void test_group_commit_wakeups(void **state)
+{
+    (void)state;
+    tmp t;
+    tmp_make(&t);
+    fault f = { 0 };
+    f.sleep_ns = 200000; /* 0.2 ms per sync */
+    pdw_spool_io io = { NULL, f_sync, &f };
+    pdw_spool_options o = PDW_SPOOL_OPTIONS_INIT;
+    o.io = &io;
+    pdw_spool *s = open_ok(t.dir, &o, NULL);
+    static mixer m[MIX_THREADS];
+    pthread_t th[MIX_THREADS], fl;
+    atomic_store(&mix_stop, 0);
+    assert_int_equal(pthread_create(&fl, NULL, mix_flush, s), 0);
+    for (int i = 0; i < MIX_THREADS; i++) {
+        m[i] = (mixer){ s, i, 0, 0 };
+        assert_int_equal(pthread_create(&th[i], NULL, mix_append, &m[i]), 0);
+    }
+    for (int i = 0; i < MIX_THREADS; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(m[i].failures, 0);
+    }
+    atomic_store(&mix_stop, 1);
+    assert_int_equal(pthread_join(fl, NULL), 0);
+    assert_int_equal(atomic_load(&mix_flush_failures), 0);
+    pdw_spool_stats st;
+    pdw_spool_get_stats(s, &st);
+    assert_int_equal(st.appended, MIX_THREADS * MIX_PER_THREAD);
+    assert_int_equal(pdw_spool_durable(s), MIX_THREADS * MIX_PER_THREAD);
+    print_message("wake-ups: %llu appends, %llu flushes\n", (unsigned long long)st.appended,
+                  (unsigned long long)st.flushes);
+    assert_true(st.flushes < st.appended);
+    pdw_spool_close(s);
+    tmp_clean(&t);
+}
+
+/* One appender at a time never waits for company: each append is one flush. */
+static void test_lone_appender_not_delayed(void **state)
+{
+    (void)state;
+    tmp t;
+    tmp_make(&t);
+    fault f = { 0 };
+    f.sleep_ns = 1000000; /* 1 ms per sync */
+    pdw_spool_io io = { NULL, f_sync, &f };
+    pdw_spool_options o = PDW_SPOOL_OPTIONS_INIT;
+    o.io = &io;
+    pdw_spool *s = open_ok(t.dir, &o, NULL);
+    for (int i = 0; i < 20; i++)
+        append_str(s, "k", "alone");
+    pdw_spool_stats st;
+    pdw_spool_get_stats(s, &st);
+    assert_int_equal(st.flushes, 20);
     pdw_spool_close(s);
     tmp_clean(&t);
 }
@@ -1306,6 +1415,8 @@ int main(void)
         cmocka_unit_test(test_nowait_flush),
         cmocka_unit_test(test_foreach_order_early_stop),
         cmocka_unit_test(test_group_commit_threads),
+        cmocka_unit_test(test_group_commit_wakeups),
+        cmocka_unit_test(test_lone_appender_not_delayed),
         cmocka_unit_test(test_torn_tail_every_cut),
         cmocka_unit_test(test_torn_tail_garbage),
         cmocka_unit_test(test_corrupt_older_segment_skipped),

@@ -118,6 +118,96 @@ static void test_order_per_entity(void **state)
     assert_int_equal(o.violations, 0);
 }
 
+/* The entity comes with the event: the same per-entity order, the body not parsed again. */
+static void test_submit_event_order_per_entity(void **state)
+{
+    (void)state;
+    order o = { PTHREAD_MUTEX_INITIALIZER, { 0 }, 0, 0 };
+    pdw_worker_options wo = PDW_WORKER_OPTIONS_INIT;
+    wo.handle = order_handle;
+    wo.handle_user = &o;
+    wo.threads = 4;
+    pdw_worker *w = NULL;
+    assert_int_equal(pdw_worker_start(&w, &wo, NULL), 0);
+    for (int seq = 1; seq <= 200; seq++)
+        for (int e = 0; e < 8; e++) {
+            const char *body = body_for(e, seq);
+            pdw_event *ev = NULL;
+            assert_int_equal(pdw_event_parse(&ev, body, strlen(body), NULL, NULL), 0);
+            pdw_spool_record rec = { 0, 1, "k", 1, NULL, 0 };
+            rec.body = pdw_event_body(ev, &rec.body_len); /* the event's own bytes */
+            assert_int_equal(pdw_worker_submit_event(w, &rec, ev), 0);
+            pdw_event_free(ev); /* the worker keeps a copy of the record */
+        }
+    wait_handled(w, 1600);
+    pdw_worker_stop(w);
+    assert_int_equal(o.calls, 1600);
+    assert_int_equal(o.violations, 0);
+}
+
+/* Both ways of submitting put one entity on one shard: a worker with a single slow shard
+ * per entity sees them in order even when the two are mixed. */
+static void test_submit_event_mixed_with_submit(void **state)
+{
+    (void)state;
+    order o = { PTHREAD_MUTEX_INITIALIZER, { 0 }, 0, 0 };
+    pdw_worker_options wo = PDW_WORKER_OPTIONS_INIT;
+    wo.handle = order_handle;
+    wo.handle_user = &o;
+    wo.threads = 8;
+    pdw_worker *w = NULL;
+    assert_int_equal(pdw_worker_start(&w, &wo, NULL), 0);
+    for (int seq = 1; seq <= 100; seq++)
+        for (int e = 0; e < 8; e++) {
+            const char *body = body_for(e, seq);
+            if ((seq + e) % 2) {
+                submit(w, NULL, body);
+                continue;
+            }
+            pdw_event *ev = NULL;
+            assert_int_equal(pdw_event_parse(&ev, body, strlen(body), NULL, NULL), 0);
+            /* another copy of the same bytes is fine too */
+            pdw_spool_record rec = { 0, 1, "k", 1, body, strlen(body) };
+            assert_int_equal(pdw_worker_submit_event(w, &rec, ev), 0);
+            pdw_event_free(ev);
+        }
+    wait_handled(w, 800);
+    pdw_worker_stop(w);
+    assert_int_equal(o.calls, 800);
+    assert_int_equal(o.violations, 0);
+}
+
+static void test_submit_event_refuses_other_body(void **state)
+{
+    (void)state;
+    pdw_worker_options wo = PDW_WORKER_OPTIONS_INIT;
+    order o = { PTHREAD_MUTEX_INITIALIZER, { 0 }, 0, 0 };
+    wo.handle = order_handle;
+    wo.handle_user = &o;
+    pdw_worker *w = NULL;
+    assert_int_equal(pdw_worker_start(&w, &wo, NULL), 0);
+    char a[512], b[512];
+    snprintf(a, sizeof a, "%s", body_for(1, 1));
+    snprintf(b, sizeof b, "%s", body_for(2, 1)); /* same length, other entity */
+    assert_int_equal(strlen(a), strlen(b));
+    pdw_event *ev = NULL;
+    assert_int_equal(pdw_event_parse(&ev, a, strlen(a), NULL, NULL), 0);
+    pdw_spool_record rec = { 0, 1, "k", 1, b, strlen(b) };
+    assert_int_equal(pdw_worker_submit_event(w, &rec, ev), PDW_EINVAL);
+    rec.body_len--; /* other length */
+    assert_int_equal(pdw_worker_submit_event(w, &rec, ev), PDW_EINVAL);
+    assert_int_equal(pdw_worker_submit_event(w, &rec, NULL), PDW_EINVAL);
+    assert_int_equal(pdw_worker_submit_event(NULL, &rec, ev), PDW_EINVAL);
+    assert_int_equal(pdw_worker_submit_event(w, NULL, ev), PDW_EINVAL);
+    rec.body = a;
+    rec.body_len = strlen(a);
+    assert_int_equal(pdw_worker_submit_event(w, &rec, ev), 0);
+    pdw_event_free(ev);
+    wait_handled(w, 1);
+    pdw_worker_stop(w);
+    assert_int_equal(o.calls, 1);
+}
+
 /* ---- retries, backoff, dead letters ------------------------------------------------- */
 
 typedef struct flaky {
@@ -441,6 +531,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_order_per_entity),
+        cmocka_unit_test(test_submit_event_order_per_entity),
+        cmocka_unit_test(test_submit_event_mixed_with_submit),
+        cmocka_unit_test(test_submit_event_refuses_other_body),
         cmocka_unit_test(test_retries_then_success),
         cmocka_unit_test(test_dead_letter_file_and_callback),
         cmocka_unit_test(test_markers_survive_restart),

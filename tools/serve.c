@@ -79,38 +79,92 @@ static void logf_(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)))
 #endif
     ;
-static void logf_(const char *fmt, ...)
+/* "2024-05-01T12:00:00.123Z " into out (at least 32 bytes); returns its length. The date
+ * part is formatted once a second per thread. */
+static size_t log_stamp(char *out)
 {
-    /* One line, one write(2) (stderr is unbuffered: a fprintf, a vfprintf and a fputc were
-     * three); the date part is formatted once a second per thread. */
     static _Thread_local time_t ts_sec = (time_t)-1;
-    static _Thread_local char ts[32];
-    char line[1024];
+    static _Thread_local char ts[24];
+    static _Thread_local size_t ts_len;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     if (now.tv_sec != ts_sec) {
         struct tm tm;
         gmtime_r(&now.tv_sec, &tm);
-        strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+        ts_len = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
         ts_sec = now.tv_sec;
     }
-    int n = snprintf(line, sizeof line, "%s.%03ldZ ", ts, now.tv_nsec / 1000000);
+    long ms = now.tv_nsec / 1000000;
+    memcpy(out, ts, ts_len);
+    char *p = out + ts_len;
+    *p++ = '.';
+    *p++ = (char)('0' + ms / 100);
+    *p++ = (char)('0' + ms / 10 % 10);
+    *p++ = (char)('0' + ms % 10);
+    *p++ = 'Z';
+    *p++ = ' ';
+    return (size_t)(p - out);
+}
+
+/* One line (ending in '\n'), one write(2): stderr is unbuffered. */
+static void log_put(const char *line, size_t n)
+{
+    flockfile(stderr);
+    fwrite(line, 1, n, stderr);
+    funlockfile(stderr);
+}
+
+static void logf_(const char *fmt, ...)
+{
+    char line[1024];
+    size_t n = log_stamp(line);
     va_list ap;
     va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    int m = vsnprintf(line + n, sizeof line - n, fmt, ap);
     va_end(ap);
-    flockfile(stderr);
-    if (m >= 0 && (size_t)n + (size_t)m + 1 < sizeof line) {
-        line[n + m] = '\n';
-        fwrite(line, 1, (size_t)n + (size_t)m + 1, stderr);
+    if (m >= 0 && n + (size_t)m + 1 < sizeof line) {
+        line[n + (size_t)m] = '\n';
+        log_put(line, n + (size_t)m + 1);
     } else { /* a longer line: written in parts, as it comes */
-        fwrite(line, 1, (size_t)n, stderr);
+        flockfile(stderr);
+        fwrite(line, 1, n, stderr);
         va_start(ap, fmt);
         vfprintf(stderr, fmt, ap);
         va_end(ap);
         fputc('\n', stderr);
+        funlockfile(stderr);
     }
-    funlockfile(stderr);
+}
+
+/* A line assembled without the format interpreter (the access log: one per request). */
+typedef struct lbuf {
+    char p[1024];
+    size_t n;
+} lbuf;
+
+static void lb_mem(lbuf *b, const char *s, size_t n)
+{
+    size_t room = sizeof b->p - 1 - b->n; /* one byte kept for the '\n' */
+    if (n > room)
+        n = room;
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+}
+
+static void lb_str(lbuf *b, const char *s)
+{
+    lb_mem(b, s, strlen(s));
+}
+
+static void lb_uint(lbuf *b, unsigned long long v)
+{
+    char d[24];
+    size_t i = sizeof d;
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    lb_mem(b, d + i, sizeof d - i);
 }
 
 static double now_ms(void)
@@ -152,7 +206,8 @@ static int accept_event(const pdw_event *ev, void *user)
             return rc; /* 503: Pipedrive retries after 3, 30 and 150 s */
         }
     }
-    if (pdw_worker_submit(s->worker, &rec) != 0 && !s->spool)
+    /* the entity that orders it comes from this event: the body is not parsed again */
+    if (pdw_worker_submit_event(s->worker, &rec, ev) != 0 && !s->spool)
         return PDW_ENOMEM; /* without a spool a queued copy is all there is */
     /* with a spool it stays pending there and is handed on after a restart */
     return 0;
@@ -239,6 +294,7 @@ typedef struct request_ctx {
     char *body;
     size_t len, body_cap;
     int refused; /* a verdict was queued on the first call */
+    pdw_receiver_pending *pending; /* the head passed (credentials included) */
     double started;
 } request_ctx;
 
@@ -280,6 +336,7 @@ static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
     server *s = cls;
     request_ctx *r = *con_cls;
     if (r) {
+        pdw_receiver_pending_free(r->pending);
         free(r->uri);
         free(r->headers);
         free(r->body);
@@ -390,17 +447,35 @@ static void count_and_log(server *s, const request_ctx *r, const char *method,
         if (v->reason < 0 && -v->reason < NREASONS)
             atomic_fetch_add(&st->by_reason[-v->reason], 1);
     }
-    if (v->status != 404) {
-        double took = r ? now_ms() - r->started : 0.0;
+    double took = r ? now_ms() - r->started : 0.0;
+    if (v->status != 404)
         pdw_health_record(s->health, v->webhook_id[0] ? v->webhook_id : NULL, v->attempt,
                           v->status, (uint64_t)took, wall_ms());
-    }
-    /* never the query (it may hold the token) nor any header */
+    /* never the query (it may hold the token) nor any header; the line is
+     * "METHOD PATH STATUS REASON event=E key=K 1.2ms" */
     const char *q = r && r->uri ? strchr(r->uri, '?') : NULL;
-    int pathlen = r && r->uri ? (int)(q ? (size_t)(q - r->uri) : strlen(r->uri)) : 0;
-    logf_("%s %.*s %d %s event=%s key=%s %.1fms", method, pathlen, r && r->uri ? r->uri : "",
-          v->status, pdw_err_name(v->reason), v->event[0] ? v->event : "-",
-          v->delivery_key[0] ? v->delivery_key : "-", r ? now_ms() - r->started : 0.0);
+    size_t pathlen = r && r->uri ? (q ? (size_t)(q - r->uri) : strlen(r->uri)) : 0;
+    unsigned long long tenths = took > 0 ? (unsigned long long)(took * 10.0 + 0.5) : 0;
+    lbuf b;
+    b.n = log_stamp(b.p);
+    lb_str(&b, method);
+    lb_mem(&b, " ", 1);
+    lb_mem(&b, r && r->uri ? r->uri : "", pathlen);
+    lb_mem(&b, " ", 1);
+    lb_uint(&b, v->status > 0 ? (unsigned long long)v->status : 0);
+    lb_mem(&b, " ", 1);
+    lb_str(&b, pdw_err_name(v->reason));
+    lb_mem(&b, " event=", 7);
+    lb_str(&b, v->event[0] ? v->event : "-");
+    lb_mem(&b, " key=", 5);
+    lb_str(&b, v->delivery_key[0] ? v->delivery_key : "-");
+    lb_mem(&b, " ", 1);
+    lb_uint(&b, tenths / 10);
+    lb_mem(&b, ".", 1);
+    lb_uint(&b, tenths % 10);
+    lb_mem(&b, "ms", 2);
+    b.p[b.n++] = '\n';
+    log_put(b.p, b.n);
 }
 
 static enum MHD_Result answer(server *s, struct MHD_Connection *c, request_ctx *r,
@@ -455,7 +530,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         pdw_request req;
         fill_request(r, method, &req);
         pdw_verdict v = PDW_VERDICT_INIT;
-        if (pdw_receiver_check_head(s->rcv, &req, &v) != 0) {
+        /* the head (credentials included) is checked here, once: the body step trusts
+         * only the pending object that a passing check makes */
+        if (pdw_receiver_begin(&r->pending, s->rcv, &req, &v) != 0) {
             r->refused = 1; /* before reading the body */
             return answer(s, c, r, method, &v);
         }
@@ -496,10 +573,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (r->refused)
         return MHD_YES;
-    pdw_request req;
-    fill_request(r, method, &req);
+    if (!r->pending)
+        return MHD_NO; /* no head check passed: never handled */
     pdw_verdict v = PDW_VERDICT_INIT;
-    pdw_receiver_handle(s->rcv, &req, &v, NULL);
+    pdw_receiver_finish(r->pending, r->body, r->len, &v, NULL);
     return answer(s, c, r, method, &v);
 }
 

@@ -247,6 +247,8 @@ int sinks_handle(const pdw_spool_record *rec, unsigned attempt, char *errbuf, si
                  void *user)
 {
     sinks *s = user;
+    if (!s->out && !s->cfg.exec)
+        return 0; /* no sink: nothing to parse the body for */
     pdw_event *ev = NULL;
     pdw_error err;
     pdw_error_clear(&err);

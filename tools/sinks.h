@@ -35,7 +35,7 @@ void sinks_clean_markers(sinks *s, int (*is_pending)(uint64_t id, void *user), v
 int sinks_event(sinks *s, const pdw_event *ev, uint64_t id, unsigned attempt, char *errbuf,
                 size_t errcap);
 
-/* pdw_worker_handle_cb: parse the record and call sinks_event(). */
+/* pdw_worker_handle_cb: parse the record and call sinks_event(); 0 at once without sinks. */
 int sinks_handle(const pdw_spool_record *rec, unsigned attempt, char *errbuf, size_t errcap,
                  void *user);
 

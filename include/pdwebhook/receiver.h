@@ -30,7 +30,8 @@
  *
  * @par Thread safety
  * Register handlers on pdw_receiver_router() before the first request. After that,
- * pdw_receiver_handle() may be called from many threads at once.
+ * pdw_receiver_handle() (and pdw_receiver_begin() / pdw_receiver_finish()) may be called
+ * from many threads at once.
  */
 #ifndef PDWEBHOOK_RECEIVER_H
 #define PDWEBHOOK_RECEIVER_H
@@ -204,6 +205,63 @@ PDW_EXTERN int pdw_receiver_check_head(const pdw_receiver *r, const pdw_request 
  */
 PDW_EXTERN int pdw_receiver_handle(pdw_receiver *r, const pdw_request *req,
                                    pdw_verdict *verdict, pdw_error *err);
+
+/**
+ * @brief A request whose head passed pdw_receiver_begin(), waiting for its body. Opaque.
+ *
+ * It exists only for a request whose method, Content-Type, declared size and credentials
+ * were accepted, so pdw_receiver_finish() does not check the credentials again: that is
+ * what it saves over pdw_receiver_check_head() followed by pdw_receiver_handle(), which
+ * checks the head twice.
+ */
+typedef struct pdw_receiver_pending pdw_receiver_pending;
+
+/**
+ * @brief Check a request's head, credentials included, and remember that it passed; the
+ * body follows with pdw_receiver_finish().
+ *
+ * The two-step form of pdw_receiver_handle() for adapters that receive the body after the
+ * headers (as pdw_receiver_check_head() does, it lets an adapter refuse a request before
+ * reading its body), with the head checked once per request. The same checks and the same
+ * verdicts as pdw_receiver_handle(), in the same order.
+ * @param[out] out on success, the pending request: free it with
+ *   pdw_receiver_pending_free() once the request is over (also when the body never came);
+ *   NULL otherwise.
+ * @param r the receiver; it must outlive the pending request.
+ * @param req the request; its body is ignored. Borrowed for the call only: nothing of it
+ *   is kept but its Content-Length.
+ * @param[out] verdict filled when the request is refused.
+ * @return 0 to go on and read the body; else the negative reason (verdict filled):
+ *   ::PDW_EMETHOD, ::PDW_EMEDIATYPE, ::PDW_EHEADER, ::PDW_ETOOLARGE, `PDW_EAUTH*`,
+ *   ::PDW_EVERSIONSTRUCT, ::PDW_ENOMEM; ::PDW_EINVAL for a NULL argument (verdict
+ *   unchanged).
+ * @par Thread safety
+ * As pdw_receiver_handle(): from many threads at once. A pending request belongs to one
+ * thread at a time.
+ */
+PDW_EXTERN int pdw_receiver_begin(pdw_receiver_pending **out, pdw_receiver *r,
+                                  const pdw_request *req, pdw_verdict *verdict);
+
+/**
+ * @brief Run the rest of the pipeline (size, parse, dedup, accept hook or dispatch) on the
+ * body of a request that passed pdw_receiver_begin(), and fill the answer.
+ *
+ * Good once per pending request: a second call is refused (::PDW_EINVAL, status 500)
+ * without looking at the body, so that one authenticated head can never carry two bodies.
+ * The body is checked against the limit and against the Content-Length the head declared.
+ * @param p the pending request (not freed: call pdw_receiver_pending_free() after).
+ * @param body the body bytes (no NUL needed), borrowed for the call.
+ * @param len their number.
+ * @param[out] verdict the answer to send; always filled when @p p and it are not NULL.
+ * @param err optional detail, or NULL. Never contains a secret.
+ * @return as pdw_receiver_handle(): 0, ::PDW_EDUPLICATE, ::PDW_EHANDLER, or the negative
+ *   code that refused the request; ::PDW_EINVAL for a NULL argument or a second call.
+ */
+PDW_EXTERN int pdw_receiver_finish(pdw_receiver_pending *p, const char *body, size_t len,
+                                   pdw_verdict *verdict, pdw_error *err);
+
+/** @brief Free a pending request (finished or not). @param p the pending request or NULL. */
+PDW_EXTERN void pdw_receiver_pending_free(pdw_receiver_pending *p);
 
 /**
  * @brief Parse and dispatch a body accepted earlier (by the accept hook) to the router.

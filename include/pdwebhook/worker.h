@@ -23,11 +23,15 @@
  * with pdw_event_delivery_key(). The `pdwebhook` program's sinks (--output, --exec) check
  * their own records so that they see each event exactly once.
  *
+ * Under load a worker thread is not woken for every delivery: one that was busy a moment
+ * ago looks at its queue again within about 2 ms (or at once when 64 deliveries wait), so
+ * a delivery may wait that much longer for its handler; an idle thread is woken at once.
+ *
  * The worker owns its threads (POSIX threads). The rest of the library does not need it.
  *
  * @par Thread safety
- * pdw_worker_submit() and pdw_worker_get_stats() may be called from any thread;
- * pdw_worker_stop() once, from one thread.
+ * pdw_worker_submit(), pdw_worker_submit_event() and pdw_worker_get_stats() may be called
+ * from any thread; pdw_worker_stop() once, from one thread.
  */
 #ifndef PDWEBHOOK_WORKER_H
 #define PDWEBHOOK_WORKER_H
@@ -109,6 +113,29 @@ PDW_EXTERN int pdw_worker_start(pdw_worker **out, const pdw_worker_options *opts
  * @return 0, ::PDW_ENOMEM (it stays pending in the spool and is handed on after restart).
  */
 PDW_EXTERN int pdw_worker_submit(pdw_worker *w, const pdw_spool_record *rec);
+
+/**
+ * @brief Queue a durable delivery whose event is already parsed (copied), without parsing
+ * its body again.
+ *
+ * Same as pdw_worker_submit(), but the entity that orders the delivery (object and entity
+ * id) is read from @p ev instead of from a new parse of the body: use it from the accept
+ * hook (::pdw_accept_cb), which holds the event the receiver parsed, with
+ * `rec->body = pdw_event_body(ev, &rec->body_len)`.
+ * @param w the worker.
+ * @param rec the delivery; copied.
+ * @param ev the event parsed from `rec->body`, borrowed for the call. Its body must be the
+ *   record's body, byte for byte (the same pointer is checked in O(1), other memory is
+ *   compared), or the call fails: order per entity holds only when every delivery of an
+ *   entity is assigned by the same fields.
+ * @return 0, ::PDW_EINVAL (NULL argument, or @p ev not parsed from @p rec's body),
+ *   ::PDW_ENOMEM (with a spool the delivery stays pending there and is handed on after a
+ *   restart).
+ * @par Thread safety
+ * Like pdw_worker_submit(): from any thread.
+ */
+PDW_EXTERN int pdw_worker_submit_event(pdw_worker *w, const pdw_spool_record *rec,
+                                       const pdw_event *ev);
 
 /**
  * @brief Queue every pending delivery of the spool (after a restart), in id order.
