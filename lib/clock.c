@@ -1,6 +1,9 @@
-/* Time, in one place: milliseconds on the monotonic and the wall clock, and sleeping. */
+/* Time, in one place: milliseconds on the monotonic and the wall clock, sleeping, and the
+ * clock of timed condition waits. */
 #include <errno.h>
+#include <pthread.h>
 #include <time.h>
+#include <unistd.h> /* _POSIX_MONOTONIC_CLOCK */
 
 #include "internal.h"
 
@@ -25,10 +28,37 @@ void pdw__sleep_ms(uint64_t ms)
         ;
 }
 
+/* Timed waits run on the monotonic clock where the system lets a condition variable use
+ * it (pthread_condattr_setclock, POSIX): a wall clock set back by NTP or by hand would
+ * otherwise stretch a 2 ms wait by as much as it was set back, and stall a worker or a
+ * reconnect loop. Elsewhere both fall back to the wall clock, consistently. */
+#if defined(_POSIX_MONOTONIC_CLOCK) && _POSIX_MONOTONIC_CLOCK >= 0 && !defined(__APPLE__)
+#define PDW__COND_CLOCK CLOCK_MONOTONIC
+#else
+#define PDW__COND_CLOCK CLOCK_REALTIME
+#endif
+
+int pdw__cond_init(pthread_cond_t *c)
+{
+#if defined(_POSIX_MONOTONIC_CLOCK) && _POSIX_MONOTONIC_CLOCK >= 0 && !defined(__APPLE__)
+    pthread_condattr_t attr;
+    int rc = pthread_condattr_init(&attr);
+    if (rc != 0)
+        return rc;
+    rc = pthread_condattr_setclock(&attr, PDW__COND_CLOCK);
+    if (rc == 0)
+        rc = pthread_cond_init(c, &attr);
+    pthread_condattr_destroy(&attr);
+    return rc;
+#else
+    return pthread_cond_init(c, NULL);
+#endif
+}
+
 struct timespec pdw__deadline_in(uint64_t ms)
 {
     struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t); /* the clock pthread_cond_timedwait uses by default */
+    clock_gettime(PDW__COND_CLOCK, &t); /* the clock of pdw__cond_init()'s conditions */
     t.tv_sec += (time_t)(ms / 1000);
     t.tv_nsec += (long)(ms % 1000) * 1000000L;
     if (t.tv_nsec >= 1000000000L) {

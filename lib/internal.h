@@ -2,6 +2,7 @@
 #ifndef PDW_INTERNAL_H
 #define PDW_INTERNAL_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <time.h>
@@ -25,7 +26,11 @@ void pdw__wipe(void *p, size_t n);
 uint64_t pdw__mono_ms(void); /* CLOCK_MONOTONIC in ms: for timeouts and backoff */
 int64_t pdw__wall_ms(void);  /* CLOCK_REALTIME in ms since the epoch: for what is stored */
 void pdw__sleep_ms(uint64_t ms);
-/* An absolute CLOCK_REALTIME deadline ms from now, for pthread_cond_timedwait. */
+/* A condition variable for timed waits: on the monotonic clock where available, so that a
+ * wall clock set back cannot stretch a wait. 0 or the pthread error. */
+int pdw__cond_init(pthread_cond_t *c);
+/* An absolute deadline ms from now for pthread_cond_timedwait() on a condition made by
+ * pdw__cond_init() (and only on those: the clocks must agree). */
 struct timespec pdw__deadline_in(uint64_t ms);
 
 /* ---- deadletter.c ----------------------------------------------------------------- */

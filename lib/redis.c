@@ -958,7 +958,7 @@ int pdw_redis_stream_new(pdw_redis_stream **out, pdw_redis *conn,
         pdw__free(a, s);
         return pdw__error_set(err, PDW_ENOMEM, -1, NULL);
     }
-    pthread_cond_init(&s->cond, NULL);
+    pdw__cond_init(&s->cond);
     *out = s;
     return 0;
 }

@@ -350,7 +350,7 @@ int pdw_worker_start(pdw_worker **out, const pdw_worker_options *opts, pdw_error
         pdw__free(&a, w);
         return pdw__error_set(err, PDW_ENOMEM, -1, NULL);
     }
-    pthread_cond_init(&w->flush_cond, NULL);
+    pdw__cond_init(&w->flush_cond);
     w->shards = pdw__calloc(&a, w->nshards, sizeof *w->shards);
     if (!w->shards) {
         w->nshards = 0;
@@ -360,7 +360,7 @@ int pdw_worker_start(pdw_worker **out, const pdw_worker_options *opts, pdw_error
     for (unsigned i = 0; i < w->nshards; i++) {
         w->shards[i].w = w;
         w->shards[i].rng = 0x9E3779B97F4A7C15ULL * (i + 1) ^ (uint64_t)pdw__wall_ms();
-        pthread_cond_init(&w->shards[i].cond, NULL);
+        pdw__cond_init(&w->shards[i].cond);
     }
     if (opts->dead_letter_path) {
         w->dl_fd = open(opts->dead_letter_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);

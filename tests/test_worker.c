@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "pdw_test.h"
+#include "internal.h"
 #include "pdwebhook/pdwebhook.h"
 
 static char *tmpdir(void)
@@ -527,9 +528,35 @@ static void test_enospc_gives_503_then_recovers(void **state)
     free(dir);
 }
 
+/* The timed waits the worker and the Redis consumer use: a condition from pdw__cond_init()
+ * and a deadline from pdw__deadline_in() are on one clock, so a wait of 60 ms times out
+ * after 60 ms of monotonic time, neither at once nor never. */
+static void test_timed_wait_clock(void **state)
+{
+    (void)state;
+    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t c;
+    assert_int_equal(pdw__cond_init(&c), 0);
+    for (int round = 0; round < 3; round++) {
+        pthread_mutex_lock(&m);
+        uint64_t t0 = pdw__mono_ms();
+        struct timespec dl = pdw__deadline_in(60);
+        int rc = 0;
+        while (rc == 0) /* spurious wake-ups: wait again for the same deadline */
+            rc = pthread_cond_timedwait(&c, &m, &dl);
+        uint64_t took = pdw__mono_ms() - t0;
+        pthread_mutex_unlock(&m);
+        assert_int_equal(rc, ETIMEDOUT);
+        assert_true(took >= 59);
+        assert_true(took < 5000);
+    }
+    pthread_cond_destroy(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_timed_wait_clock),
         cmocka_unit_test(test_order_per_entity),
         cmocka_unit_test(test_submit_event_order_per_entity),
         cmocka_unit_test(test_submit_event_mixed_with_submit),
