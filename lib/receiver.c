@@ -213,16 +213,14 @@ static void verdict_reset(pdw_verdict *v)
 
 /* ---- request checks ---------------------------------------------------------------- */
 
-static int name_is(const pdw_header *h, const char *name)
+/* name[0..n) equals the lower-case literal lit (n bytes), ASCII case-insensitively. */
+static int name_eq(const char *name, const char *lit, size_t n)
 {
-    size_t n = strlen(name);
-    if (h->name_len != n)
-        return 0;
     for (size_t i = 0; i < n; i++) {
-        char c = h->name[i];
+        char c = name[i];
         if (c >= 'A' && c <= 'Z')
             c = (char)(c - 'A' + 'a');
-        if (c != name[i])
+        if (c != lit[i])
             return 0;
     }
     return 1;
@@ -242,12 +240,23 @@ static int read_head(const pdw_request *req, head *h)
     for (size_t i = 0; i < req->num_headers; i++) {
         const pdw_header *x = &req->headers[i];
         const pdw_header **slot = NULL;
-        if (name_is(x, "content-type"))
-            slot = &h->content_type;
-        else if (name_is(x, "content-length"))
-            slot = &h->content_length;
-        else if (name_is(x, "authorization"))
-            slot = &h->authorization;
+        /* the three names have three lengths: one comparison per header at most */
+        switch (x->name_len) {
+        case 12:
+            if (name_eq(x->name, "content-type", 12))
+                slot = &h->content_type;
+            break;
+        case 13:
+            if (name_eq(x->name, "authorization", 13))
+                slot = &h->authorization;
+            break;
+        case 14:
+            if (name_eq(x->name, "content-length", 14))
+                slot = &h->content_length;
+            break;
+        default:
+            break;
+        }
         if (!slot)
             continue;
         if (*slot)
@@ -256,7 +265,6 @@ static int read_head(const pdw_request *req, head *h)
     }
     return 0;
 }
-
 static void trim(const char **p, size_t *n)
 {
     while (*n && (**p == ' ' || **p == '\t')) {
