@@ -1,7 +1,9 @@
 #!/bin/sh
 # HTTP benchmark, one run on one machine, one target after the other:
-#   1. http_floor_mhd      bench/mhd_floor.c: bare libmicrohttpd, reads the body, answers 200
-#                          (same threading as pdwebhook serve: a thread per connection)
+#   1. http_floor_mhd      bench/mhd_floor.c: bare libmicrohttpd, reads the body, answers 200,
+#                          a thread per connection (poll)
+#      http_floor_mhd_epoll the same on an epoll thread pool of THREADS threads (serve's
+#                          threading and default pool size); the ratio uses the faster floor
 #   2. http_serve_spool    pdwebhook serve with Basic auth, dedup and --spool (each request
 #                          answered once its delivery is fdatasync'ed; group commit)
 #   3. http_serve_memory   the same without --spool (worker from memory: not durable)
@@ -11,7 +13,9 @@
 # make_wrk_scripts.py), so dedup never short-cuts one; /healthz is checked afterwards.
 #
 #   bench/http.sh [BUILD_DIR]        env: DURATION (10 s), WARMUP (3 s), REPEAT (3),
-#                                         CONNECTIONS (32), TARGETS (all four), OUT (JSON lines)
+#                                         CONNECTIONS (32), TARGETS (all five), OUT (JSON lines),
+#                                         THREADS (serve's pool and the epoll floor's; default:
+#                                         online CPUs, at most 16)
 # Needs wrk, python3, curl; node >= 20 for the peer (skipped with a note when missing).
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -21,7 +25,9 @@ DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-3}
 REPEAT=${REPEAT:-3}
 CONNECTIONS=${CONNECTIONS:-32}
-TARGETS=${TARGETS:-"http_floor_mhd http_serve_spool http_serve_memory http_octokit"}
+TARGETS=${TARGETS:-"http_floor_mhd http_floor_mhd_epoll http_serve_spool http_serve_memory http_octokit"}
+# serve's default --threads: the online CPUs, at most 16 (tools/serve.c)
+THREADS=${THREADS:-$(n=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1); [ "$n" -gt 16 ] && n=16; echo "$n")}
 CORPUS=${CORPUS:-$ROOT/tests/fixtures}
 USER_=pipedrive
 PASS="correct horse battery staple"
@@ -104,12 +110,19 @@ for t in $TARGETS; do
     measure $t floor.lua >>"$WORK/rows.jsonl"
     stop
     ;;
+  http_floor_mhd_epoll)
+    start $t "$BUILD/bench/pdwebhook-mhd-floor" --listen-port "$PORT" --epoll-threads "$THREADS"
+    measure $t floor.lua >>"$WORK/rows.jsonl"
+    stop
+    ;;
   http_serve_spool | http_serve_memory)
     spool=
     [ $t = http_serve_spool ] && spool="--spool $WORK/spool"
+    threads=
+    "$BUILD/tools/pdwebhook" serve --help | grep -q -- --threads && threads="--threads $THREADS"
     # shellcheck disable=SC2086
     start $t "$BUILD/tools/pdwebhook" serve --listen "127.0.0.1:$PORT" --user "$USER_" \
-      --password "$PASS" $spool
+      --password "$PASS" $spool $threads
     measure $t pdwebhook.lua >>"$WORK/rows.jsonl"
     health=$(curl -s "http://127.0.0.1:$PORT/healthz")
     echo "http.sh: $t /healthz: $health" | cut -c1-400 >&2
@@ -136,9 +149,16 @@ cat "$WORK/rows.jsonl" >"$OUT"
 python3 - "$WORK/rows.jsonl" >&2 <<'PY'
 import json, sys
 rows = {r["name"]: r for r in map(json.loads, open(sys.argv[1]))}
-s, f, o = (rows.get(k) for k in ("http_serve_spool", "http_floor_mhd", "http_octokit"))
+s, o = rows.get("http_serve_spool"), rows.get("http_octokit")
+floors = [rows[k] for k in ("http_floor_mhd", "http_floor_mhd_epoll") if k in rows]
+f = max(floors, key=lambda r: r["req_per_s"]) if floors else None
+for r in floors:
+    print("http.sh: floor %s %.0f req/s" % (r["name"], r["req_per_s"]))
 if s and f:
-    print("http.sh: serve (spool) / bare libmicrohttpd = %.2f (target >= 0.5)" % (s["req_per_s"] / f["req_per_s"]))
+    print("http.sh: serve (spool) / bare libmicrohttpd (faster floor, %s) = %.2f (target >= 0.5)" % (f["name"], s["req_per_s"] / f["req_per_s"]))
+m = rows.get("http_serve_memory")
+if m and f:
+    print("http.sh: serve (memory) / bare libmicrohttpd (faster floor) = %.2f" % (m["req_per_s"] / f["req_per_s"]))
 if s and o:
     print("http.sh: serve (spool) / octokit middleware = %.1f (target >= 5)" % (s["req_per_s"] / o["req_per_s"]))
 if s:

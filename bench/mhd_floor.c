@@ -1,6 +1,9 @@
 /* mhd_floor: the transport floor for pdwebhook serve's benchmark. A bare libmicrohttpd
- * server that reads each request's body and answers 200 with a small JSON body, with the
- * same threading as pdwebhook serve (a thread per connection, poll) unless told otherwise.
+ * server that reads each request's body and answers 200 with a small JSON body. Two
+ * threadings, both measured by bench/http.sh (the faster one is the floor):
+ *   default           a thread per connection, poll (pdwebhook serve --sync / --redis)
+ *   --epoll-threads N an epoll thread pool of N threads (pdwebhook serve's default,
+ *                     N = its --threads)
  *
  *   mhd_floor [--listen-port PORT] [--epoll-threads N]
  *
@@ -83,7 +86,7 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("listening on http://127.0.0.1:%u/ (%s)\n", port,
-           pool ? "epoll thread pool" : "thread per connection, as pdwebhook serve");
+           pool ? "epoll thread pool" : "thread per connection");
     fflush(stdout);
     int sig;
     sigwait(&sigs, &sig);

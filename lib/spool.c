@@ -1155,6 +1155,29 @@ int pdw_spool_dropped(pdw_spool *s, uint64_t id)
     return d;
 }
 
+int pdw_spool_status(pdw_spool *s, uint64_t id)
+{
+    if (!s)
+        return PDW_EINVAL;
+    pthread_mutex_lock(&s->lock);
+    /* The ids not settled yet are the newest ones: those in cur and, just below them, the
+     * batch the leader is writing (it takes all of cur at once). */
+    uint64_t unsettled = s->next_id - s->cur_n - s->inflight_n;
+    int rc;
+    if (id == 0 || id >= s->next_id)
+        rc = PDW_EINVAL; /* never assigned */
+    else if ((rc = drop_code(s, id)) != 0)
+        ; /* dropped by a failed flush: rc is its code */
+    else if (id >= unsettled)
+        rc = 1;
+    else if (id <= s->durable)
+        rc = 0;
+    else
+        rc = PDW_EIO; /* dropped so long ago that its range was forgotten */
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
 int pdw_spool_mark_handled(pdw_spool *s, uint64_t id)
 {
     if (!s)

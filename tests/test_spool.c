@@ -1245,6 +1245,70 @@ static void test_inject_eio_sync(void **state)
     tmp_clean(&t);
 }
 
+/* pdw_spool_status() for a server that appends without waiting and flushes for a batch:
+ * pending until the flush, then durable, or dropped with the flush's code (ENOSPC from a
+ * write, EIO from fdatasync), and durable ids stay durable after later failures. */
+static void nowait(pdw_spool *s, const char *body, uint64_t *id)
+{
+    assert_int_equal(pdw_spool_append_nowait(s, "k", 1, 0, body, strlen(body), id, NULL), 0);
+}
+
+static void test_status_nowait_flush(void **state)
+{
+    (void)state;
+    tmp t;
+    tmp_make(&t);
+    fault f = { 0 };
+    pdw_spool_io io = { f_write, f_sync, &f };
+    pdw_spool_options o = PDW_SPOOL_OPTIONS_INIT;
+    o.io = &io;
+    pdw_spool *s = open_ok(t.dir, &o, NULL);
+    assert_int_equal(pdw_spool_status(NULL, 1), PDW_EINVAL);
+    assert_int_equal(pdw_spool_status(s, 0), PDW_EINVAL);
+    assert_int_equal(pdw_spool_status(s, 1), PDW_EINVAL); /* not handed out yet */
+
+    uint64_t a, b, c, d, e;
+    nowait(s, "one", &a);
+    nowait(s, "two", &b);
+    assert_int_equal(pdw_spool_status(s, a), 1);
+    assert_int_equal(pdw_spool_status(s, b), 1);
+    uint64_t durable = 0;
+    assert_int_equal(pdw_spool_flush(s, &durable), 0);
+    assert_int_equal(durable, b);
+    assert_int_equal(pdw_spool_status(s, a), 0);
+    assert_int_equal(pdw_spool_status(s, b), 0);
+
+    /* a full disk on the write: the batch is dropped with PDW_ENOSPC */
+    nowait(s, "three", &c);
+    nowait(s, "four", &d);
+    f.fail_write = f.writes + 1;
+    f.write_errno = ENOSPC;
+    assert_int_equal(pdw_spool_flush(s, NULL), PDW_ENOSPC);
+    assert_int_equal(pdw_spool_status(s, c), PDW_ENOSPC);
+    assert_int_equal(pdw_spool_status(s, d), PDW_ENOSPC);
+    assert_int_equal(pdw_spool_status(s, b), 0);
+
+    /* fdatasync fails: PDW_EIO; the next batch goes through again */
+    nowait(s, "five", &e);
+    f.fail_sync = f.syncs + 1;
+    f.sync_errno = EIO;
+    assert_int_equal(pdw_spool_flush(s, NULL), PDW_EIO);
+    assert_int_equal(pdw_spool_status(s, e), PDW_EIO);
+    uint64_t g;
+    nowait(s, "six", &g);
+    assert_int_equal(pdw_spool_status(s, g), 1);
+    assert_int_equal(pdw_spool_flush(s, NULL), 0);
+    assert_int_equal(pdw_spool_status(s, g), 0);
+    assert_int_equal(pdw_spool_status(s, c), PDW_ENOSPC);
+    assert_int_equal(pdw_spool_status(s, e), PDW_EIO);
+    assert_int_equal(pdw_spool_status(s, a), 0);
+    assert_int_equal(pdw_spool_status(s, g + 1), PDW_EINVAL);
+    pdw_spool_close(s);
+    uint64_t want[] = { a, b, g };
+    check_reopen_ids(&t, 3, want, 3);
+    tmp_clean(&t);
+}
+
 /* Several threads wait on one failing flush: all of them get the error. */
 typedef struct waiter {
     pdw_spool *s;
@@ -1424,6 +1488,7 @@ int main(void)
         cmocka_unit_test(test_deletion_order),
         cmocka_unit_test(test_max_bytes),
         cmocka_unit_test(test_inject_enospc_write),
+        cmocka_unit_test(test_status_nowait_flush),
         cmocka_unit_test(test_inject_short_write_then_enospc),
         cmocka_unit_test(test_inject_eio_sync),
         cmocka_unit_test(test_inject_failure_wakes_waiters),

@@ -28,6 +28,9 @@
 #include "serve_redis.h"
 
 #define MAX_CREDENTIALS 64
+#define RETRY_AFTER_S 3 /* Retry-After on 503: Pipedrive's own retries come at 3, 30, 150 s */
+#define RETRY_AFTER_TEXT "3"
+#define MAX_THREADS 16  /* default pool: the online CPUs, at most this */
 
 /* ---- configuration ----------------------------------------------------------------- */
 
@@ -43,6 +46,7 @@ typedef struct config {
     size_t max_body;
     size_t spool_max;
     unsigned exec_timeout, workers, max_attempts, spool_retain_s;
+    unsigned threads; /* HTTP thread pool size (epoll); 0 until parsed: online CPUs */
     unsigned long long backoff_ms;
     int insecure, sync_mode, sync_failure_status;
     const char *redis, *stream, *redis_prefix; /* --redis: scale-out (serve_redis.h) */
@@ -61,10 +65,26 @@ typedef struct stats {
     atomic_ullong by_reason[NREASONS];
 } stats;
 
+typedef struct request_ctx request_ctx;
+
+/* Group commit without a blocked thread per request (see the commit section below): the
+ * requests whose delivery was appended and not yet flushed, suspended in libmicrohttpd. */
+typedef struct committer {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;     /* a request joined the queue, or stop */
+    request_ctx *head, *tail; /* suspended, waiting for the next flush */
+    int stopping;            /* no more suspensions: late requests flush for themselves */
+    int started;
+    pthread_t thread;
+} committer;
+
 typedef struct server {
     config cfg;
     pdw_receiver *rcv;
     pdw_dedup_memory *dedup;
+    pdw_dedup_store store; /* what the receiver claims in (memory, or Redis over it) */
+    int async_commit;      /* spool appends do not wait: requests suspend (committer) */
+    committer commit;
     pdw_spool *spool;
     pdw_worker *worker;
     pdw_health *health;
@@ -183,8 +203,22 @@ static int64_t wall_ms(void)
 
 /* ---- intake: the accept hook and the handlers --------------------------------------- */
 
+static int append_async(server *s, const pdw_event *ev, pdw_spool_record *rec);
+
+/* The request whose body the receiver is handling on this thread: the accept hook is
+ * called inside pdw_receiver_finish() and has no other way to reach it. */
+static _Thread_local request_ctx *tl_request;
+
+static void spool_failed(server *s, int rc, const char *message)
+{
+    atomic_fetch_add(&s->stats.spool_failures, 1);
+    logf_("spool: %s", message && message[0] ? message : pdw_strerror(rc));
+}
+
+
 /* The library's accept hook (asynchronous mode): journal the delivery (durable when the
- * call returns), then queue it for the worker. A full disk answers 503 + Retry-After. */
+ * call returns), then queue it for the worker. A full disk answers 503 + Retry-After.
+ * In async commit the append does not wait: the request is answered after the flush. */
 static int accept_event(const pdw_event *ev, void *user)
 {
     server *s = user;
@@ -194,6 +228,8 @@ static int accept_event(const pdw_event *ev, void *user)
     rec.key = pdw_event_delivery_key(ev);
     rec.key_len = strlen(rec.key);
     rec.received_ms = wall_ms();
+    if (s->async_commit && tl_request)
+        return append_async(s, ev, &rec);
     if (s->spool) {
         pdw_error err;
         pdw_error_clear(&err);
@@ -201,8 +237,7 @@ static int accept_event(const pdw_event *ev, void *user)
                                   rec.body_len, &rec.id, &err);
         atomic_store(&s->stats.spool_full, rc == PDW_ENOSPC);
         if (rc < 0) {
-            atomic_fetch_add(&s->stats.spool_failures, 1);
-            logf_("spool: %s", err.message[0] ? err.message : pdw_strerror(rc));
+            spool_failed(s, rc, err.message);
             return rc; /* 503: Pipedrive retries after 3, 30 and 150 s */
         }
     }
@@ -286,8 +321,9 @@ static int id_pending(uint64_t id, void *user)
 
 /* ---- HTTP ------------------------------------------------------------------------- */
 
-/* Per request: the raw URI (for the query string), the headers, the body so far. */
-typedef struct request_ctx {
+/* Per request: the raw URI (for the query string), the headers, the body so far; in
+ * async commit, the journaled delivery waiting for its flush and the verdict to send. */
+struct request_ctx {
     char *uri;
     pdw_header *headers;
     size_t nheaders, cap;
@@ -296,16 +332,25 @@ typedef struct request_ctx {
     int refused; /* a verdict was queued on the first call */
     pdw_receiver_pending *pending; /* the head passed (credentials included) */
     double started;
-} request_ctx;
+    pdw_verdict verdict;          /* the receiver's, kept across the suspension */
+    struct MHD_Connection *conn;
+    uint64_t spool_id;            /* appended without waiting; 0: none */
+    char *key;                    /* its delivery key (owned) and arrival, for the worker */
+    int64_t received_ms;
+    int settled;                  /* the flush has decided: verdict final */
+    char error_body[64];          /* a 503 body made after the fact */
+    request_ctx *next;            /* in the committer's queue */
+};
 
 static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *c)
 {
-    (void)c;
     server *s = cls;
     request_ctx *r = calloc(1, sizeof *r);
     if (r) {
         r->uri = strdup(uri);
         r->started = now_ms();
+        r->verdict = (pdw_verdict)PDW_VERDICT_INIT;
+        r->conn = c;
     }
     atomic_fetch_add(&s->stats.in_flight, 1);
     return r;
@@ -329,6 +374,162 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
     return MHD_YES;
 }
 
+/* ---- async commit: suspended requests and the committer thread -----------------------
+ *
+ * In spool mode on the epoll thread pool, no thread waits for fdatasync. The accept hook
+ * appends without waiting (append_async); the request is then suspended (commit_wait) and
+ * queued for the committer thread, which flushes (one fdatasync for everything appended
+ * meanwhile) and resumes every request it took. Each resumed request reads its own outcome
+ * (settle) and is answered. Requests arriving during a flush form the next batch. */
+
+/* Journal the delivery of the request on this thread, without waiting for the disk. */
+static int append_async(server *s, const pdw_event *ev, pdw_spool_record *rec)
+{
+    (void)ev;
+    request_ctx *r = tl_request;
+    char *key = malloc(rec->key_len + 1);
+    if (!key)
+        return PDW_ENOMEM; /* 503, as a failed append */
+    memcpy(key, rec->key, rec->key_len);
+    key[rec->key_len] = '\0';
+    pdw_error err;
+    pdw_error_clear(&err);
+    int rc = pdw_spool_append_nowait(s->spool, rec->key, rec->key_len, rec->received_ms,
+                                     rec->body, rec->body_len, &rec->id, &err);
+    atomic_store(&s->stats.spool_full, rc == PDW_ENOSPC);
+    if (rc < 0) {
+        free(key);
+        spool_failed(s, rc, err.message);
+        return rc; /* the receiver releases the claim and answers 503 */
+    }
+    r->spool_id = rec->id;
+    r->key = key;
+    r->received_ms = rec->received_ms;
+    return 0;
+}
+
+/* The verdict the receiver gives when its accept hook fails with `code`. */
+static void verdict_503(request_ctx *r, int code)
+{
+    pdw_verdict *v = &r->verdict;
+    snprintf(r->error_body, sizeof r->error_body, "{\"ok\":false,\"error\":\"%s\"}",
+             pdw_err_name(code));
+    v->status = 503;
+    v->reason = code;
+    v->body = r->error_body;
+    v->body_len = strlen(r->error_body);
+    v->content_type = "application/json";
+    v->headers[0] = (pdw_header){ "Retry-After", 11, RETRY_AFTER_TEXT,
+                                  sizeof RETRY_AFTER_TEXT - 1 };
+    v->num_headers = 1;
+}
+
+/* The flush that covered r's delivery is over: hand a durable delivery to the worker; turn
+ * a dropped one into exactly what the receiver does when its accept hook fails (the dedup
+ * claim released, so that Pipedrive's retry is taken as new; 503 + Retry-After). */
+static void settle(server *s, request_ctx *r)
+{
+    int st = pdw_spool_status(s->spool, r->spool_id);
+    if (st == 1) { /* not covered by a flush yet (only when the connection ended early) */
+        pdw_spool_flush(s->spool, NULL);
+        st = pdw_spool_status(s->spool, r->spool_id);
+    }
+    r->settled = 1;
+    if (st == 0) {
+        pdw_spool_record rec = { r->spool_id, r->received_ms, r->key, strlen(r->key),
+                                 r->body, r->len };
+        /* on failure it stays pending in the spool and is handed on after a restart */
+        pdw_worker_submit(s->worker, &rec);
+        return;
+    }
+    if (st == 1)
+        st = PDW_EIO; /* a flush settles every id appended before it: not reached */
+    atomic_store(&s->stats.spool_full, st == PDW_ENOSPC);
+    spool_failed(s, st, "the delivery's flush failed");
+    s->store.release(s->store.self, r->key, strlen(r->key));
+    verdict_503(r, st);
+}
+
+/* Queue r for the committer and suspend it; returns 0 instead when shutting down, after
+ * flushing and settling in place (the committer is gone: nobody would resume it). */
+static int commit_wait(server *s, request_ctx *r)
+{
+    committer *cm = &s->commit;
+    pthread_mutex_lock(&cm->lock);
+    if (!cm->stopping) {
+        r->next = NULL;
+        if (cm->tail)
+            cm->tail->next = r;
+        else
+            cm->head = r;
+        cm->tail = r;
+        /* suspended before the committer can see it: it resumes only what it dequeued */
+        MHD_suspend_connection(r->conn);
+        if (cm->head == r) /* the committer sleeps only on an empty queue */
+            pthread_cond_signal(&cm->cond);
+        pthread_mutex_unlock(&cm->lock);
+        return 1;
+    }
+    pthread_mutex_unlock(&cm->lock);
+    settle(s, r);
+    return 0;
+}
+
+static void *committer_main(void *arg)
+{
+    server *s = arg;
+    committer *cm = &s->commit;
+    pthread_mutex_lock(&cm->lock);
+    for (;;) {
+        while (!cm->head && !cm->stopping)
+            pthread_cond_wait(&cm->cond, &cm->lock);
+        request_ctx *batch = cm->head;
+        cm->head = cm->tail = NULL;
+        if (!batch)
+            break; /* stopping, and nobody waits */
+        pthread_mutex_unlock(&cm->lock);
+        /* whatever it returns, every id appended before it is settled now: each resumed
+         * request reads its own outcome */
+        pdw_spool_flush(s->spool, NULL);
+        while (batch) {
+            request_ctx *next = batch->next; /* once resumed, batch may be freed */
+            MHD_resume_connection(batch->conn);
+            batch = next;
+        }
+        pthread_mutex_lock(&cm->lock);
+    }
+    pthread_mutex_unlock(&cm->lock);
+    return NULL;
+}
+
+static int committer_start(server *s)
+{
+    committer *cm = &s->commit;
+    if (pthread_mutex_init(&cm->lock, NULL) != 0)
+        return -1;
+    if (pthread_cond_init(&cm->cond, NULL) != 0 ||
+        pthread_create(&cm->thread, NULL, committer_main, s) != 0) {
+        pthread_mutex_destroy(&cm->lock);
+        return -1;
+    }
+    cm->started = 1;
+    return 0;
+}
+
+/* Before MHD_stop_daemon (which refuses suspended connections): answer who waits. */
+static void committer_stop(server *s)
+{
+    committer *cm = &s->commit;
+    if (!cm->started)
+        return;
+    pthread_mutex_lock(&cm->lock);
+    cm->stopping = 1;
+    pthread_cond_signal(&cm->cond);
+    pthread_mutex_unlock(&cm->lock);
+    pthread_join(cm->thread, NULL);
+    cm->started = 0;
+}
+
 static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -336,7 +537,11 @@ static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
     server *s = cls;
     request_ctx *r = *con_cls;
     if (r) {
+        if (r->spool_id && !r->settled)
+            settle(s, r); /* the connection ended before its answer: the worker still
+                           * gets a durable delivery (or the claim is released) */
         pdw_receiver_pending_free(r->pending);
+        free(r->key);
         free(r->uri);
         free(r->headers);
         free(r->body);
@@ -573,11 +778,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (r->refused)
         return MHD_YES;
+    if (r->spool_id) { /* resumed by the committer: the flush is over */
+        if (!r->settled)
+            settle(s, r);
+        return answer(s, c, r, method, &r->verdict);
+    }
     if (!r->pending)
         return MHD_NO; /* no head check passed: never handled */
-    pdw_verdict v = PDW_VERDICT_INIT;
-    pdw_receiver_finish(r->pending, r->body, r->len, &v, NULL);
-    return answer(s, c, r, method, &v);
+    tl_request = r;
+    pdw_receiver_finish(r->pending, r->body, r->len, &r->verdict, NULL);
+    tl_request = NULL;
+    if (r->spool_id && commit_wait(s, r))
+        return MHD_YES; /* suspended until the flush */
+    return answer(s, c, r, method, &r->verdict);
 }
 
 /* ---- options ----------------------------------------------------------------------- */
@@ -604,6 +817,8 @@ static void usage(FILE *out)
         "                         recognised after a restart (default 900)\n"
         "  --dead-letter FILE     where given-up events go (default DIR/deadletter.jsonl)\n"
         "  --workers N            handler threads; one entity stays in order (default 4)\n"
+        "  --threads N            HTTP threads (epoll; default: the online CPUs, at most 16);\n"
+        "                         with --sync or --redis, a thread per connection instead\n"
         "  --max-attempts N       tries per event before the dead letter (default 8)\n"
         "  --backoff-ms MS        first retry delay, doubled each time up to 60 s (default 1000)\n"
         "  --sync                 run the handlers inside the request and answer their result\n"
@@ -730,6 +945,7 @@ static int parse_args(config *c, int argc, char **argv)
     }
         NUM("--exec-timeout", c->exec_timeout, 1, 86400)
         NUM("--workers", c->workers, 1, 256)
+        NUM("--threads", c->threads, 1, 256)
         NUM("--max-attempts", c->max_attempts, 1, 1000)
         NUM("--backoff-ms", c->backoff_ms, 1, 3600000)
         NUM("--spool-max", c->spool_max, 4096, 1ull << 50)
@@ -755,6 +971,10 @@ static int parse_args(config *c, int argc, char **argv)
             usage(stderr);
             return -1;
         }
+    }
+    if (!c->threads) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        c->threads = n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (unsigned)n;
     }
     if (c->sync_mode && c->spool) {
         fprintf(stderr, "pdwebhook serve: --sync hands events on inside the request; it does "
@@ -953,6 +1173,8 @@ int pdw_cmd_serve(int argc, char **argv)
         }
         serve_redis_dedup(s->redis, &store);
     }
+    s->store = store; /* the copy the receiver claims in: released there after a failed flush */
+    o.retry_after_seconds = RETRY_AFTER_S;
     if (c->sync_mode) {
         o.handler_error_status = c->sync_failure_status;
     } else {
@@ -1003,19 +1225,39 @@ int pdw_cmd_serve(int argc, char **argv)
         shutdown_all(s);
         return 2;
     }
-    /* A thread per connection: a request waiting for the journal's group commit blocks
-     * only itself, and every request waiting at that moment shares the next fdatasync. */
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                     MHD_USE_POLL;
+    /* An epoll thread pool: no request blocks its thread (a spooled one is suspended until
+     * the committer's flush). With --sync the handlers run inside the request and with
+     * --redis dedup waits for the network: there, a thread per connection, so that one
+     * slow request never holds up others (a spool append then waits in its thread). */
+    int pool = !c->sync_mode && !c->redis;
+    s->async_commit = pool && s->spool;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD;
+    flags |= pool ? MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME
+                  : MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
     if (cert)
         flags |= MHD_USE_TLS;
+    struct MHD_OptionItem extra[4];
+    size_t nx = 0;
+    if (pool && c->threads > 1)
+        extra[nx++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE, c->threads, NULL };
+    if (cert) {
+        extra[nx++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, cert };
+        extra[nx++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, key };
+    }
+    extra[nx] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+    if (s->async_commit && committer_start(s) != 0) {
+        fprintf(stderr, "pdwebhook serve: cannot start the commit thread\n");
+        close(fd);
+        shutdown_all(s);
+        return 2;
+    }
     s->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, fd,
         MHD_OPTION_URI_LOG_CALLBACK, uri_logger, s, MHD_OPTION_NOTIFY_COMPLETED, request_done,
         s, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT, 1000u,
-        cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cert, MHD_OPTION_HTTPS_MEM_KEY, key,
-        MHD_OPTION_END);
+        MHD_OPTION_ARRAY, extra, MHD_OPTION_END);
     if (!s->daemon) {
+        committer_stop(s);
         fprintf(stderr, "pdwebhook serve: cannot start the HTTP server%s\n",
                 cert ? " (is libmicrohttpd built with TLS?)" : "");
         close(fd);
@@ -1036,6 +1278,7 @@ int pdw_cmd_serve(int argc, char **argv)
     int sig;
     sigwait(&sigs, &sig);
     logf_("signal %d: finishing in-flight requests and handlers", sig);
+    committer_stop(s); /* the last flush; who comes later flushes for itself */
     MHD_stop_daemon(s->daemon); /* waits for the request threads */
     shutdown_all(s);
     free(cert);

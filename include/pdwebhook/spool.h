@@ -179,6 +179,28 @@ PDW_EXTERN uint64_t pdw_spool_durable(pdw_spool *s);
 PDW_EXTERN int pdw_spool_dropped(pdw_spool *s, uint64_t id);
 
 /**
+ * @brief Where delivery @p id stands: durable, still waiting for a flush, or dropped.
+ *
+ * For servers that append with pdw_spool_append_nowait() and answer after a
+ * pdw_spool_flush(): once that flush returned (whatever it returned), every id appended
+ * before it is settled, and this call says how. A dropped delivery was never durable:
+ * answer it 503 + `Retry-After` and forget it (release its dedup claim), so that
+ * Pipedrive's retry is taken as new.
+ *
+ * The ranges of failed flushes are remembered for the last 1024 failed batches; ask
+ * soon after the flush (an older dropped id below the durable mark would read as durable).
+ * @param s the spool.
+ * @param id an id that pdw_spool_append_nowait() or pdw_spool_append() handed out.
+ * @return 0 durable (a 2xx may go out; this stays true until pdw_spool_close()); 1 still
+ *   pending (appended, not written yet: flush, then ask again); ::PDW_ENOSPC or ::PDW_EIO
+ *   dropped by a flush that failed with that code (or, ::PDW_EIO, dropped so long ago that
+ *   its range was forgotten); ::PDW_EINVAL @p s is NULL or @p id was never handed out.
+ * @par Thread safety
+ * From any thread, concurrently with appends and flushes. Allocates nothing, owns nothing.
+ */
+PDW_EXTERN int pdw_spool_status(pdw_spool *s, uint64_t id);
+
+/**
  * @brief Record that delivery @p id was handed on. The marker is written with the next
  * flush (pdw_spool_flush() or an append); call pdw_spool_flush() to make it durable now.
  * @return 0, ::PDW_ENOTFOUND (no such pending id), ::PDW_ENOMEM.
