@@ -55,15 +55,20 @@ int pdw__cond_init(pthread_cond_t *c)
 #endif
 }
 
-struct timespec pdw__deadline_in(uint64_t ms)
+struct timespec pdw__deadline_in_us(uint64_t us)
 {
     struct timespec t;
     clock_gettime(PDW__COND_CLOCK, &t); /* the clock of pdw__cond_init()'s conditions */
-    t.tv_sec += (time_t)(ms / 1000);
-    t.tv_nsec += (long)(ms % 1000) * 1000000L;
+    t.tv_sec += (time_t)(us / 1000000u);
+    t.tv_nsec += (long)(us % 1000000u) * 1000L;
     if (t.tv_nsec >= 1000000000L) {
         t.tv_sec++;
         t.tv_nsec -= 1000000000L;
     }
     return t;
+}
+
+struct timespec pdw__deadline_in(uint64_t ms)
+{
+    return pdw__deadline_in_us(ms > UINT64_MAX / 1000u ? UINT64_MAX / 1000u * 1000u : ms * 1000u);
 }

@@ -32,6 +32,7 @@ int pdw__cond_init(pthread_cond_t *c);
 /* An absolute deadline ms from now for pthread_cond_timedwait() on a condition made by
  * pdw__cond_init() (and only on those: the clocks must agree). */
 struct timespec pdw__deadline_in(uint64_t ms);
+struct timespec pdw__deadline_in_us(uint64_t us); /* the same in microseconds */
 
 /* ---- deadletter.c ----------------------------------------------------------------- */
 /* Append a dead letter to fd: the caller's fields in o (taken over, may be NULL = ENOMEM)

@@ -728,7 +728,7 @@ int pdw_spool_open(pdw_spool **out, const char *dir, const pdw_spool_options *op
         spool_free(s);
         return pdw__error_set(err, PDW_ENOMEM, -1, NULL);
     }
-    if (pthread_cond_init(&s->cond, NULL) != 0) {
+    if (pdw__cond_init(&s->cond) != 0) {
         pthread_mutex_destroy(&s->lock);
         spool_free(s);
         return pdw__error_set(err, PDW_ENOMEM, -1, NULL);
@@ -973,13 +973,9 @@ static void gather(pdw_spool *s)
         wait_us = GATHER_MAX_US;
     if (expect < 2 || s->no_sync || wait_us < GATHER_MIN_US)
         return;
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t); /* the clock pthread_cond_timedwait uses */
-    t.tv_nsec += (long)wait_us * 1000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
+    /* on the clock of s->cond (pdw__cond_init): monotonic, a wall clock set back cannot
+     * stretch the wait */
+    struct timespec t = pdw__deadline_in_us(wait_us);
     s->flushing = 1;
     s->gather_target = s->cur_n + expect;
     while (s->cur_n < s->gather_target)
