@@ -29,7 +29,8 @@ with open(t + "/pat.dat", "w") as f:
             f.write("%d %d\n" % (k, r["ns_per_event"]))
 with open(t + "/http.dat", "w") as f:
     for label, key in [("octokit middleware", "http_octokit"), ("serve, spool", "http_serve_spool"),
-                       ("serve, memory", "http_serve_memory"), ("bare libmicrohttpd", "http_floor_mhd")]:
+                       ("serve, memory", "http_serve_memory"), ("bare libmicrohttpd", "http_floor_mhd"),
+                       ("bare libmicrohttpd, epoll pool", "http_floor_mhd_epoll")]:
         r = rows.get(key)
         if r:
             f.write('"%s" %d %.2f\n' % (label, r["req_per_s"], r["p99_ms"]))
