@@ -476,6 +476,15 @@ int pdw_worker_submit_event(pdw_worker *w, const pdw_spool_record *rec, const pd
     return enqueue(w, rec, shard_hash(w, ev->object, ev->entity_id));
 }
 
+int pdw_worker_submit_entity(pdw_worker *w, const pdw_spool_record *rec, const char *object,
+                             const char *entity_id)
+{
+    if (!w || !valid_record(rec))
+        return PDW_EINVAL;
+    /* "" for a missing id, as shard_of() sees an event without one */
+    return enqueue(w, rec, shard_hash(w, object ? object : "", entity_id ? entity_id : ""));
+}
+
 typedef struct recover_ctx {
     pdw_worker *w;
     long n;

@@ -178,6 +178,41 @@ static void test_submit_event_mixed_with_submit(void **state)
     assert_int_equal(o.violations, 0);
 }
 
+/* The entity as text (what serve keeps across a group commit): the same shard as a parse
+ * of the body gives, so mixing it with pdw_worker_submit() keeps each entity in order. */
+static void test_submit_entity_mixed_with_submit(void **state)
+{
+    (void)state;
+    order o = { PTHREAD_MUTEX_INITIALIZER, { 0 }, 0, 0 };
+    pdw_worker_options wo = PDW_WORKER_OPTIONS_INIT;
+    wo.handle = order_handle;
+    wo.handle_user = &o;
+    wo.threads = 8;
+    pdw_worker *w = NULL;
+    assert_int_equal(pdw_worker_start(&w, &wo, NULL), 0);
+    for (int seq = 1; seq <= 100; seq++)
+        for (int e = 0; e < 8; e++) {
+            const char *body = body_for(e, seq);
+            if ((seq + e) % 2) {
+                submit(w, NULL, body);
+                continue;
+            }
+            pdw_event *ev = NULL;
+            assert_int_equal(pdw_event_parse(&ev, body, strlen(body), NULL, NULL), 0);
+            char object[64], id[64];
+            snprintf(object, sizeof object, "%s", pdw_event_object(ev));
+            snprintf(id, sizeof id, "%s", pdw_event_entity_id(ev));
+            pdw_event_free(ev); /* only the text is kept, as across a commit */
+            pdw_spool_record rec = { 0, 1, "k", 1, body, strlen(body) };
+            assert_int_equal(pdw_worker_submit_entity(w, &rec, object, id), 0);
+        }
+    wait_handled(w, 800);
+    pdw_worker_stop(w);
+    assert_int_equal(o.calls, 800);
+    assert_int_equal(o.violations, 0);
+    assert_int_equal(pdw_worker_submit_entity(NULL, NULL, "deal", "1"), PDW_EINVAL);
+}
+
 static void test_submit_event_refuses_other_body(void **state)
 {
     (void)state;
@@ -559,6 +594,7 @@ int main(void)
         cmocka_unit_test(test_timed_wait_clock),
         cmocka_unit_test(test_order_per_entity),
         cmocka_unit_test(test_submit_event_order_per_entity),
+        cmocka_unit_test(test_submit_entity_mixed_with_submit),
         cmocka_unit_test(test_submit_event_mixed_with_submit),
         cmocka_unit_test(test_submit_event_refuses_other_body),
         cmocka_unit_test(test_retries_then_success),

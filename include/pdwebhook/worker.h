@@ -30,8 +30,9 @@
  * The worker owns its threads (POSIX threads). The rest of the library does not need it.
  *
  * @par Thread safety
- * pdw_worker_submit(), pdw_worker_submit_event() and pdw_worker_get_stats() may be called
- * from any thread; pdw_worker_stop() once, from one thread.
+ * pdw_worker_submit(), pdw_worker_submit_event(), pdw_worker_submit_entity() and
+ * pdw_worker_get_stats() may be called from any thread; pdw_worker_stop() once, from one
+ * thread.
  */
 #ifndef PDWEBHOOK_WORKER_H
 #define PDWEBHOOK_WORKER_H
@@ -136,6 +137,27 @@ PDW_EXTERN int pdw_worker_submit(pdw_worker *w, const pdw_spool_record *rec);
  */
 PDW_EXTERN int pdw_worker_submit_event(pdw_worker *w, const pdw_spool_record *rec,
                                        const pdw_event *ev);
+
+/**
+ * @brief Queue a durable delivery by the entity it belongs to (copied), for a caller that
+ * kept the entity but no longer has the event (e.g. after waiting for a group commit).
+ *
+ * Same as pdw_worker_submit_event(), with the entity given as text: @p object and
+ * @p entity_id must be what pdw_event_object() and pdw_event_entity_id() returned for the
+ * event parsed from `rec->body` (NULL is taken as ""). They are not checked against the
+ * body (that would be the parse this call exists to avoid): other values never lose the
+ * delivery, but deliveries of one entity could then run on two threads, out of order.
+ * @param w the worker.
+ * @param rec the delivery; copied.
+ * @param object the event's object ("deal"), or NULL; borrowed for the call.
+ * @param entity_id the event's entity id, or NULL when it has none; borrowed for the call.
+ * @return 0, ::PDW_EINVAL (NULL @p w or malformed @p rec), ::PDW_ENOMEM (with a spool the
+ *   delivery stays pending there and is handed on after a restart).
+ * @par Thread safety
+ * Like pdw_worker_submit(): from any thread.
+ */
+PDW_EXTERN int pdw_worker_submit_entity(pdw_worker *w, const pdw_spool_record *rec,
+                                        const char *object, const char *entity_id);
 
 /**
  * @brief Queue every pending delivery of the spool (after a restart), in id order.
