@@ -3,7 +3,11 @@
  * Keys live in a ring of `capacity` slots, filled in claim order, so that when the ring is
  * full the oldest claim is the one forgotten. An open-addressing index (linear probing,
  * backward-shift deletion, at most half full) finds a key in O(1). One mutex makes claims
- * atomic; the critical section is a hash probe and, for a new key, one allocation. */
+ * atomic; the critical section is a hash probe and, for a new key, one allocation.
+ *
+ * Each key is in flight (claimed) or confirmed (accepted for good): the version-2 vtable
+ * tells a claim of the one from the other (PDW_CLAIM_INFLIGHT / PDW_CLAIM_DUPLICATE); the
+ * version-1 vtable, for programs built against the old struct, calls both duplicates. */
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
@@ -17,6 +21,7 @@ typedef struct slot {
     size_t len;
     uint64_t hash;
     uint64_t expires_ms;
+    int confirmed; /* accepted for good; 0: in flight */
 } slot;
 
 struct pdw_dedup_memory {
@@ -29,6 +34,7 @@ struct pdw_dedup_memory {
     uint32_t *index; /* ring position + 1; 0 = empty */
     size_t index_mask;
     uint64_t seed;
+    uint64_t now_ms; /* latest time a claim passed: confirm's idea of "expired" */
 };
 
 static uint64_t hash_key(uint64_t seed, const char *k, size_t n)
@@ -102,20 +108,25 @@ static void slot_forget(pdw_dedup_memory *m, size_t pos)
     m->count--;
 }
 
-static int mem_claim(void *self, const char *key, size_t len, uint64_t now_ms, uint64_t ttl_ms)
+/* Claim key; v2: tell a key in flight (PDW_CLAIM_INFLIGHT) from a confirmed one. */
+static int claim_key(pdw_dedup_memory *m, const char *key, size_t len, uint64_t now_ms,
+                     uint64_t ttl_ms, int v2)
 {
-    pdw_dedup_memory *m = self;
     uint64_t h = hash_key(m->seed, key, len);
     int found, rc = PDW_CLAIM_NEW;
 
     pthread_mutex_lock(&m->lock);
+    if (now_ms > m->now_ms)
+        m->now_ms = now_ms;
     size_t i = probe(m, key, len, h, &found);
     if (found) {
         slot *s = &m->ring[m->index[i] - 1];
-        if (s->expires_ms > now_ms)
-            rc = PDW_CLAIM_DUPLICATE;
-        else
-            s->expires_ms = now_ms + ttl_ms; /* expired: a new claim of the same key */
+        if (s->expires_ms > now_ms) {
+            rc = s->confirmed || !v2 ? PDW_CLAIM_DUPLICATE : PDW_CLAIM_INFLIGHT;
+        } else { /* expired: a new claim of the same key */
+            s->expires_ms = now_ms + ttl_ms;
+            s->confirmed = 0;
+        }
         pthread_mutex_unlock(&m->lock);
         return rc;
     }
@@ -129,10 +140,39 @@ static int mem_claim(void *self, const char *key, size_t len, uint64_t now_ms, u
         slot_forget(m, pos); /* the oldest claim gives way */
         i = probe(m, key, len, h, &found);
     }
-    m->ring[pos] = (slot){ copy, len, h, now_ms + ttl_ms };
+    m->ring[pos] = (slot){ copy, len, h, now_ms + ttl_ms, 0 };
     m->index[i] = (uint32_t)(pos + 1);
     m->head = (pos + 1) % m->capacity;
     m->count++;
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+static int mem_claim(void *self, const char *key, size_t len, uint64_t now_ms, uint64_t ttl_ms)
+{
+    return claim_key(self, key, len, now_ms, ttl_ms, 1);
+}
+
+static int mem_claim_v1(void *self, const char *key, size_t len, uint64_t now_ms,
+                        uint64_t ttl_ms)
+{
+    return claim_key(self, key, len, now_ms, ttl_ms, 0);
+}
+
+static int mem_confirm(void *self, const char *key, size_t len)
+{
+    pdw_dedup_memory *m = self;
+    uint64_t h = hash_key(m->seed, key, len);
+    int found, rc = PDW_ENOTFOUND;
+    pthread_mutex_lock(&m->lock);
+    size_t i = probe(m, key, len, h, &found);
+    if (found) {
+        slot *s = &m->ring[m->index[i] - 1];
+        if (s->expires_ms > m->now_ms) {
+            s->confirmed = 1;
+            rc = 0;
+        }
+    }
     pthread_mutex_unlock(&m->lock);
     return rc;
 }
@@ -216,10 +256,29 @@ void pdw_dedup_memory_free(pdw_dedup_memory *m)
 
 void pdw_dedup_memory_store(pdw_dedup_memory *m, pdw_dedup_store *out)
 {
+    /* the version-1 members only: the caller's struct may be a version-1 one */
+    out->version = 1;
+    out->claim = mem_claim_v1;
+    out->release = mem_release;
+    out->self = m;
+}
+
+int pdw_dedup_memory_store_init(pdw_dedup_memory *m, pdw_dedup_store *out, unsigned version)
+{
+    if (!m || !out)
+        return PDW_EINVAL;
+    if (version == 1) {
+        pdw_dedup_memory_store(m, out);
+        return 0;
+    }
+    if (version != PDW_DEDUP_STORE_VERSION)
+        return PDW_EVERSIONSTRUCT;
     out->version = PDW_DEDUP_STORE_VERSION;
     out->claim = mem_claim;
     out->release = mem_release;
     out->self = m;
+    out->confirm = mem_confirm;
+    return 0;
 }
 
 size_t pdw_dedup_memory_count(pdw_dedup_memory *m)

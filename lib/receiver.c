@@ -1,5 +1,6 @@
 /* The request pipeline and its status policy: method, media type, size, auth, parse,
  * dedup, then the accept hook or a synchronous dispatch. */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -15,7 +16,7 @@ struct pdw_receiver {
     pdw__auth *auth;
     pdw_router *router;
     pdw_dedup_memory *own_dedup; /* the built-in store, when no other is given */
-    pdw_dedup_store dedup;
+    pdw_dedup_store dedup; /* a version-1 store is kept with confirm NULL */
     int dedup_on;
     uint64_t ttl_ms;
     size_t max_body;
@@ -89,7 +90,9 @@ int pdw_receiver_new(pdw_receiver **out, const pdw_receiver_options *opts, pdw_e
         return pdw__error_set(err, PDW_EINVAL, -1, "handler_error_status must be 200-599");
     if (opts->retry_after_seconds < 0)
         return pdw__error_set(err, PDW_EINVAL, -1, "retry_after_seconds is negative");
-    if (opts->dedup && (opts->dedup->version != PDW_DEDUP_STORE_VERSION ||
+    /* only the members of the store's version are read: a version-1 struct is shorter */
+    if (opts->dedup && ((opts->dedup->version != 1 &&
+                         opts->dedup->version != PDW_DEDUP_STORE_VERSION) ||
                         !opts->dedup->claim || !opts->dedup->release))
         return pdw__error_set(err, PDW_EINVAL, -1, "dedup store incomplete or wrong version");
 
@@ -129,7 +132,10 @@ int pdw_receiver_new(pdw_receiver **out, const pdw_receiver_options *opts, pdw_e
 
     if (!opts->disable_dedup) {
         r->dedup_on = 1;
-        if (opts->dedup) {
+        if (opts->dedup && opts->dedup->version == 1) {
+            memcpy(&r->dedup, opts->dedup, offsetof(pdw_dedup_store, confirm));
+            r->dedup.confirm = NULL; /* version 1: in flight and confirmed are one state */
+        } else if (opts->dedup) {
             r->dedup = *opts->dedup;
         } else {
             pdw_dedup_memory_options mo = PDW_DEDUP_MEMORY_OPTIONS_INIT;
@@ -137,7 +143,7 @@ int pdw_receiver_new(pdw_receiver **out, const pdw_receiver_options *opts, pdw_e
             mo.allocator = &a;
             if ((rc = pdw_dedup_memory_new(&r->own_dedup, &mo, err)) < 0)
                 goto fail;
-            pdw_dedup_memory_store(r->own_dedup, &r->dedup);
+            pdw_dedup_memory_store_init(r->own_dedup, &r->dedup, PDW_DEDUP_STORE_VERSION);
         }
     }
     *out = r;
@@ -363,28 +369,49 @@ static void copy_str(char *dst, size_t cap, const char *src)
     dst[n] = '\0';
 }
 
+/* The claim's end. Confirmed exactly when the answer is 2xx and the claim is kept (a retry
+ * is then a duplicate); released when the answer asks for a retry (then handed on again).
+ * A failing confirm is ignored: the event was handed on already. */
+static void claim_confirm(pdw_receiver *r, const pdw_event *ev)
+{
+    if (r->dedup_on && r->dedup.confirm)
+        (void)r->dedup.confirm(r->dedup.self, ev->key, strlen(ev->key));
+}
+
+static void claim_release(pdw_receiver *r, const pdw_event *ev)
+{
+    if (r->dedup_on)
+        (void)r->dedup.release(r->dedup.self, ev->key, strlen(ev->key));
+}
+
 static int hand_on(pdw_receiver *r, const pdw_event *ev, pdw_verdict *v)
 {
     if (r->accept) {
         int rc = r->accept(ev, r->accept_user);
-        if (rc >= 0)
+        if (rc >= 0) {
+            if (rc != PDW_ACCEPT_DEFERRED) /* deferred: the caller confirms or releases */
+                claim_confirm(r, ev);
             return decide(r, v, PDW_OK, 0);
-        if (r->dedup_on)
-            r->dedup.release(r->dedup.self, ev->key, strlen(ev->key));
+        }
+        claim_release(r, ev);
         /* the hook's own code when it is one of ours, else a store failure; always 503 */
-        return decide(r, v, rc < 0 && rc >= PDW__ERRNO_MIN ? rc : PDW_ESTORE, 503);
+        return decide(r, v, rc >= PDW__ERRNO_MIN ? rc : PDW_ESTORE, 503);
     }
     pdw_dispatch_result res = { 0, 0, 0 };
     int rc = pdw_router_dispatch(r->router, ev, &res);
     v->handlers_matched = res.matched;
     v->handlers_failed = res.failed;
     v->handler_rc = res.first_failure;
-    if (rc == 0)
+    if (rc == 0) {
+        claim_confirm(r, ev);
         return decide(r, v, PDW_OK, 0);
+    }
     /* A handler failed (or a field filter ran out of memory). The status is the user's
      * choice; a non-2xx asks for a retry, so the claim is given back for it. */
-    if ((r->handler_status < 200 || r->handler_status > 299) && r->dedup_on)
-        r->dedup.release(r->dedup.self, ev->key, strlen(ev->key));
+    if (r->handler_status < 200 || r->handler_status > 299)
+        claim_release(r, ev);
+    else
+        claim_confirm(r, ev);
     return decide(r, v, PDW_EHANDLER, r->handler_status);
 }
 
@@ -420,6 +447,24 @@ static int handle_body(pdw_receiver *r, const char *body, size_t body_len, long 
         rc = r->dedup.claim(r->dedup.self, ev.key, strlen(ev.key), r->clock(r->clock_user),
                             r->ttl_ms);
         if (rc == PDW_CLAIM_DUPLICATE) {
+            pdw__event_fini(&ev);
+            return decide(r, v, PDW_EDUPLICATE, 0);
+        }
+        if (rc == PDW_CLAIM_INFLIGHT && ev.attempt >= 2) {
+            /* A retry while an earlier attempt is still being accepted (slower than
+             * Pipedrive's 10 s): that attempt may yet fail, and a 200 here would lose the
+             * event; a 503 brings Pipedrive back once it is settled, and a failed retry
+             * costs no ban point. */
+            pdw__event_fini(&ev);
+            return pdw__error_set(err, decide(r, v, PDW_EINFLIGHT, 0), -1,
+                                  "the same delivery is being accepted by another request");
+        }
+        if (rc == PDW_CLAIM_INFLIGHT) {
+            /* A first attempt: the same event sent by a second webhook (two subscriptions
+             * cover it) while the first one's delivery runs. A 503 would add a point to
+             * this webhook's ban counter for every such event; the 200 of a duplicate is
+             * safe as long as the holder can still be retried by Pipedrive, which fails
+             * only when the holder was its webhook's last retry. */
             pdw__event_fini(&ev);
             return decide(r, v, PDW_EDUPLICATE, 0);
         }
@@ -511,6 +556,24 @@ void pdw_receiver_pending_free(pdw_receiver_pending *p)
         return;
     pdw_allocator a = p->r->alloc;
     pdw__free(&a, p);
+}
+
+int pdw_receiver_confirm(pdw_receiver *r, const char *key, size_t key_len)
+{
+    if (!r || (!key && key_len))
+        return PDW_EINVAL;
+    if (!r->dedup_on || !r->dedup.confirm)
+        return 0;
+    return r->dedup.confirm(r->dedup.self, key ? key : "", key_len);
+}
+
+int pdw_receiver_release(pdw_receiver *r, const char *key, size_t key_len)
+{
+    if (!r || (!key && key_len))
+        return PDW_EINVAL;
+    if (!r->dedup_on)
+        return 0;
+    return r->dedup.release(r->dedup.self, key ? key : "", key_len);
 }
 
 int pdw_receiver_dispatch_body(pdw_receiver *r, const char *body, size_t len,

@@ -278,10 +278,24 @@ static int nb_release(void *self, const char *key, size_t len)
 
 void pdw_redis_dedup_store(pdw_redis_dedup *d, pdw_dedup_store *out)
 {
-    out->version = PDW_DEDUP_STORE_VERSION;
+    out->version = 1; /* the version-1 members only (see dedup.h) */
     out->claim = nb_claim;
     out->release = nb_release;
     out->self = d;
+}
+
+int pdw_redis_dedup_store_init(pdw_redis_dedup *d, pdw_dedup_store *out, unsigned version)
+{
+    if (!out)
+        return PDW_EINVAL;
+    if (version != 1 && version != PDW_DEDUP_STORE_VERSION)
+        return PDW_EVERSIONSTRUCT;
+    pdw_redis_dedup_store(d, out);
+    if (version >= 2) {
+        out->version = PDW_DEDUP_STORE_VERSION;
+        out->confirm = nb_release;
+    }
+    return 0;
 }
 
 void pdw_redis_dedup_get_stats(pdw_redis_dedup *d, pdw_redis_dedup_stats *out)
@@ -755,17 +769,37 @@ static void dedup_count(pdw_redis_dedup *d, uint64_t *field)
     pthread_mutex_unlock(&d->lock);
 }
 
-static int rd_claim(void *self, const char *key, size_t len, uint64_t now_ms, uint64_t ttl_ms)
+/* KEYS[1] the claim, ARGV[1] its TTL in ms. A claim is "0" while in flight, "1" once
+ * confirmed; both states are read in the same atomic step as the SET NX.
+ * Returns 1: new (now "0"), 2: in flight, 0: confirmed. */
+static const char claim_script[] =
+    "if redis.call('SET', KEYS[1], '0', 'NX', 'PX', ARGV[1]) then return 1 end\n"
+    "if redis.call('GET', KEYS[1]) == '1' then return 0 end\n"
+    "return 2\n";
+
+/* KEYS[1] the claim: "1" in place (SETRANGE keeps the TTL; KEEPTTL would need Redis 6).
+ * Returns 1, or 0 when the key is not held (released or expired meanwhile). */
+static const char confirm_script[] =
+    "if not redis.call('GET', KEYS[1]) then return 0 end\n"
+    "redis.call('SETRANGE', KEYS[1], 0, '1')\n"
+    "return 1\n";
+
+/* The claim: the fallback first (it recognises retries to this receiver during an
+ * outage), then Redis. v2: three states (SET "0" NX, confirmed to "1"); else version 1,
+ * where a key in flight is a duplicate (SET "1" NX, as before). */
+static int redis_claim(pdw_redis_dedup *d, const char *key, size_t len, uint64_t now_ms,
+                       uint64_t ttl_ms, int v2)
 {
-    pdw_redis_dedup *d = self;
     int local = PDW_CLAIM_NEW;
     if (d->has_fallback) {
         /* a retry to this receiver during an outage is still recognised */
         local = d->fallback.claim(d->fallback.self, key, len, now_ms, ttl_ms);
-        if (local == PDW_CLAIM_DUPLICATE) {
+        if (local == PDW_CLAIM_DUPLICATE || (local == PDW_CLAIM_INFLIGHT && !v2)) {
             dedup_count(d, &d->stats.duplicates);
             return PDW_CLAIM_DUPLICATE;
         }
+        if (local == PDW_CLAIM_INFLIGHT) /* in flight in this very receiver */
+            return PDW_CLAIM_INFLIGHT;
     }
     char buf[512], *heap, ttl[24];
     size_t klen;
@@ -774,10 +808,17 @@ static int rd_claim(void *self, const char *key, size_t len, uint64_t now_ms, ui
     if (!k)
         return PDW_ENOMEM;
     snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)(ttl_ms ? ttl_ms : 1));
-    const char *argv[] = { "SET", k, "1", "NX", "PX", ttl };
-    size_t lens[] = { 3, klen, 1, 2, 2, strlen(ttl) };
     redisReply *rep;
-    int rc = rcmd(d->conn, &rep, 6, argv, lens, 0, 0, NULL, NULL);
+    int rc;
+    if (v2) {
+        const char *argv[] = { "EVAL", claim_script, "1", k, ttl };
+        size_t lens[] = { 4, sizeof claim_script - 1, 1, klen, strlen(ttl) };
+        rc = rcmd(d->conn, &rep, 5, argv, lens, 0, 0, NULL, NULL);
+    } else {
+        const char *argv[] = { "SET", k, "1", "NX", "PX", ttl };
+        size_t lens[] = { 3, klen, 1, 2, 2, strlen(ttl) };
+        rc = rcmd(d->conn, &rep, 6, argv, lens, 0, 0, NULL, NULL);
+    }
     pdw__free(&d->conn->alloc, heap);
     if (rc < 0) {
         if (d->has_fallback && local == PDW_CLAIM_NEW) {
@@ -787,14 +828,72 @@ static int rd_claim(void *self, const char *key, size_t len, uint64_t now_ms, ui
         dedup_count(d, &d->stats.errors);
         return rc;
     }
-    int dup = rep->type == REDIS_REPLY_NIL;
+    int res;
+    if (!v2)
+        res = rep->type == REDIS_REPLY_NIL ? PDW_CLAIM_DUPLICATE : PDW_CLAIM_NEW;
+    else if (rep->type == REDIS_REPLY_INTEGER && rep->integer == 1)
+        res = PDW_CLAIM_NEW;
+    else if (rep->type == REDIS_REPLY_INTEGER && rep->integer == 0)
+        res = PDW_CLAIM_DUPLICATE;
+    else if (rep->type == REDIS_REPLY_INTEGER && rep->integer == 2)
+        res = PDW_CLAIM_INFLIGHT;
+    else
+        res = PDW_EREDIS;
     freeReplyObject(rep);
+    if (v2 && d->has_fallback && local == PDW_CLAIM_NEW && res != PDW_CLAIM_NEW) {
+        /* the local claim just made is not ours to keep in flight: another receiver has
+         * the key. Confirmed there: confirmed here too (later retries end locally); in
+         * flight there (or a failure): forgotten, so that the next retry asks Redis. */
+        if (res == PDW_CLAIM_DUPLICATE && d->fallback.confirm)
+            d->fallback.confirm(d->fallback.self, key, len);
+        else
+            d->fallback.release(d->fallback.self, key, len);
+    }
+    if (res < 0) {
+        dedup_count(d, &d->stats.errors);
+        return res;
+    }
     pthread_mutex_lock(&d->lock);
     d->stats.claims++;
-    if (dup)
+    if (res == PDW_CLAIM_DUPLICATE)
         d->stats.duplicates++;
     pthread_mutex_unlock(&d->lock);
-    return dup ? PDW_CLAIM_DUPLICATE : PDW_CLAIM_NEW;
+    return res;
+}
+
+static int rd_claim(void *self, const char *key, size_t len, uint64_t now_ms, uint64_t ttl_ms)
+{
+    return redis_claim(self, key, len, now_ms, ttl_ms, 1);
+}
+
+static int rd_claim_v1(void *self, const char *key, size_t len, uint64_t now_ms,
+                       uint64_t ttl_ms)
+{
+    return redis_claim(self, key, len, now_ms, ttl_ms, 0);
+}
+
+static int rd_confirm(void *self, const char *key, size_t len)
+{
+    pdw_redis_dedup *d = self;
+    int local = PDW_ENOTFOUND;
+    if (d->has_fallback && d->fallback.confirm)
+        local = d->fallback.confirm(d->fallback.self, key, len);
+    char buf[512], *heap;
+    size_t klen;
+    char *k = make_key(&d->conn->alloc, buf, sizeof buf, d->prefix, "dedup:", key, len, &klen,
+                       &heap);
+    if (!k)
+        return PDW_ENOMEM;
+    const char *argv[] = { "EVAL", confirm_script, "1", k };
+    size_t lens[] = { 4, sizeof confirm_script - 1, 1, klen };
+    redisReply *rep;
+    int rc = rcmd(d->conn, &rep, 4, argv, lens, 0, 0, NULL, NULL);
+    pdw__free(&d->conn->alloc, heap);
+    if (rc < 0)
+        return local == 0 ? 0 : rc; /* claimed in the fallback during an outage: confirmed */
+    int held = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
+    freeReplyObject(rep);
+    return held || local == 0 ? 0 : PDW_ENOTFOUND;
 }
 
 static int rd_release(void *self, const char *key, size_t len)
@@ -844,7 +943,8 @@ int pdw_redis_dedup_new(pdw_redis_dedup **out, pdw_redis *conn,
     if (check_name("key prefix", prefix, err) < 0)
         return PDW_EINVAL;
     const pdw_dedup_store *fb = opts ? opts->fallback : NULL;
-    if (fb && (fb->version != PDW_DEDUP_STORE_VERSION || !fb->claim || !fb->release))
+    if (fb && ((fb->version != 1 && fb->version != PDW_DEDUP_STORE_VERSION) || !fb->claim ||
+               !fb->release))
         return pdw__error_set(err, PDW_EINVAL, -1, "incomplete fallback dedup store");
     pdw_redis_dedup *d = pdw__calloc(&conn->alloc, 1, sizeof *d);
     if (!d || !(d->prefix = pdw__strdup(&conn->alloc, prefix)) ||
@@ -856,7 +956,12 @@ int pdw_redis_dedup_new(pdw_redis_dedup **out, pdw_redis *conn,
     }
     d->conn = conn;
     if (fb) {
-        d->fallback = *fb;
+        if (fb->version == 1) { /* a shorter struct: its members only, no confirm */
+            memcpy(&d->fallback, fb, offsetof(pdw_dedup_store, confirm));
+            d->fallback.confirm = NULL;
+        } else {
+            d->fallback = *fb;
+        }
         d->has_fallback = 1;
     }
     *out = d;
@@ -874,10 +979,29 @@ void pdw_redis_dedup_free(pdw_redis_dedup *d)
 
 void pdw_redis_dedup_store(pdw_redis_dedup *d, pdw_dedup_store *out)
 {
+    /* the version-1 members only: the caller's struct may be a version-1 one */
+    out->version = 1;
+    out->claim = rd_claim_v1;
+    out->release = rd_release;
+    out->self = d;
+}
+
+int pdw_redis_dedup_store_init(pdw_redis_dedup *d, pdw_dedup_store *out, unsigned version)
+{
+    if (!d || !out)
+        return PDW_EINVAL;
+    if (version == 1) {
+        pdw_redis_dedup_store(d, out);
+        return 0;
+    }
+    if (version != PDW_DEDUP_STORE_VERSION)
+        return PDW_EVERSIONSTRUCT;
     out->version = PDW_DEDUP_STORE_VERSION;
     out->claim = rd_claim;
     out->release = rd_release;
     out->self = d;
+    out->confirm = rd_confirm;
+    return 0;
 }
 
 void pdw_redis_dedup_get_stats(pdw_redis_dedup *d, pdw_redis_dedup_stats *out)

@@ -1,17 +1,19 @@
-/* The in-memory dedup store: atomic claims, TTL, bounded size, release, threads. */
+/* The in-memory dedup store: atomic claims, in flight and confirmed, TTL, bounded size,
+ * release, threads, and the version-1 vtable kept for old programs. */
 #include <pthread.h>
 #include <stdatomic.h>
 
 #include "pdw_test.h"
 #include "pdwebhook/pdwebhook.h"
 
+/* The version-2 vtable (in flight / confirmed). */
 static pdw_dedup_memory *make(size_t cap, pdw_dedup_store *s)
 {
     pdw_dedup_memory_options o = PDW_DEDUP_MEMORY_OPTIONS_INIT;
     pdw_dedup_memory *m = NULL;
     o.capacity = cap;
     assert_int_equal(pdw_dedup_memory_new(&m, &o, NULL), 0);
-    pdw_dedup_memory_store(m, s);
+    assert_int_equal(pdw_dedup_memory_store_init(m, s, PDW_DEDUP_STORE_VERSION), 0);
     return m;
 }
 
@@ -20,17 +22,32 @@ static int claim(pdw_dedup_store *s, const char *k, uint64_t now, uint64_t ttl)
     return s->claim(s->self, k, strlen(k), now, ttl);
 }
 
-static void test_claim_then_duplicate(void **state)
+static int confirm(pdw_dedup_store *s, const char *k)
+{
+    return s->confirm(s->self, k, strlen(k));
+}
+
+static void test_claim_inflight_confirm_duplicate(void **state)
 {
     (void)state;
     pdw_dedup_store s;
     pdw_dedup_memory *m = make(0, &s);
     assert_int_equal(s.version, PDW_DEDUP_STORE_VERSION);
+    assert_int_equal(PDW_DEDUP_STORE_VERSION, 2);
+    assert_non_null(s.confirm);
     assert_int_equal(claim(&s, "2:deal:change:a:1", 1000, 60000), PDW_CLAIM_NEW);
-    assert_int_equal(claim(&s, "2:deal:change:a:1", 1001, 60000), PDW_CLAIM_DUPLICATE);
-    assert_int_equal(claim(&s, "2:deal:change:b:1", 1002, 60000), PDW_CLAIM_NEW);
+    /* claimed, not confirmed: another request is still accepting it */
+    assert_int_equal(claim(&s, "2:deal:change:a:1", 1001, 60000), PDW_CLAIM_INFLIGHT);
+    assert_int_equal(claim(&s, "2:deal:change:a:1", 1002, 60000), PDW_CLAIM_INFLIGHT);
+    assert_int_equal(confirm(&s, "2:deal:change:a:1"), 0);
+    assert_int_equal(claim(&s, "2:deal:change:a:1", 1003, 60000), PDW_CLAIM_DUPLICATE);
+    assert_int_equal(confirm(&s, "2:deal:change:a:1"), 0); /* again: nothing changes */
+    assert_int_equal(claim(&s, "2:deal:change:a:1", 1004, 60000), PDW_CLAIM_DUPLICATE);
+    assert_int_equal(claim(&s, "2:deal:change:b:1", 1005, 60000), PDW_CLAIM_NEW);
     /* keys are byte strings: a prefix is another key */
-    assert_int_equal(claim(&s, "2:deal:change:a:", 1003, 60000), PDW_CLAIM_NEW);
+    assert_int_equal(claim(&s, "2:deal:change:a:", 1006, 60000), PDW_CLAIM_NEW);
+    assert_int_equal(confirm(&s, "2:deal:change:"), PDW_ENOTFOUND); /* never claimed */
+    assert_int_equal(claim(&s, "2:deal:change:b:1", 1007, 60000), PDW_CLAIM_INFLIGHT);
     assert_int_equal(pdw_dedup_memory_count(m), 3);
     pdw_dedup_memory_free(m);
 }
@@ -41,10 +58,19 @@ static void test_ttl_expiry(void **state)
     pdw_dedup_store s;
     pdw_dedup_memory *m = make(0, &s);
     assert_int_equal(claim(&s, "k", 1000, 500), PDW_CLAIM_NEW);
-    assert_int_equal(claim(&s, "k", 1499, 500), PDW_CLAIM_DUPLICATE);
+    assert_int_equal(claim(&s, "k", 1499, 500), PDW_CLAIM_INFLIGHT);
     assert_int_equal(claim(&s, "k", 1500, 500), PDW_CLAIM_NEW); /* expired: new again */
+    assert_int_equal(confirm(&s, "k"), 0);
     assert_int_equal(claim(&s, "k", 1999, 500), PDW_CLAIM_DUPLICATE);
+    /* a confirmed key expires too, and its new claim is in flight again */
+    assert_int_equal(claim(&s, "k", 2000, 500), PDW_CLAIM_NEW);
+    assert_int_equal(claim(&s, "k", 2001, 500), PDW_CLAIM_INFLIGHT);
     assert_int_equal(pdw_dedup_memory_count(m), 1);
+    /* confirm of an expired claim (as of the latest claim's time): not held */
+    assert_int_equal(claim(&s, "e", 3000, 10), PDW_CLAIM_NEW);
+    assert_int_equal(claim(&s, "other", 3010, 10), PDW_CLAIM_NEW);
+    assert_int_equal(confirm(&s, "e"), PDW_ENOTFOUND);
+    assert_int_equal(claim(&s, "e", 3011, 10), PDW_CLAIM_NEW);
     pdw_dedup_memory_free(m);
 }
 
@@ -56,9 +82,53 @@ static void test_release(void **state)
     assert_int_equal(claim(&s, "k", 1, 1000), PDW_CLAIM_NEW);
     assert_int_equal(s.release(s.self, "k", 1), 0);
     assert_int_equal(pdw_dedup_memory_count(m), 0);
+    assert_int_equal(confirm(&s, "k"), PDW_ENOTFOUND); /* released: nothing to confirm */
     assert_int_equal(claim(&s, "k", 2, 1000), PDW_CLAIM_NEW);
     assert_int_equal(s.release(s.self, "absent", 6), 0);
     assert_int_equal(pdw_dedup_memory_count(m), 1);
+    /* a confirmed key can be released too (forgotten) */
+    assert_int_equal(confirm(&s, "k"), 0);
+    assert_int_equal(claim(&s, "k", 3, 1000), PDW_CLAIM_DUPLICATE);
+    assert_int_equal(s.release(s.self, "k", 1), 0);
+    assert_int_equal(claim(&s, "k", 4, 1000), PDW_CLAIM_NEW);
+    pdw_dedup_memory_free(m);
+}
+
+static int canary_confirm(void *self, const char *key, size_t len)
+{
+    (void)self, (void)key, (void)len;
+    return 42;
+}
+
+/* The version-1 vtable, for programs built against the old struct: only its members are
+ * written, and a key in flight is a duplicate there, as it always was. */
+static void test_version1_vtable(void **state)
+{
+    (void)state;
+    pdw_dedup_memory *m = NULL;
+    assert_int_equal(pdw_dedup_memory_new(&m, NULL, NULL), 0);
+    pdw_dedup_store s;
+    s.confirm = canary_confirm; /* past the end of a version-1 struct: must stay */
+    pdw_dedup_memory_store(m, &s);
+    assert_int_equal(s.version, 1);
+    assert_true(s.confirm == canary_confirm);
+    assert_int_equal(claim(&s, "k", 1, 1000), PDW_CLAIM_NEW);
+    assert_int_equal(claim(&s, "k", 2, 1000), PDW_CLAIM_DUPLICATE);
+    assert_int_equal(s.release(s.self, "k", 1), 0);
+    assert_int_equal(claim(&s, "k", 3, 1000), PDW_CLAIM_NEW);
+    /* store_init of version 1 is the same; unknown versions leave out untouched */
+    pdw_dedup_store s1;
+    s1.confirm = NULL;
+    assert_int_equal(pdw_dedup_memory_store_init(m, &s1, 1), 0);
+    assert_int_equal(s1.version, 1);
+    assert_null(s1.confirm);
+    pdw_dedup_store s3;
+    memset(&s3, 0x5a, sizeof s3);
+    assert_int_equal(pdw_dedup_memory_store_init(m, &s3, 3), PDW_EVERSIONSTRUCT);
+    assert_int_equal(pdw_dedup_memory_store_init(m, &s3, 0), PDW_EVERSIONSTRUCT);
+    assert_int_equal(s3.version, 0x5a5a5a5au);
+    assert_int_equal(pdw_dedup_memory_store_init(NULL, &s3, 2), PDW_EINVAL);
+    assert_int_equal(pdw_dedup_memory_store_init(m, NULL, 2), PDW_EINVAL);
     pdw_dedup_memory_free(m);
 }
 
@@ -72,25 +142,27 @@ static void test_capacity_evicts_oldest(void **state)
         snprintf(k, sizeof k, "k%d", i);
         assert_int_equal(claim(&s, k, 1, 100000), PDW_CLAIM_NEW);
     }
+    assert_int_equal(confirm(&s, "k2"), 0);
     assert_int_equal(claim(&s, "k4", 1, 100000), PDW_CLAIM_NEW); /* k0 gives way */
     assert_int_equal(pdw_dedup_memory_count(m), 4);
-    assert_int_equal(claim(&s, "k1", 1, 100000), PDW_CLAIM_DUPLICATE);
-    assert_int_equal(claim(&s, "k4", 1, 100000), PDW_CLAIM_DUPLICATE);
+    assert_int_equal(confirm(&s, "k0"), PDW_ENOTFOUND); /* evicted: not held */
+    assert_int_equal(claim(&s, "k1", 1, 100000), PDW_CLAIM_INFLIGHT);
+    assert_int_equal(claim(&s, "k4", 1, 100000), PDW_CLAIM_INFLIGHT);
     assert_int_equal(claim(&s, "k0", 1, 100000), PDW_CLAIM_NEW); /* forgotten; k1 gives way */
     assert_int_equal(claim(&s, "k2", 1, 100000), PDW_CLAIM_DUPLICATE);
     assert_int_equal(claim(&s, "k1", 1, 100000), PDW_CLAIM_NEW);
     pdw_dedup_memory_free(m);
 }
 
-/* Random claims and releases against a simple model: the index (open addressing with
- * backward-shift deletion) must never lose or invent a key. */
+/* Random claims, confirms and releases against a simple model: the index (open addressing
+ * with backward-shift deletion) must never lose or invent a key, nor its state. */
 static void test_random_against_model(void **state)
 {
     (void)state;
     enum { CAP = 64, KEYS = 200, OPS = 200000 };
     pdw_dedup_store s;
     pdw_dedup_memory *m = make(CAP, &s);
-    int present[KEYS] = { 0 };
+    int present[KEYS] = { 0 }, confirmed[KEYS] = { 0 };
     int order[CAP], head = 0, used = 0; /* model of the ring: key per slot, -1 free */
     for (int i = 0; i < CAP; i++)
         order[i] = -1;
@@ -104,6 +176,7 @@ static void test_random_against_model(void **state)
             assert_int_equal(s.release(s.self, k, strlen(k)), 0);
             if (present[key]) {
                 present[key] = 0;
+                confirmed[key] = 0;
                 for (int i = 0; i < CAP; i++)
                     if (order[i] == key)
                         order[i] = -1;
@@ -111,14 +184,21 @@ static void test_random_against_model(void **state)
             }
             continue;
         }
+        if ((x >> 28) < 6) {
+            assert_int_equal(confirm(&s, k), present[key] ? 0 : PDW_ENOTFOUND);
+            if (present[key])
+                confirmed[key] = 1;
+            continue;
+        }
         int rc = claim(&s, k, 1, 1u << 30);
         if (present[key]) {
-            assert_int_equal(rc, PDW_CLAIM_DUPLICATE);
+            assert_int_equal(rc, confirmed[key] ? PDW_CLAIM_DUPLICATE : PDW_CLAIM_INFLIGHT);
             continue;
         }
         assert_int_equal(rc, PDW_CLAIM_NEW);
         if (order[head] >= 0) { /* the slot's old key gives way */
             present[order[head]] = 0;
+            confirmed[order[head]] = 0;
             used--;
         }
         order[head] = key;
@@ -185,9 +265,10 @@ static void test_options(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_claim_then_duplicate),
+        cmocka_unit_test(test_claim_inflight_confirm_duplicate),
         cmocka_unit_test(test_ttl_expiry),
         cmocka_unit_test(test_release),
+        cmocka_unit_test(test_version1_vtable),
         cmocka_unit_test(test_capacity_evicts_oldest),
         cmocka_unit_test(test_random_against_model),
         cmocka_unit_test(test_concurrent_claims_once),

@@ -511,6 +511,58 @@ static void test_ESTORE_dedup_failed(void **state)
     pdw_receiver_free(r);
 }
 
+static int inflight_claim(void *self, const char *k, size_t n, uint64_t now, uint64_t ttl)
+{
+    (void)k, (void)n, (void)now, (void)ttl;
+    (*(int *)self)++;
+    return PDW_CLAIM_INFLIGHT;
+}
+
+static int handled;
+static int counting_handler(const pdw_event *ev, void *user)
+{
+    (void)ev, (void)user;
+    handled++;
+    return 0;
+}
+
+static void test_EINFLIGHT_retry_while_first_in_flight(void **state)
+{
+    (void)state;
+    int claims = 0;
+    pdw_dedup_store st;
+    memset(&st, 0, sizeof st);
+    st.version = PDW_DEDUP_STORE_VERSION;
+    st.claim = inflight_claim;
+    st.release = noop_release;
+    st.self = &claims;
+    opts o = { 0, 0, 0, 0, &st };
+    pdw_receiver *r = make(&o);
+    handled = 0;
+    assert_int_equal(pdw_router_on(pdw_receiver_router(r), "*.*", counting_handler, NULL, NULL),
+                     0);
+    const char *h[] = { "Content-Type: application/json", "Authorization: " AUTH_OK, NULL };
+    pdw_verdict v;
+    /* a retry (attempt 2) while an earlier attempt is being accepted */
+    char retry[sizeof V2];
+    snprintf(retry, sizeof retry, "%s", V2);
+    strstr(retry, "\"attempt\":1")[10] = '2';
+    assert_int_equal(send_req(r, "POST", h, retry, strlen(retry), &v), PDW_EINFLIGHT);
+    assert_int_equal(v.status, 503);
+    assert_int_equal(pdw_err_http_status(PDW_EINFLIGHT), 503);
+    assert_non_null(header_of(&v, "Retry-After"));
+    assert_string_equal(v.body, "{\"ok\":false,\"error\":\"PDW_EINFLIGHT\"}");
+    assert_int_equal(claims, 1);
+    assert_int_equal(handled, 0); /* never handed on */
+    /* a first attempt (another webhook's copy) in flight: the 200 of a duplicate, since a
+     * 503 would cost that webhook a ban point for every overlapping event */
+    assert_int_equal(send_req(r, "POST", h, V2, strlen(V2), &v), PDW_EDUPLICATE);
+    assert_int_equal(v.status, 200);
+    assert_int_equal(claims, 2);
+    assert_int_equal(handled, 0);
+    pdw_receiver_free(r);
+}
+
 /* ---- API errors --------------------------------------------------------------------- */
 
 static void *null_malloc(size_t n, void *u) { (void)n, (void)u; return NULL; }
@@ -740,6 +792,7 @@ int main(void)
         cmocka_unit_test(test_EDUPLICATE_retry),
         cmocka_unit_test(test_EHANDLER_handler_failed),
         cmocka_unit_test(test_ESTORE_dedup_failed),
+        cmocka_unit_test(test_EINFLIGHT_retry_while_first_in_flight),
         cmocka_unit_test(test_ENOMEM_allocator_fails),
         cmocka_unit_test(test_EINVAL_null_body),
         cmocka_unit_test(test_EFROZEN_register_after_dispatch),

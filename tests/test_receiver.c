@@ -452,7 +452,7 @@ static void test_custom_dedup_store_failure_503(void **state)
 {
     (void)state;
     int calls = 0;
-    pdw_dedup_store s = { PDW_DEDUP_STORE_VERSION, broken_claim, broken_release, &calls };
+    pdw_dedup_store s = { PDW_DEDUP_STORE_VERSION, broken_claim, broken_release, &calls, NULL };
     pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
     o.dedup = &s;
     counts c = { 0, 0 };
@@ -475,6 +475,337 @@ static void test_custom_dedup_store_failure_503(void **state)
     run(r, &q, &v);
     assert_int_equal(atomic_load(&c2.calls), 2);
     pdw_receiver_free(r);
+}
+
+
+/* ---- in flight: a retry while the first attempt is still being accepted --------------
+ * The first attempt's handler blocks (a gate); meanwhile the retry must get 503
+ * PDW_EINFLIGHT + Retry-After, never the 200 of a duplicate: if the first attempt then
+ * fails, Pipedrive must still have a retry to come back with. */
+
+typedef struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int block;   /* the next call waits until open */
+    int entered; /* a call is waiting */
+    int open;
+    int fail;    /* what the handler returns */
+    atomic_int calls;
+} gate;
+
+static void gate_init(gate *g, int fail)
+{
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    g->block = 1;
+    g->entered = 0;
+    g->open = 0;
+    g->fail = fail;
+    atomic_init(&g->calls, 0);
+}
+
+static void gate_fini(gate *g)
+{
+    pthread_cond_destroy(&g->cv);
+    pthread_mutex_destroy(&g->mu);
+}
+
+static int gate_wait(gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    if (g->block) {
+        g->block = 0;
+        g->entered = 1;
+        pthread_cond_broadcast(&g->cv);
+        while (!g->open)
+            pthread_cond_wait(&g->cv, &g->mu);
+    }
+    int rc = g->fail;
+    pthread_mutex_unlock(&g->mu);
+    return rc;
+}
+
+static void gate_wait_entered(gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    while (!g->entered)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_open(gate *g, int fail)
+{
+    pthread_mutex_lock(&g->mu);
+    g->fail = fail;
+    g->open = 1;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static int gate_handler(const pdw_event *ev, void *user)
+{
+    (void)ev;
+    gate *g = user;
+    atomic_fetch_add(&g->calls, 1);
+    return gate_wait(g);
+}
+
+typedef struct first_attempt {
+    pdw_receiver *r;
+    req q;
+    pdw_verdict v;
+    int rc;
+} first_attempt;
+
+static void *first_attempt_main(void *p)
+{
+    first_attempt *f = p; /* no cmocka assertion off the main thread */
+    f->rc = pdw_receiver_handle(f->r, &f->q.r, &f->v, NULL);
+    return NULL;
+}
+
+static void start_first(first_attempt *f, pdw_receiver *r, pthread_t *t)
+{
+    f->r = r;
+    make_req(&f->q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    pdw_verdict init = PDW_VERDICT_INIT;
+    f->v = init;
+    f->rc = 1;
+    assert_int_equal(pthread_create(t, NULL, first_attempt_main, f), 0);
+}
+
+/* Pipedrive's retry of V2: attempt 2, the same event (the same delivery key). */
+static void make_retry(req *q, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s", V2);
+    char *at = strstr(buf, "\"attempt\":1");
+    at[10] = '2';
+    make_req(q, "POST", "application/json", "pipedrive:s3cret", buf, strlen(buf));
+}
+
+static pdw_receiver *gated_receiver(gate *g, int handler_status, pdw_dedup_store *store)
+{
+    pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
+    o.handler_error_status = handler_status;
+    o.retry_after_seconds = 7;
+    o.dedup = store;
+    pdw_receiver *r = make_receiver(&o, NULL);
+    assert_int_equal(pdw_router_on(pdw_receiver_router(r), "*.*", gate_handler, g, NULL), 0);
+    return r;
+}
+
+static void test_inflight_retry_then_first_fails(void **state)
+{
+    (void)state;
+    gate g;
+    gate_init(&g, 0);
+    pdw_receiver *r = gated_receiver(&g, 500, NULL);
+    first_attempt f;
+    pthread_t t;
+    start_first(&f, r, &t);
+    gate_wait_entered(&g);
+
+    /* the retry while the first attempt runs: 503 + Retry-After, not handed on */
+    char buf[sizeof V2 + 8];
+    req q;
+    pdw_verdict v;
+    make_retry(&q, buf, sizeof buf);
+    assert_int_equal(run(r, &q, &v), PDW_EINFLIGHT);
+    assert_int_equal(v.status, 503);
+    assert_string_equal(header_of(&v, "Retry-After"), "7");
+    assert_string_equal(v.body, "{\"ok\":false,\"error\":\"PDW_EINFLIGHT\"}");
+    assert_int_equal(atomic_load(&g.calls), 1);
+
+    /* the same event's first attempt from a second webhook (two subscriptions cover it):
+     * 200 as a duplicate, no ban point; the holder's own retries cover a failure */
+    req q1;
+    make_req(&q1, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    assert_int_equal(run(r, &q1, &v), PDW_EDUPLICATE);
+    assert_int_equal(v.status, 200);
+    assert_int_equal(atomic_load(&g.calls), 1);
+
+    /* the first attempt fails (500): its claim is released */
+    gate_open(&g, 1);
+    pthread_join(t, NULL);
+    assert_int_equal(f.rc, PDW_EHANDLER);
+    assert_int_equal(f.v.status, 500);
+
+    /* the next retry is new and handed on; it succeeds, and the one after is a duplicate */
+    g.fail = 0;
+    assert_int_equal(run(r, &q, &v), PDW_OK);
+    assert_int_equal(v.status, 200);
+    assert_int_equal(atomic_load(&g.calls), 2);
+    assert_int_equal(run(r, &q, &v), PDW_EDUPLICATE);
+    assert_int_equal(v.status, 200);
+    assert_int_equal(atomic_load(&g.calls), 2);
+    pdw_receiver_free(r);
+    gate_fini(&g);
+}
+
+static void test_inflight_retry_then_first_succeeds(void **state)
+{
+    (void)state;
+    gate g;
+    gate_init(&g, 0);
+    pdw_receiver *r = gated_receiver(&g, 500, NULL);
+    first_attempt f;
+    pthread_t t;
+    start_first(&f, r, &t);
+    gate_wait_entered(&g);
+    char buf[sizeof V2 + 8];
+    req q;
+    pdw_verdict v;
+    make_retry(&q, buf, sizeof buf);
+    assert_int_equal(run(r, &q, &v), PDW_EINFLIGHT);
+    assert_int_equal(v.status, 503);
+    assert_non_null(header_of(&v, "Retry-After"));
+    gate_open(&g, 0);
+    pthread_join(t, NULL);
+    assert_int_equal(f.rc, PDW_OK);
+    assert_int_equal(f.v.status, 200);
+    /* confirmed: the next retry is a duplicate, not handed on again */
+    assert_int_equal(run(r, &q, &v), PDW_EDUPLICATE);
+    assert_int_equal(v.status, 200);
+    assert_int_equal(atomic_load(&g.calls), 1);
+    pdw_receiver_free(r);
+    gate_fini(&g);
+
+    /* a handler failure answered 2xx (the default policy) keeps the claim: confirmed too */
+    gate_init(&g, 0);
+    r = gated_receiver(&g, 0, NULL);
+    start_first(&f, r, &t);
+    gate_wait_entered(&g);
+    assert_int_equal(run(r, &q, &v), PDW_EINFLIGHT);
+    gate_open(&g, 3);
+    pthread_join(t, NULL);
+    assert_int_equal(f.rc, PDW_EHANDLER);
+    assert_int_equal(f.v.status, 200);
+    assert_int_equal(run(r, &q, &v), PDW_EDUPLICATE);
+    assert_int_equal(atomic_load(&g.calls), 1);
+    pdw_receiver_free(r);
+    gate_fini(&g);
+}
+
+/* The accept hook defers: answered 200, the claim stays in flight until the caller settles
+ * it with pdw_receiver_confirm() or pdw_receiver_release(). */
+static void test_accept_deferred(void **state)
+{
+    (void)state;
+    hook h = { PDW_ACCEPT_DEFERRED, 0, "", 0 };
+    pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
+    o.accept = accept_hook;
+    o.accept_user = &h;
+    counts c = { 0, 0 };
+    pdw_receiver *r = make_receiver(&o, &c);
+    req q;
+    pdw_verdict v;
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    assert_int_equal(run(r, &q, &v), PDW_OK);
+    assert_int_equal(v.status, 200);
+    assert_int_equal(h.calls, 1);
+    char key[PDW_DELIVERY_KEY_MAX];
+    snprintf(key, sizeof key, "%s", v.delivery_key);
+    /* not settled yet: a retry (attempt 2) finds it in flight, 503 */
+    char buf[sizeof V2 + 8];
+    make_retry(&q, buf, sizeof buf);
+    assert_int_equal(run(r, &q, &v), PDW_EINFLIGHT);
+    assert_int_equal(v.status, 503);
+    assert_non_null(header_of(&v, "Retry-After"));
+    assert_int_equal(h.calls, 1);
+    /* the caller's commit failed: released, the next retry is handed on again */
+    assert_int_equal(pdw_receiver_release(r, key, strlen(key)), 0);
+    assert_int_equal(run(r, &q, &v), PDW_OK);
+    assert_int_equal(h.calls, 2);
+    assert_int_equal(run(r, &q, &v), PDW_EINFLIGHT);
+    /* now it is durable: confirmed, the next retry is a duplicate */
+    assert_int_equal(pdw_receiver_confirm(r, key, strlen(key)), 0);
+    assert_int_equal(run(r, &q, &v), PDW_EDUPLICATE);
+    assert_int_equal(v.status, 200);
+    assert_int_equal(h.calls, 2);
+    assert_int_equal(atomic_load(&c.calls), 0);
+    /* a key the store does not hold; bad arguments */
+    assert_int_equal(pdw_receiver_confirm(r, "nope", 4), PDW_ENOTFOUND);
+    assert_int_equal(pdw_receiver_confirm(NULL, key, strlen(key)), PDW_EINVAL);
+    assert_int_equal(pdw_receiver_release(r, NULL, 3), PDW_EINVAL);
+    pdw_receiver_free(r);
+
+    /* any other value >= 0: accepted and confirmed at once */
+    hook h2 = { 5, 0, "", 0 };
+    pdw_receiver_options o2 = PDW_RECEIVER_OPTIONS_INIT;
+    o2.accept = accept_hook;
+    o2.accept_user = &h2;
+    r = make_receiver(&o2, NULL);
+    assert_int_equal(run(r, &q, &v), PDW_OK);
+    assert_int_equal(run(r, &q, &v), PDW_EDUPLICATE);
+    assert_int_equal(h2.calls, 1);
+    pdw_receiver_free(r);
+
+    /* dedup off: nothing to settle */
+    pdw_receiver_options o3 = PDW_RECEIVER_OPTIONS_INIT;
+    o3.disable_dedup = 1;
+    r = make_receiver(&o3, NULL);
+    assert_int_equal(pdw_receiver_confirm(r, key, strlen(key)), 0);
+    assert_int_equal(pdw_receiver_release(r, key, strlen(key)), 0);
+    pdw_receiver_free(r);
+}
+
+/* A version-1 store, as a program built against the old header lays it out (no confirm
+ * member; allocated to its exact size, so that reading past it is caught under ASan and
+ * valgrind): it keeps working, with the old behaviour (in flight = duplicate). */
+typedef struct v1_store {
+    unsigned version;
+    int (*claim)(void *self, const char *key, size_t key_len, uint64_t now_ms, uint64_t ttl_ms);
+    int (*release)(void *self, const char *key, size_t key_len);
+    void *self;
+} v1_store;
+
+static void test_version1_store(void **state)
+{
+    (void)state;
+    pdw_dedup_memory *m = NULL;
+    assert_int_equal(pdw_dedup_memory_new(&m, NULL, NULL), 0);
+    pdw_dedup_store full;
+    pdw_dedup_memory_store(m, &full);
+    assert_int_equal(full.version, 1);
+    v1_store *old = malloc(sizeof *old);
+    assert_non_null(old);
+    old->version = 1;
+    old->claim = full.claim;
+    old->release = full.release;
+    old->self = full.self;
+    gate g;
+    gate_init(&g, 0);
+    pdw_receiver *r = gated_receiver(&g, 500, (pdw_dedup_store *)(void *)old);
+    free(old); /* copied by pdw_receiver_new() */
+    first_attempt f;
+    pthread_t t;
+    start_first(&f, r, &t);
+    gate_wait_entered(&g);
+    char buf[sizeof V2 + 8];
+    req q;
+    pdw_verdict v;
+    make_retry(&q, buf, sizeof buf);
+    /* version 1: the race stays (documented): the retry is a duplicate */
+    assert_int_equal(run(r, &q, &v), PDW_EDUPLICATE);
+    gate_open(&g, 1);
+    pthread_join(t, NULL);
+    assert_int_equal(f.rc, PDW_EHANDLER);
+    g.fail = 0;
+    assert_int_equal(run(r, &q, &v), PDW_OK); /* released by the failure: new */
+    assert_int_equal(run(r, &q, &v), PDW_EDUPLICATE);
+    assert_int_equal(atomic_load(&g.calls), 2);
+    pdw_receiver_free(r);
+    gate_fini(&g);
+    pdw_dedup_memory_free(m);
+
+    /* versions other than 1 and 2 are refused */
+    pdw_dedup_store bad = { 3, broken_claim, broken_release, NULL, NULL };
+    pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
+    o.dedup = &bad;
+    o.insecure_no_auth = 1;
+    pdw_receiver *r2 = NULL;
+    assert_int_equal(pdw_receiver_new(&r2, &o, NULL), PDW_EINVAL);
+    assert_null(r2);
 }
 
 static uint64_t fake_now;
@@ -611,7 +942,7 @@ static void *worker(void *p)
         int rc = pdw_receiver_handle(a->r, &q.r, &v, NULL);
         if (rc == PDW_OK)
             a->ok++;
-        else if (rc != PDW_EDUPLICATE)
+        else if (rc != PDW_EDUPLICATE && rc != PDW_EINFLIGHT) /* in flight: another thread */
             a->ok = -100000;
     }
     return NULL;
@@ -847,6 +1178,10 @@ int main(void)
         cmocka_unit_test(test_handler_failure_policy),
         cmocka_unit_test(test_accept_hook),
         cmocka_unit_test(test_custom_dedup_store_failure_503),
+        cmocka_unit_test(test_inflight_retry_then_first_fails),
+        cmocka_unit_test(test_inflight_retry_then_first_succeeds),
+        cmocka_unit_test(test_accept_deferred),
+        cmocka_unit_test(test_version1_store),
         cmocka_unit_test(test_dedup_ttl_via_clock),
         cmocka_unit_test(test_new_refuses_bad_options),
         cmocka_unit_test(test_all_fixtures),

@@ -194,6 +194,26 @@ static void test_unreachable_fails_fast(void **state)
     pdw_redis_dedup_free(d);
     pdw_dedup_memory_free(m);
 
+    /* version 2 over a version-2 fallback: in flight until confirmed (locally: Redis is
+     * down), released = new again */
+    assert_int_equal(pdw_dedup_memory_new(&m, NULL, NULL), 0);
+    assert_int_equal(pdw_dedup_memory_store_init(m, &local, PDW_DEDUP_STORE_VERSION), 0);
+    dopt.fallback = &local;
+    assert_int_equal(pdw_redis_dedup_new(&d, r, &dopt, NULL), 0);
+    assert_int_equal(pdw_redis_dedup_store_init(d, &st, 3), PDW_EVERSIONSTRUCT);
+    assert_int_equal(pdw_redis_dedup_store_init(d, &st, PDW_DEDUP_STORE_VERSION), 0);
+    assert_int_equal(st.version, PDW_DEDUP_STORE_VERSION);
+    assert_non_null(st.confirm);
+    assert_int_equal(st.claim(st.self, "k", 1, 0, 1000), PDW_CLAIM_NEW);
+    assert_int_equal(st.claim(st.self, "k", 1, 0, 1000), PDW_CLAIM_INFLIGHT);
+    assert_int_equal(st.confirm(st.self, "k", 1), 0);
+    assert_int_equal(st.claim(st.self, "k", 1, 0, 1000), PDW_CLAIM_DUPLICATE);
+    assert_true(st.confirm(st.self, "x", 1) < 0); /* held nowhere */
+    st.release(st.self, "k", 1);
+    assert_int_equal(st.claim(st.self, "k", 1, 0, 1000), PDW_CLAIM_NEW);
+    pdw_redis_dedup_free(d);
+    pdw_dedup_memory_free(m);
+
     pdw_redis_stats rs;
     pdw_redis_get_stats(r, &rs);
     assert_int_equal(rs.connected, 0);

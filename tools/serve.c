@@ -228,8 +228,11 @@ static int accept_event(const pdw_event *ev, void *user)
     rec.key = pdw_event_delivery_key(ev);
     rec.key_len = strlen(rec.key);
     rec.received_ms = wall_ms();
-    if (s->async_commit && tl_request)
-        return append_async(s, ev, &rec);
+    if (s->async_commit && tl_request) {
+        /* answered after the flush, which may still fail: settle() confirms or releases */
+        int rc = append_async(s, ev, &rec);
+        return rc < 0 ? rc : PDW_ACCEPT_DEFERRED;
+    }
     if (s->spool) {
         pdw_error err;
         pdw_error_clear(&err);
@@ -245,7 +248,7 @@ static int accept_event(const pdw_event *ev, void *user)
     if (pdw_worker_submit_event(s->worker, &rec, ev) != 0 && !s->spool)
         return PDW_ENOMEM; /* without a spool a queued copy is all there is */
     /* with a spool it stays pending there and is handed on after a restart */
-    return 0;
+    return 0; /* durable (or queued): the receiver confirms the claim */
 }
 
 /* Synchronous mode: the sinks run inside the request. */
@@ -280,13 +283,15 @@ static void on_possible_loss(const char *webhook_id, int64_t from_ms, int64_t to
 }
 
 /* Dedup survives restarts: the key of every delivery still in the journal (pending, or
- * handled but retained for --spool-retain) is claimed again at start. */
+ * handled but retained for --spool-retain) is claimed again at start, and confirmed: it is
+ * durable, a retry of it is a duplicate. */
 static int claim_key(const pdw_spool_record *rec, void *user)
 {
     server *s = user;
     pdw_dedup_store st;
-    pdw_dedup_memory_store(s->dedup, &st);
+    pdw_dedup_memory_store_init(s->dedup, &st, PDW_DEDUP_STORE_VERSION);
     st.claim(st.self, rec->key, rec->key_len, (uint64_t)rec->received_ms, 24ull * 3600 * 1000);
+    st.confirm(st.self, rec->key, rec->key_len);
     return 0;
 }
 
@@ -424,9 +429,11 @@ static void verdict_503(request_ctx *r, int code)
     v->num_headers = 1;
 }
 
-/* The flush that covered r's delivery is over: hand a durable delivery to the worker; turn
- * a dropped one into exactly what the receiver does when its accept hook fails (the dedup
- * claim released, so that Pipedrive's retry is taken as new; 503 + Retry-After). */
+/* The flush that covered r's delivery is over: confirm the dedup claim of a durable
+ * delivery (the accept hook deferred it: retries meanwhile got 503 PDW_EINFLIGHT, from now
+ * on they are duplicates) and hand it to the worker; turn a dropped one into exactly what
+ * the receiver does when its accept hook fails (the dedup claim released, so that
+ * Pipedrive's retry is taken as new; 503 + Retry-After). */
 static void settle(server *s, request_ctx *r)
 {
     int st = pdw_spool_status(s->spool, r->spool_id);
@@ -436,6 +443,8 @@ static void settle(server *s, request_ctx *r)
     }
     r->settled = 1;
     if (st == 0) {
+        if (s->store.version >= 2 && s->store.confirm)
+            s->store.confirm(s->store.self, r->key, strlen(r->key));
         pdw_spool_record rec = { r->spool_id, r->received_ms, r->key, strlen(r->key),
                                  r->body, r->len };
         /* on failure it stays pending in the spool and is handed on after a restart */
@@ -1157,7 +1166,7 @@ int pdw_cmd_serve(int argc, char **argv)
 
     pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
     pdw_dedup_store store;
-    pdw_dedup_memory_store(s->dedup, &store);
+    pdw_dedup_memory_store_init(s->dedup, &store, PDW_DEDUP_STORE_VERSION);
     o.credentials = c->creds;
     o.num_credentials = c->ncreds;
     o.query_token = c->token;

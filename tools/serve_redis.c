@@ -77,7 +77,7 @@ int serve_redis_open(serve_redis **out, const serve_redis_config *c)
 
 void serve_redis_dedup(serve_redis *r, pdw_dedup_store *out)
 {
-    pdw_redis_dedup_store(r->dedup, out);
+    pdw_redis_dedup_store_init(r->dedup, out, PDW_DEDUP_STORE_VERSION);
 }
 
 int serve_redis_handle(const pdw_spool_record *rec, unsigned attempt, char *errbuf,

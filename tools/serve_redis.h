@@ -2,9 +2,10 @@
  * receiver, the local spool and the worker (see pdwebhook/redis.h and the README's "More
  * than one machine").
  *
- * - dedup: Redis's SET NX PX, with the local memory store as fallback while Redis cannot
- *   be reached (the delivery is still answered 200 once spooled: no 503 that would feed
- *   Pipedrive's ban counter; the stream's guard keeps the stream free of twins).
+ * - dedup: Redis's SET NX PX (in flight "0", confirmed "1"), with the local memory store
+ *   as fallback while Redis cannot be reached (the delivery is still answered 200 once
+ *   spooled: no 503 that would feed Pipedrive's ban counter; the stream's guard keeps the
+ *   stream free of twins).
  * - worker: each spooled delivery goes to the stream first (waiting in the spool while
  *   Redis is down), then to --output / --exec when given. */
 #ifndef PDW_SERVE_REDIS_H

@@ -13,8 +13,10 @@
  *    never more than CONTENT_LENGTH bytes, so a 2 GiB upload is refused unread.
  *  - Each process starts empty, so the built-in in-memory dedup table would forget every
  *    delivery at exit. A small store below keeps claims as files in PDWEBHOOK_DEDUP_DIR
- *    (one file per delivery key, created with O_EXCL, which is atomic). Without that
- *    variable dedup is off and a retry is handled again. */
+ *    (one file per delivery key, created with O_EXCL, which is atomic; "pending " while
+ *    the first process is still handling it, "handled " once the receiver confirmed it,
+ *    so that a retry arriving meanwhile is answered 503, not 200). Without that variable
+ *    dedup is off and a retry is handled again. */
 #define _POSIX_C_SOURCE 200809L
 
 #include "example.h"
@@ -45,6 +47,13 @@ static int key_path(const file_store *s, const char *key, size_t len, char *out,
     return n > 0 && (size_t)n < size ? 0 : -1;
 }
 
+/* A claim file holds "pending " or "handled " (the same length: confirm rewrites it in
+ * place), then the key itself, for whoever looks. Files of older versions of this example
+ * hold the key only: they count as handled. */
+#define PENDING "pending "
+#define HANDLED "handled "
+#define MARK_LEN 8
+
 /* Keys are never reused (they hold the event id and time), so the TTL only matters for
  * cleaning up: remove old files with e.g. `find DIR -type f -mmin +1440 -delete`. */
 static int file_claim(void *self, const char *key, size_t key_len, uint64_t now_ms,
@@ -56,12 +65,41 @@ static int file_claim(void *self, const char *key, size_t key_len, uint64_t now_
     if (key_path(self, key, key_len, path, sizeof path) != 0)
         return PDW_ESTORE;
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    if (fd < 0)
-        return errno == EEXIST ? PDW_CLAIM_DUPLICATE : PDW_ESTORE; /* ESTORE: 503, retried */
-    ssize_t w = write(fd, key, key_len); /* the key itself, for whoever looks */
-    (void)w;
+    if (fd < 0) {
+        if (errno != EEXIST)
+            return PDW_ESTORE; /* 503, retried */
+        /* claimed before: by a process still handling it, or handled */
+        char mark[MARK_LEN];
+        fd = open(path, O_RDONLY);
+        if (fd < 0)
+            return errno == ENOENT ? PDW_CLAIM_INFLIGHT : PDW_ESTORE; /* released meanwhile */
+        ssize_t n = read(fd, mark, MARK_LEN);
+        close(fd);
+        if (n < 0)
+            return PDW_ESTORE;
+        /* "pending " (or a part of it: the claiming process is still writing it) */
+        if (memcmp(mark, PENDING, (size_t)n) == 0)
+            return PDW_CLAIM_INFLIGHT;
+        return PDW_CLAIM_DUPLICATE;
+    }
+    ssize_t w = write(fd, PENDING, MARK_LEN);
+    ssize_t w2 = write(fd, key, key_len);
+    (void)w2;
     close(fd);
-    return PDW_CLAIM_NEW;
+    return w == MARK_LEN ? PDW_CLAIM_NEW : PDW_ESTORE;
+}
+
+static int file_confirm(void *self, const char *key, size_t key_len)
+{
+    char path[4096];
+    if (key_path(self, key, key_len, path, sizeof path) != 0)
+        return PDW_ESTORE;
+    int fd = open(path, O_WRONLY);
+    if (fd < 0)
+        return errno == ENOENT ? PDW_ENOTFOUND : PDW_ESTORE;
+    ssize_t w = pwrite(fd, HANDLED, MARK_LEN, 0);
+    close(fd);
+    return w == MARK_LEN ? 0 : PDW_ESTORE;
 }
 
 static int file_release(void *self, const char *key, size_t key_len)
@@ -98,7 +136,8 @@ static void add_env_header(pdw_header *h, size_t *n, const char *name, const cha
 int main(void)
 {
     file_store files = { getenv("PDWEBHOOK_DEDUP_DIR") };
-    pdw_dedup_store store = { PDW_DEDUP_STORE_VERSION, file_claim, file_release, &files };
+    pdw_dedup_store store = { PDW_DEDUP_STORE_VERSION, file_claim, file_release, &files,
+                              file_confirm };
     pdw_receiver_options opts = PDW_RECEIVER_OPTIONS_INIT;
     if (files.dir && *files.dir)
         opts.dedup = &store;

@@ -1,15 +1,39 @@
 /**
  * @file pdwebhook/dedup.h
- * @brief Deduplication of deliveries: an atomic claim on a delivery key.
+ * @brief Deduplication of deliveries: an atomic claim on a delivery key, confirmed once the
+ * delivery is accepted for good.
  *
  * Pipedrive delivers at least once: a retry repeats an event whose first attempt we may
  * already have accepted. The receiver claims each event's delivery key
- * (pdw_event_delivery_key()) before handing it on; a key already claimed is a duplicate,
- * answered 200 and not handed on again.
+ * (pdw_event_delivery_key()) before handing it on. A key has three states:
+ *
+ * | state                  | a claim of it returns   | the receiver answers                      |
+ * |------------------------|-------------------------|-------------------------------------------|
+ * | free (or expired)      | ::PDW_CLAIM_NEW         | hands the event on                        |
+ * | claimed, in flight     | ::PDW_CLAIM_INFLIGHT    | 503 + `Retry-After` (::PDW_EINFLIGHT)     |
+ * | claimed and confirmed  | ::PDW_CLAIM_DUPLICATE   | 200 (::PDW_EDUPLICATE), not handed on     |
+ *
+ * A claim is *confirmed* once the delivery was handed on and is answered 2xx; it is
+ * *released* (free again) when it was not accepted after all (a failing accept hook, a
+ * handler failure answered non-2xx), so that Pipedrive's retry is taken as new.
+ *
+ * Why three states: a retry may arrive while the first attempt is still in flight (a
+ * synchronous handler slower than Pipedrive's 10 s timeout, a stalled disk flush). Were it
+ * answered 200 as a duplicate and the first attempt then failed, the event would be lost
+ * for good: Pipedrive stops at the 200, the first attempt's claim is released, and nothing
+ * is handed on. Answering it 503 instead makes Pipedrive come back later (30 s, 150 s),
+ * when the first attempt has either been confirmed (then: a duplicate) or released (then:
+ * new).
  *
  * A store is a small vtable (::pdw_dedup_store) so that persistent or shared stores
  * (a spool-backed one, Redis) plug in. pdw_dedup_memory_new() gives the default: a bounded
  * in-memory table with a time to live.
+ *
+ * @par Version-1 stores
+ * A store of version 1 has no @c confirm and never answers ::PDW_CLAIM_INFLIGHT: a key
+ * in flight is a duplicate there. The receiver keeps working with it as before, and keeps
+ * the race described above (a retry arriving during a first attempt that then fails is
+ * lost). Implement version 2 to close it.
  */
 #ifndef PDWEBHOOK_DEDUP_H
 #define PDWEBHOOK_DEDUP_H
@@ -21,37 +45,69 @@
 extern "C" {
 #endif
 
-/** Claim result: the key was free and is now ours. */
+/** Claim result: the key was free (or expired) and is now ours, in flight. */
 #define PDW_CLAIM_NEW 1
-/** Claim result: the key was already claimed (a duplicate). */
+/** Claim result: the key is claimed and confirmed: a duplicate of an accepted delivery.
+ *  (A version-1 store also returns it for a key still in flight.) */
 #define PDW_CLAIM_DUPLICATE 0
+/** Claim result (version-2 stores): the key is claimed but not confirmed yet: another
+ *  request is accepting the same delivery right now and may still fail. The receiver
+ *  does not hand the event on; it answers a retry (attempt 2 or later) 503 +
+ *  `Retry-After` (::PDW_EINFLIGHT), and a first attempt (another webhook's copy of the
+ *  same event) 200 as a duplicate, since a 503 to a first attempt costs a ban point. */
+#define PDW_CLAIM_INFLIGHT 2
 
 /**
  * @brief A deduplication store. Implement it to plug in your own.
  *
  * All functions get @c self back. They may be called from several threads at once when
- * the receiver is used that way, so they must be thread-safe (claim atomic).
+ * the receiver is used that way, so they must be thread-safe (claim atomic: of two
+ * concurrent claims of one free key exactly one gets ::PDW_CLAIM_NEW). Keys are byte
+ * strings (@p key, @p key_len; no NUL needed), borrowed for the call: copy what you keep.
+ *
+ * Layout: members are only ever appended, and @c version says which the struct has
+ * (version 1: up to @c self; version 2: @c confirm too). The receiver reads only the
+ * members of the version it is given.
  */
 typedef struct pdw_dedup_store {
-    unsigned version; /**< ::PDW_DEDUP_STORE_VERSION */
+    unsigned version; /**< ::PDW_DEDUP_STORE_VERSION (2), or 1 for a store without confirm */
     /**
      * Claim @p key for @p ttl_ms milliseconds from @p now_ms, atomically.
-     * @return ::PDW_CLAIM_NEW, ::PDW_CLAIM_DUPLICATE, or a negative code (the receiver
-     *   then answers ::PDW_ESTORE, 503, so that Pipedrive retries).
+     * @return ::PDW_CLAIM_NEW (the key was free or expired: now claimed, in flight),
+     *   ::PDW_CLAIM_INFLIGHT (claimed, not confirmed yet; version 2 only: the receiver
+     *   answers 503 ::PDW_EINFLIGHT), ::PDW_CLAIM_DUPLICATE (claimed and confirmed; a
+     *   version-1 store also for a key in flight), or a negative code (the receiver then
+     *   answers ::PDW_ESTORE, 503, so that Pipedrive retries).
      */
     int (*claim)(void *self, const char *key, size_t key_len, uint64_t now_ms,
                  uint64_t ttl_ms);
     /**
      * Forget a claim (the event was not accepted after all, e.g. a synchronous handler
-     * failed and a non-2xx status asks Pipedrive to retry). @return 0 or a negative code.
+     * failed and a non-2xx status asks Pipedrive to retry): the key is free again, in
+     * flight or confirmed. @return 0 or a negative code (the receiver ignores it).
      */
     int (*release)(void *self, const char *key, size_t key_len);
     /** The implementation's state. */
     void *self;
+    /**
+     * (Version 2; optional: NULL behaves as version 1.) Confirm a claim in flight: the
+     * delivery was handed on and is answered 2xx, so later claims of @p key (until it
+     * expires, the TTL of its claim unchanged) return ::PDW_CLAIM_DUPLICATE instead of
+     * ::PDW_CLAIM_INFLIGHT. Confirming a confirmed key does nothing.
+     *
+     * The receiver calls it after a successful hand-on (see pdw_receiver_handle()), or
+     * the caller does, through pdw_receiver_confirm(), for an accept hook that returned
+     * ::PDW_ACCEPT_DEFERRED.
+     * @return 0, or a negative code: ::PDW_ENOTFOUND when the key is not claimed (never
+     *   claimed, released, expired or evicted), or the store's failure. The receiver
+     *   ignores a failure (the event was handed on already; a retry of it then sees the
+     *   key as it is: in flight until it expires, or free and handed on again).
+     */
+    int (*confirm)(void *self, const char *key, size_t key_len);
 } pdw_dedup_store;
 
-/** Version of ::pdw_dedup_store this header describes. */
-#define PDW_DEDUP_STORE_VERSION 1
+/** Version of ::pdw_dedup_store this header describes (2: with @c confirm). */
+#define PDW_DEDUP_STORE_VERSION 2
 
 /** @brief Options of the in-memory store. Initialise with ::PDW_DEDUP_MEMORY_OPTIONS_INIT. */
 typedef struct pdw_dedup_memory_options {
@@ -89,11 +145,36 @@ PDW_EXTERN int pdw_dedup_memory_new(pdw_dedup_memory **out,
 PDW_EXTERN void pdw_dedup_memory_free(pdw_dedup_memory *m);
 
 /**
- * @brief The store's vtable, to pass to a receiver.
+ * @brief The store's version-1 vtable, to pass to a receiver (kept for programs built
+ * against version 1 of ::pdw_dedup_store; new code calls pdw_dedup_memory_store_init()).
+ *
+ * Writes only the version-1 members (@c version = 1, @c claim, @c release, @c self), so a
+ * caller's version-1 struct is never overrun. Its @c claim answers ::PDW_CLAIM_DUPLICATE
+ * for a key in flight too, as before: with it the receiver keeps the race described in
+ * this file's introduction.
  * @param m the store.
  * @param[out] out filled with functions bound to @p m (valid while @p m lives).
  */
 PDW_EXTERN void pdw_dedup_memory_store(pdw_dedup_memory *m, pdw_dedup_store *out);
+
+/**
+ * @brief The store's vtable of a given version, to pass to a receiver.
+ *
+ * Version 2 (::PDW_DEDUP_STORE_VERSION) has @c confirm: a claim of a key in flight returns
+ * ::PDW_CLAIM_INFLIGHT, of a confirmed one ::PDW_CLAIM_DUPLICATE; @c confirm of a key that
+ * is not held (never claimed, released, expired or evicted) returns ::PDW_ENOTFOUND
+ * ("expired" as of the latest @c now_ms a claim passed). Version 1 is
+ * pdw_dedup_memory_store(). Only the members of @p version are written.
+ * @param m the store.
+ * @param[out] out filled with functions bound to @p m (valid while @p m lives).
+ * @param version ::PDW_DEDUP_STORE_VERSION, or 1.
+ * @return 0, ::PDW_EINVAL (NULL argument), ::PDW_EVERSIONSTRUCT (unknown version: @p out
+ *   untouched).
+ * @par Thread safety
+ * Any thread; the functions it gives are thread-safe (one mutex per store).
+ */
+PDW_EXTERN int pdw_dedup_memory_store_init(pdw_dedup_memory *m, pdw_dedup_store *out,
+                                           unsigned version);
 
 /** @brief Keys currently held (expired ones may still count until they are reused). */
 PDW_EXTERN size_t pdw_dedup_memory_count(pdw_dedup_memory *m);

@@ -10,6 +10,7 @@
  * ```
  *  method ─► Content-Type ─► size ─► auth ─► parse ─► dedup claim ─► accept hook ─► dispatch
  *   405         415           413     401     400        200 (dup)      503            200
+ *                                                        503 (in flight)
  * ```
  *
  * Default status policy (every row configurable in ::pdw_receiver_options):
@@ -17,6 +18,8 @@
  * |---------------------------------------------|--------|------------------------|
  * | accepted (handled, queued, or no handler)    | 200    | ::PDW_OK               |
  * | duplicate of an accepted delivery            | 200    | ::PDW_EDUPLICATE       |
+ * | a retry (attempt >= 2) of a delivery still being accepted by another request | 503 + `Retry-After` | ::PDW_EINFLIGHT |
+ * | a first attempt of a delivery still being accepted (another webhook's copy) | 200 | ::PDW_EDUPLICATE |
  * | method not POST                              | 405 + `Allow: POST` | ::PDW_EMETHOD |
  * | Content-Type not JSON                        | 415    | ::PDW_EMEDIATYPE       |
  * | body (or Content-Length) over the limit      | 413    | ::PDW_ETOOLARGE        |
@@ -27,6 +30,21 @@
  *
  * Handler failures answer 200 by default: a non-2xx first attempt feeds Pipedrive's ban
  * counter (10 bans the webhook for 30 minutes and its events are lost).
+ *
+ * @par Dedup: claim, then confirm or release
+ * The delivery key is claimed before the event is handed on. The claim is *confirmed*
+ * exactly when the answer is 2xx and the claim is kept: the handlers succeeded (or failed
+ * with a 2xx @c handler_error_status), or the accept hook returned 0 (any value >= 0 but
+ * ::PDW_ACCEPT_DEFERRED). It is *released* when the answer asks for a retry: the accept
+ * hook failed, or a handler failed with a non-2xx @c handler_error_status. A retry that
+ * arrives in between (the first attempt still running: a handler slower than Pipedrive's
+ * 10 s timeout) is answered 503 ::PDW_EINFLIGHT + `Retry-After`, never 200: had it been
+ * answered 200 and the first attempt then failed, the event would be lost. This needs a
+ * version-2 dedup store (the built-in one is); with a version-1 store such a retry is a
+ * duplicate, as before (see pdwebhook/dedup.h). A *first* attempt that finds the claim in
+ * flight is another webhook's copy of the same event (two subscriptions cover it): it is
+ * answered 200 as a duplicate, because a 503 to a first attempt adds a point to Pipedrive's
+ * ban counter of that webhook; the holder's own retries still cover a failure.
  *
  * @par Thread safety
  * Register handlers on pdw_receiver_router() before the first request. After that,
@@ -107,14 +125,32 @@ typedef struct pdw_credential {
 } pdw_credential;
 
 /**
+ * @brief Accept hook return value: accepted, and the caller settles the dedup claim itself.
+ *
+ * The delivery is answered as accepted (200 ::PDW_OK) but its claim stays in flight:
+ * retries meanwhile get 503 ::PDW_EINFLIGHT. The caller must end it, once it knows, with
+ * pdw_receiver_confirm() (the delivery is safe: later retries are duplicates) or
+ * pdw_receiver_release() (it is not: the next retry is handed on again), passing the
+ * event's delivery key. For a program that answers only after an asynchronous commit
+ * (e.g. a group-committed journal) and may still turn the answer into a 503.
+ */
+#define PDW_ACCEPT_DEFERRED 1
+
+/**
  * @brief The accept hook: take an accepted event somewhere durable before it is answered.
  *
  * Called after parsing and the dedup claim, instead of dispatching in-line. Return 0 and
- * the delivery is answered 200 (hand the event to pdw_receiver_dispatch_body() later, e.g.
- * from a worker). Return a negative code (say ::PDW_ESTORE on a full disk) and the claim is
- * released and the delivery answered 503 with `Retry-After`, so Pipedrive retries.
- * @param ev the event, borrowed for the call (copy the body with pdw_event_body()).
+ * the delivery is answered 200 and its dedup claim confirmed (hand the event to
+ * pdw_receiver_dispatch_body() later, e.g. from a worker). Return ::PDW_ACCEPT_DEFERRED
+ * and it is answered 200 but the claim stays in flight until the caller confirms or
+ * releases it (see ::PDW_ACCEPT_DEFERRED). Any other value >= 0 is taken as 0. Return a
+ * negative code (say ::PDW_ESTORE on a full disk) and the claim is released and the
+ * delivery answered 503 with `Retry-After`, so Pipedrive retries.
+ * @param ev the event, borrowed for the call (copy the body with pdw_event_body(), the key
+ *   with pdw_event_delivery_key()).
  * @param user as set in the options.
+ * @return 0, ::PDW_ACCEPT_DEFERRED, or a negative `PDW_E*` code (a negative value that is
+ *   not one of ours is answered as ::PDW_ESTORE).
  */
 typedef int (*pdw_accept_cb)(const pdw_event *ev, void *user);
 
@@ -137,7 +173,9 @@ typedef struct pdw_receiver_options {
     int retry_after_seconds;             /**< Retry-After on 503; 0: 3 */
     int allow_missing_content_type;      /**< 1 to accept a request without Content-Type */
     int disable_dedup;                   /**< 1 to hand on every delivery, retries too */
-    pdw_dedup_store *dedup;              /**< a store to use; NULL: built-in memory store; copied */
+    pdw_dedup_store *dedup;              /**< a store to use (version 1 or 2, only its version's
+                                              members are read); NULL: built-in memory store
+                                              (version 2); copied */
     size_t dedup_capacity;               /**< built-in store size; 0: 65536 keys */
     uint64_t dedup_ttl_ms;               /**< how long a key is kept; 0: 24 hours */
     pdw_accept_cb accept;                /**< NULL: dispatch synchronously */
@@ -201,7 +239,8 @@ PDW_EXTERN int pdw_receiver_check_head(const pdw_receiver *r, const pdw_request 
  * @param[out] verdict the answer to send; always filled, also on failure.
  * @param err optional detail (JSON byte offset, ...). Never contains a secret.
  * @return the verdict's reason: 0 (accepted), ::PDW_EDUPLICATE, ::PDW_EHANDLER, or the
- *   negative code that refused the request.
+ *   negative code that refused the request (::PDW_EINFLIGHT: the same delivery is being
+ *   accepted by another request right now; 503 + `Retry-After`).
  */
 PDW_EXTERN int pdw_receiver_handle(pdw_receiver *r, const pdw_request *req,
                                    pdw_verdict *verdict, pdw_error *err);
@@ -262,6 +301,34 @@ PDW_EXTERN int pdw_receiver_finish(pdw_receiver_pending *p, const char *body, si
 
 /** @brief Free a pending request (finished or not). @param p the pending request or NULL. */
 PDW_EXTERN void pdw_receiver_pending_free(pdw_receiver_pending *p);
+
+/**
+ * @brief Confirm the dedup claim of a delivery whose accept hook returned
+ * ::PDW_ACCEPT_DEFERRED: it is safe now, later retries of it are duplicates.
+ * @param r the receiver.
+ * @param key the delivery key (pdw_event_delivery_key(), pdw_verdict::delivery_key), no
+ *   NUL needed; borrowed for the call.
+ * @param key_len its length.
+ * @return 0 (also with dedup disabled, or a version-1 store: nothing to confirm),
+ *   ::PDW_EINVAL (NULL argument), or the store's code (the built-in store:
+ *   ::PDW_ENOTFOUND when the key is no longer held).
+ * @par Thread safety
+ * From any thread, like pdw_receiver_handle().
+ */
+PDW_EXTERN int pdw_receiver_confirm(pdw_receiver *r, const char *key, size_t key_len);
+
+/**
+ * @brief Release the dedup claim of a delivery whose accept hook returned
+ * ::PDW_ACCEPT_DEFERRED and which was not accepted after all (e.g. its journal flush
+ * failed and it is answered 503): the next retry of it is handed on again.
+ * @param r the receiver.
+ * @param key the delivery key, no NUL needed; borrowed for the call.
+ * @param key_len its length.
+ * @return 0 (also with dedup disabled), ::PDW_EINVAL (NULL argument), or the store's code.
+ * @par Thread safety
+ * From any thread, like pdw_receiver_handle().
+ */
+PDW_EXTERN int pdw_receiver_release(pdw_receiver *r, const char *key, size_t key_len);
 
 /**
  * @brief Parse and dispatch a body accepted earlier (by the accept hook) to the router.

@@ -12,8 +12,10 @@
  * ```
  *
  * - **dedup** (pdw_redis_dedup_new()): a ::pdw_dedup_store whose claim is
- *   `SET <prefix>dedup:<delivery key> 1 NX PX <ttl>`, so that retries reaching different
- *   receivers are handed on once. When Redis cannot be reached, claims go to a local
+ *   `SET <prefix>dedup:<delivery key> 0 NX PX <ttl>` (in flight), set to `1` when the
+ *   receiver confirms it, so that retries reaching different receivers are handed on once,
+ *   and a retry that arrives while another receiver is still accepting the delivery is
+ *   answered 503 (::PDW_EINFLIGHT), not 200. When Redis cannot be reached, claims go to a local
  *   fallback store if one is given (the delivery is then still answered 200, never a 503
  *   that feeds Pipedrive's ban counter); the stream's guard below keeps the stream free of
  *   twins anyway.
@@ -174,8 +176,11 @@ typedef struct pdw_redis_dedup_options {
     const char *prefix;         /**< key prefix; NULL: "pdwebhook:" (keys are
                                      `<prefix>dedup:<delivery key>`); copied */
     pdw_dedup_store *fallback;  /**< where claims go while Redis cannot be reached (e.g. a
-                                     pdw_dedup_memory_store()); copied. NULL: such a claim
-                                     fails with ::PDW_EREDIS, which a receiver answers 503 */
+                                     pdw_dedup_memory_store_init() of version 2; version 1
+                                     is accepted, but then a retry reaching this receiver
+                                     while it is still accepting the delivery is a
+                                     duplicate); copied. NULL: such a claim fails with
+                                     ::PDW_EREDIS, which a receiver answers 503 */
 } pdw_redis_dedup_options;
 
 /** Version of ::pdw_redis_dedup_options this header describes. */
@@ -189,10 +194,22 @@ PDW_EXTERN int pdw_redis_dedup_options_init(pdw_redis_dedup_options *opts, unsig
 /**
  * @brief Create a dedup store on a connection (which must outlive it).
  *
- * Claim: `SET <prefix>dedup:<key> 1 NX PX <ttl>` (the receiver's TTL; Redis's clock).
- * Release: `DEL` of the key (and of the fallback's claim). With a fallback, a key is also
- * looked up there first, so a retry reaching the same receiver during an outage is still
- * recognised.
+ * Claim (version-2 vtable, pdw_redis_dedup_store_init()): one Lua script, atomically,
+ * `SET <prefix>dedup:<key> 0 NX PX <ttl>` (the receiver's TTL; Redis's clock); when the
+ * key exists, its value tells ::PDW_CLAIM_DUPLICATE (`1`, confirmed) from
+ * ::PDW_CLAIM_INFLIGHT (`0`). Confirm: the value set to `1` in place (`SETRANGE`: the TTL
+ * is kept; no Redis 6 `KEEPTTL` needed), only if the key still exists. Release: `DEL` of
+ * the key (and of the fallback's claim). With a fallback, a key is also looked up there
+ * first, so a retry reaching the same receiver during an outage is still recognised; a
+ * key in flight there is ::PDW_CLAIM_INFLIGHT without asking Redis; a local claim that
+ * Redis finds in flight elsewhere is given back locally, one it finds confirmed is
+ * confirmed locally. Scripting (`EVAL`, Redis 2.6+) must be allowed: the stream writer
+ * needs it too.
+ *
+ * The version-1 vtable (pdw_redis_dedup_store()) keeps the old protocol, `SET ... 1 NX
+ * PX`, every existing key a duplicate. Both may share one Redis during a rolling upgrade:
+ * a version-1 receiver takes a `0` for a duplicate, a version-2 one takes the `1` a
+ * version-1 receiver wrote for a duplicate.
  * @param[out] out the store; free with pdw_redis_dedup_free().
  * @param conn the connection (borrowed).
  * @param opts options, or NULL for the defaults.
@@ -206,11 +223,36 @@ PDW_EXTERN int pdw_redis_dedup_new(pdw_redis_dedup **out, pdw_redis *conn,
 PDW_EXTERN void pdw_redis_dedup_free(pdw_redis_dedup *d);
 
 /**
- * @brief The store's vtable, to pass to a receiver (::pdw_receiver_options::dedup).
+ * @brief The store's version-1 vtable, to pass to a receiver (::pdw_receiver_options::dedup);
+ * kept for programs built against version 1 of ::pdw_dedup_store, new code calls
+ * pdw_redis_dedup_store_init().
+ *
+ * Writes only the version-1 members (@c version = 1, @c claim, @c release, @c self); its
+ * claim is `SET ... 1 NX PX` and answers ::PDW_CLAIM_DUPLICATE for a key in flight too
+ * (the race described in pdwebhook/dedup.h stays open).
  * @param d the store.
  * @param[out] out filled with functions bound to @p d (valid while @p d lives).
  */
 PDW_EXTERN void pdw_redis_dedup_store(pdw_redis_dedup *d, pdw_dedup_store *out);
+
+/**
+ * @brief The store's vtable of a given version, to pass to a receiver.
+ *
+ * Version 2 (::PDW_DEDUP_STORE_VERSION): in flight / confirmed, with @c confirm (see
+ * pdw_redis_dedup_new()); @c confirm returns 0, ::PDW_ENOTFOUND (the key is held neither
+ * in Redis nor in the fallback), or ::PDW_EREDIS. Version 1: pdw_redis_dedup_store().
+ * Only the members of @p version are written.
+ * @param d the store.
+ * @param[out] out filled with functions bound to @p d (valid while @p d lives).
+ * @param version ::PDW_DEDUP_STORE_VERSION, or 1.
+ * @return 0, ::PDW_EINVAL (NULL argument), ::PDW_EVERSIONSTRUCT (unknown version: @p out
+ *   untouched). Without Redis support built in, the functions it gives return
+ *   ::PDW_ENOTBUILT.
+ * @par Thread safety
+ * Any thread; the functions it gives are thread-safe.
+ */
+PDW_EXTERN int pdw_redis_dedup_store_init(pdw_redis_dedup *d, pdw_dedup_store *out,
+                                          unsigned version);
 
 /** @brief Dedup counters. */
 typedef struct pdw_redis_dedup_stats {

@@ -97,14 +97,31 @@ serve_stop() { # serve_stop PID: SIGTERM and wait; its exit status in $rc
 health() { curl -s "${1}healthz"; }
 hfield() { health "$1" | sed -n "s/.*\"$2\":\([0-9a-z]*\).*/\1/p" | head -n 1; }
 
-# body N RUN: a distinct v2 event
+# body N RUN [ATTEMPT]: a distinct v2 event (attempt 1 unless given)
 body() {
-  printf '{"meta":{"version":"2.0","action":"change","entity":"deal","entity_id":"%d","id":"%s-%d","webhook_id":"7","attempt":1,"timestamp":"2026-11-27T10:00:00.000Z"},"data":{"stage_id":2},"previous":{"stage_id":1}}' $(($1 % 13)) "$2" "$1"
+  printf '{"meta":{"version":"2.0","action":"change","entity":"deal","entity_id":"%d","id":"%s-%d","webhook_id":"7","attempt":%d,"timestamp":"2026-11-27T10:00:00.000Z"},"data":{"stage_id":2},"previous":{"stage_id":1}}' $(($1 % 13)) "$2" "$1" "${3:-1}"
 }
 # post URL FILE: prints the status code
 post() {
   curl -s -o /dev/null -w '%{http_code}' -m 30 -u u:p -H 'Content-Type: application/json' \
     --data-binary @"$2" "$1"
+}
+# post_settled URL FILE TAG: as post, for a delivery sent to two receivers at the same
+# moment. The later one may find it still being accepted by the other: 503 PDW_EINFLIGHT
+# + Retry-After (never a 200 that could lose it). Then it is sent again, as Pipedrive's
+# retry would be, until the first is settled (bounded). Prints the final status; each
+# in-flight answer adds a line to $tmp/inflight.
+post_settled() {
+  k=0
+  while :; do
+    code=$(curl -s -o "$tmp/ps.$3" -w '%{http_code}' -m 30 -u u:p \
+      -H 'Content-Type: application/json' --data-binary @"$2" "$1")
+    [ "$code" = 503 ] && grep -q PDW_EINFLIGHT "$tmp/ps.$3" && [ $k -lt 100 ] || break
+    echo "$3" >> "$tmp/inflight"
+    k=$((k + 1))
+    sleep 0.05
+  done
+  echo "$code"
 }
 # wait_until "shell condition" [tries of 0.05 s]
 wait_until() {

@@ -168,5 +168,43 @@ else
   echo "SKIP: openssl not installed, HTTPS not tested"
 fi
 
+# --sync: a retry that arrives while the first attempt's handler still runs (as when the
+# handler is slower than Pipedrive's 10 s and Pipedrive retries 3 s later) must get 503 +
+# Retry-After, not the 200 of a duplicate: the first attempt may yet fail, and after a 200
+# Pipedrive would never send the event again. The handler takes 2 s and fails its first
+# run; the retry sent meanwhile gets 503; the one after the failure is handled (200); the
+# next is a duplicate.
+cat > "$tmp/slow.sh" <<EOF
+cat > /dev/null
+touch "$tmp/slow.started"
+sleep 2
+if [ ! -e "$tmp/slow.failed" ]; then touch "$tmp/slow.failed"; exit 1; fi
+echo handled >> "$tmp/slow.log"
+EOF
+start sync --user pipedrive --password s3cret --sync --exec "sh $tmp/slow.sh"
+curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+  --data-binary "@$good" $AUTH "$url" > "$tmp/first.status" &
+first=$!
+i=0
+while [ ! -e "$tmp/slow.started" ] && [ $i -lt 200 ]; do i=$((i + 1)); sleep 0.05; done
+[ -e "$tmp/slow.started" ] && ok || bad "the --exec handler did not start"
+# a first attempt of the same event from a second webhook (overlapping subscriptions):
+# 200 as a duplicate, no ban point; Pipedrive's retry of the first covers a failure
+s=$(post "$url" "$good" $AUTH); check "second webhook's first attempt while the first runs" "$s" 200
+grep -q 'PDW_EDUPLICATE' "$tmp/body" && ok || bad "first attempt in flight not a duplicate: $(cat "$tmp/body")"
+sed 's/"attempt": *1/"attempt":2/' "$good" > "$tmp/retry2.json"
+s=$(post "$url" "$tmp/retry2.json" $AUTH); check "retry while the first attempt runs" "$s" 503
+grep -qi '^Retry-After: ' "$tmp/h" && ok || bad "503 in flight without Retry-After"
+grep -q 'PDW_EINFLIGHT' "$tmp/body" && ok || bad "503 in flight does not name PDW_EINFLIGHT"
+wait "$first"
+check "the first attempt failed" "$(cat "$tmp/first.status")" 500
+s=$(post "$url" "$tmp/retry2.json" $AUTH); check "retry after the failed first attempt is handled" "$s" 200
+grep -q '"ok":true' "$tmp/body" && ok || bad "retry after the failure not accepted: $(cat "$tmp/body")"
+check "handled once" "$(cat "$tmp/slow.log" 2>/dev/null | wc -l)" 1
+s=$(post "$url" "$tmp/retry2.json" $AUTH); check "retry after the success" "$s" 200
+grep -q 'PDW_EDUPLICATE' "$tmp/body" && ok || bad "retry after the success is not a duplicate"
+check "still handled once" "$(cat "$tmp/slow.log" 2>/dev/null | wc -l)" 1
+kill -TERM "$pid"; wait "$pid"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
