@@ -342,6 +342,8 @@ struct request_ctx {
     uint64_t spool_id;            /* appended without waiting; 0: none */
     char *key;                    /* its delivery key (owned) and arrival, for the worker */
     int64_t received_ms;
+    char object[PDW_NAME_MAX + 1]; /* its entity, so that the worker need not parse again */
+    char entity_id[PDW_ID_MAX + 1];
     int settled;                  /* the flush has decided: verdict final */
     char error_body[64];          /* a 503 body made after the fact */
     request_ctx *next;            /* in the committer's queue */
@@ -390,7 +392,6 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
 /* Journal the delivery of the request on this thread, without waiting for the disk. */
 static int append_async(server *s, const pdw_event *ev, pdw_spool_record *rec)
 {
-    (void)ev;
     request_ctx *r = tl_request;
     char *key = malloc(rec->key_len + 1);
     if (!key)
@@ -410,6 +411,9 @@ static int append_async(server *s, const pdw_event *ev, pdw_spool_record *rec)
     r->spool_id = rec->id;
     r->key = key;
     r->received_ms = rec->received_ms;
+    const char *eid = pdw_event_entity_id(ev);
+    snprintf(r->object, sizeof r->object, "%s", pdw_event_object(ev));
+    snprintf(r->entity_id, sizeof r->entity_id, "%s", eid ? eid : "");
     return 0;
 }
 
@@ -447,8 +451,9 @@ static void settle(server *s, request_ctx *r)
             s->store.confirm(s->store.self, r->key, strlen(r->key));
         pdw_spool_record rec = { r->spool_id, r->received_ms, r->key, strlen(r->key),
                                  r->body, r->len };
-        /* on failure it stays pending in the spool and is handed on after a restart */
-        pdw_worker_submit(s->worker, &rec);
+        /* ordered by the entity kept from the event (the body is not parsed again); on
+         * failure it stays pending in the spool and is handed on after a restart */
+        pdw_worker_submit_entity(s->worker, &rec, r->object, r->entity_id);
         return;
     }
     if (st == 1)
