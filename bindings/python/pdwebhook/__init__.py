@@ -38,7 +38,13 @@ __all__ = [
     "Receiver", "Event", "Response", "HandlerError", "DispatchResult", "PdwError",
     "load", "library_path", "search_path", "version", "version_number", "strerror",
     "err_name", "err_http_status", "error_codes", "LIBRARY_ENV", "SOVERSION",
+    "ACCEPT_DEFERRED",
 ]
+
+#: What an ``accept`` hook returns to answer 200 while it settles the delivery's dedup
+#: claim itself later, with :meth:`Receiver.confirm` or :meth:`Receiver.release`
+#: (``PDW_ACCEPT_DEFERRED``; for hooks that commit asynchronously).
+ACCEPT_DEFERRED = _lib.PDW_ACCEPT_DEFERRED
 
 log = logging.getLogger("pdwebhook")
 
@@ -413,7 +419,10 @@ class Receiver:
     - ``accept``: a callable ``accept(event)`` run instead of the handlers, to queue the
       event durably (then call :meth:`dispatch_body` later). Returning normally answers
       200; raising answers 503 + Retry-After (``PDW_ESTORE``) and releases the dedup claim;
-      returning a negative ``PDW_E*`` int answers with that code.
+      returning a negative ``PDW_E*`` int answers with that code. Returning
+      :data:`ACCEPT_DEFERRED` answers 200 but leaves the claim in flight (Pipedrive's
+      retries meanwhile get 503 ``PDW_EINFLIGHT``) until :meth:`confirm` or
+      :meth:`release` is called with the event's delivery key.
     - ``clock``: a callable returning milliseconds, for dedup expiry (tests).
 
     Raises :class:`PdwError` when the library refuses the options (``PDW_ENOAUTH`` without
@@ -573,7 +582,8 @@ class Receiver:
                     if state is not None:
                         state.events[ev_ptr] = event
                 rc = func(event)
-                if accept and isinstance(rc, int) and not isinstance(rc, bool) and rc < 0:
+                if accept and isinstance(rc, int) and not isinstance(rc, bool) and (
+                        rc < 0 or rc == _lib.PDW_ACCEPT_DEFERRED):
                     return rc
                 return 0
             except BaseException as exc:  # noqa: B902 - KeyboardInterrupt too, re-raised later
@@ -705,6 +715,24 @@ class Receiver:
         rc = _lib.lib().pdw_receiver_check_head(self._r(), byref(req), byref(verdict))
         del keep
         return None if rc == 0 else self._response(verdict)
+
+    def confirm(self, delivery_key):
+        """Confirm the dedup claim of a delivery whose ``accept`` hook returned
+        :data:`ACCEPT_DEFERRED`, once it is safe: later retries are duplicates. Raises
+        PdwError (``PDW_ENOTFOUND`` when the claim is unknown or expired)."""
+        k = _bytes(delivery_key, "delivery_key")
+        rc = _lib.lib().pdw_receiver_confirm(self._r(), k, len(k))
+        if rc < 0:
+            raise PdwError(rc)
+
+    def release(self, delivery_key):
+        """Release the dedup claim of a delivery whose ``accept`` hook returned
+        :data:`ACCEPT_DEFERRED`, when it was not kept after all: the next retry is handed
+        on again. Raises PdwError on a store failure."""
+        k = _bytes(delivery_key, "delivery_key")
+        rc = _lib.lib().pdw_receiver_release(self._r(), k, len(k))
+        if rc < 0:
+            raise PdwError(rc)
 
     def dispatch_body(self, body):
         """Parse and dispatch a body accepted earlier (by the ``accept`` hook) to the

@@ -43,6 +43,8 @@ PDW_EDUPLICATE = -20
 PDW_EHANDLER = -21
 PDW_ESTORE = -22
 PDW_EFROZEN = -23
+PDW_EINFLIGHT = -38
+PDW_ACCEPT_DEFERRED = 1  # receiver.h: an accept hook settles its claim itself
 
 
 # ---- structures (include/pdwebhook/*.h) ----
@@ -202,6 +204,8 @@ _PROTOTYPES = {
                                     POINTER(pdw_error)]),
     "pdw_receiver_dispatch_body": (c_int, [c_void_p, c_char_p, c_size_t,
                                            POINTER(pdw_dispatch_result), POINTER(pdw_error)]),
+    "pdw_receiver_confirm": (c_int, [c_void_p, c_char_p, c_size_t]),
+    "pdw_receiver_release": (c_int, [c_void_p, c_char_p, c_size_t]),
 }
 
 

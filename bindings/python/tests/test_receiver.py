@@ -386,6 +386,32 @@ class HandlerErrors(unittest.TestCase):
             r.dispatch_body(b"[]")
         self.assertEqual(cm.exception.name, "PDW_ENOTOBJECT")
 
+    def test_accept_deferred_then_confirm_or_release(self):
+        keys = []
+
+        def accept(event):
+            keys.append(event.delivery_key)
+            return pdwebhook.ACCEPT_DEFERRED
+
+        r = receiver(accept=accept, retry_after_seconds=7)
+        first = json.loads(fixture(DEAL))
+        self.assertEqual(post(r, json.dumps(first)).status, 200)
+        retry = dict(first, meta=dict(first["meta"], attempt=2))
+        pending = post(r, json.dumps(retry))       # still in flight: come back later
+        self.assertEqual(pending.status, 503)
+        self.assertEqual(dict(pending.headers).get("Retry-After"), "7")
+        self.assertIn("PDW_EINFLIGHT", pending.body.decode())
+        r.release(keys[0])                         # the commit failed
+        self.assertEqual(post(r, json.dumps(retry)).status, 200)
+        self.assertEqual(len(keys), 2)             # handed on again
+        r.confirm(keys[1])                         # now it is safe
+        dup = post(r, json.dumps(retry))
+        self.assertEqual(dup.status, 200)
+        self.assertIn("PDW_EDUPLICATE", dup.body.decode())
+        self.assertEqual(len(keys), 2)
+        with self.assertRaises(PdwError):
+            r.confirm("no-such-key")
+
     def test_dispatch_body_reports_handler_errors(self):
         r = receiver()
         r.on("*.*", lambda e: 1 / 0)
