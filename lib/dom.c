@@ -15,6 +15,7 @@
  * opened, so the root owns everything built so far and one json_decref() cleans up.
  * Without recursion the C stack use is fixed; deeper nests use one heap stack. */
 #include "dom.h"
+#include "jsonbytes.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -80,35 +81,9 @@ static char *scratch_room(bld *b, scratch *s, size_t n)
 
 /* ---- lexing ------------------------------------------------------------------------- */
 
-static const unsigned char ws_tab[256] = {
-    ['\t'] = 1, ['\n'] = 1, ['\r'] = 1, [' '] = 1,
-};
-
-static inline uint64_t load64(ucp p)
-{
-    uint64_t w;
-    memcpy(&w, p, 8);
-    return w;
-}
-
 static inline void skip_ws(bld *b)
 {
-    ucp p = b->p, end = b->end;
-    while (p < end && ws_tab[*p]) {
-        p++;
-#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        /* pretty-printed bodies: indentation comes in runs of spaces */
-        while (end - p >= 8) {
-            uint64_t x = load64(p) ^ 0x2020202020202020ull;
-            if (x) {
-                p += (unsigned)__builtin_ctzll(x) >> 3;
-                break;
-            }
-            p += 8;
-        }
-#endif
-    }
-    b->p = p;
+    b->p = pdw__skip_ws(b->p, b->end);
 }
 
 /* The first '"' or '\\' in [p, end), or end. Eight bytes at a time: the lowest byte the
@@ -118,7 +93,7 @@ static inline ucp find_quote_or_backslash(ucp p, ucp end)
 #if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
     while (end - p >= 8) {
-        uint64_t w = load64(p);
+        uint64_t w = pdw__load64(p);
         uint64_t q = w ^ (ones * '"'), s = w ^ (ones * '\\');
         uint64_t hit = (((q - ones) & ~q) | ((s - ones) & ~s)) & highs;
         if (hit)
@@ -135,41 +110,13 @@ static int hex4(ucp p, unsigned *out)
 {
     unsigned v = 0;
     for (int k = 0; k < 4; k++) {
-        unsigned c = p[k], d;
-        if (c - '0' < 10u)
-            d = c - '0';
-        else if ((c | 0x20u) - 'a' < 6u)
-            d = (c | 0x20u) - 'a' + 10u;
-        else
+        int d = pdw__hex_val(p[k]);
+        if (d < 0)
             return 0;
-        v = v << 4 | d;
+        v = v << 4 | (unsigned)d;
     }
     *out = v;
     return 1;
-}
-
-static size_t put_utf8(unsigned long cp, char *o)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xC0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
 }
 
 /* Decode the escaped string whose raw text starts at s (just after the opening quote) and
@@ -235,7 +182,7 @@ static int decode_escaped(bld *b, scratch *sc, ucp s, ucp bs, size_t *len)
                 return 0; /* lone low surrogate; \u0000 (no JSON_ALLOW_NUL) */
             }
             /* 6 raw bytes give at most 3, 12 give 4: stays within raw */
-            n += put_utf8(cp, o + n);
+            n += pdw__utf8_put(cp, (unsigned char *)o + n);
             break;
         }
         default:

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "jsonbytes.h"
 
 #if defined(__SSE2__)
 #include <emmintrin.h> /* baseline on x86-64 */
@@ -28,11 +29,6 @@ typedef const unsigned char *ucp;
 
 /* ---- character classes ------------------------------------------------------------ */
 
-/* Outside strings: bit 1 = JSON white space. */
-static const unsigned char ws_tab[256] = {
-    ['\t'] = 1, ['\n'] = 1, ['\r'] = 1, [' '] = 1,
-};
-
 /* Inside strings: nonzero = the fast loop must stop (quote, backslash, control, non-ASCII). */
 static const unsigned char str_stop[256] = {
 #define R16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
@@ -45,45 +41,9 @@ static const unsigned char str_stop[256] = {
 #undef R16
 };
 
-static inline uint64_t load64(ucp p)
-{
-    uint64_t w;
-    memcpy(&w, p, 8);
-    return w;
-}
-
-static inline ucp skip_ws(ucp p, ucp end)
-{
-    while (p < end && ws_tab[*p]) {
-        p++;
-        /* pretty-printed bodies: indentation comes in runs of spaces */
-        while (end - p >= 8) {
-            uint64_t x = load64(p) ^ 0x2020202020202020ull;
-            if (x) {
-#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-                p += (unsigned)__builtin_ctzll(x) >> 3; /* skip the leading spaces */
-#endif
-                break;
-            }
-            p += 8;
-        }
-    }
-    return p;
-}
-
 static inline int is_digit(unsigned c)
 {
     return c - '0' < 10u;
-}
-
-static int hex_val(unsigned c)
-{
-    if (c - '0' < 10u)
-        return (int)(c - '0');
-    c |= 0x20u; /* fold to lower case */
-    if (c - 'a' < 6u)
-        return (int)(c - 'a' + 10);
-    return -1;
 }
 
 /* Length of the valid UTF-8 sequence at p (lead byte >= 0x80), 0 when invalid: rejects
@@ -141,7 +101,7 @@ static unsigned read_hex4(ucp p, ucp end, int *ok)
         return 0;
     }
     for (int k = 0; k < 4; k++) {
-        int h = hex_val(p[k]);
+        int h = pdw__hex_val(p[k]);
         if (h < 0) {
             *ok = 0;
             return 0;
@@ -150,30 +110,6 @@ static unsigned read_hex4(ucp p, ucp end, int *ok)
     }
     *ok = 1;
     return v;
-}
-
-static unsigned char utf8_put(unsigned long cp, unsigned char *o)
-{
-    if (cp < 0x80) {
-        o[0] = (unsigned char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (unsigned char)(0xC0 | cp >> 6);
-        o[1] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (unsigned char)(0xE0 | cp >> 12);
-        o[1] = (unsigned char)(0x80 | (cp >> 6 & 0x3F));
-        o[2] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (unsigned char)(0xF0 | cp >> 18);
-    o[1] = (unsigned char)(0x80 | (cp >> 12 & 0x3F));
-    o[2] = (unsigned char)(0x80 | (cp >> 6 & 0x3F));
-    o[3] = (unsigned char)(0x80 | (cp & 0x3F));
-    return 4;
 }
 
 /* Decode one escape at c->p (a backslash) into c->buf. Never reads past c->end, even on
@@ -209,7 +145,7 @@ static void dcur_escape(dcur *c)
                 p += 6;
             }
         }
-        c->n = utf8_put(cp, c->buf);
+        c->n = (unsigned char)pdw__utf8_put(cp, c->buf);
         c->p = p;
         return;
     }
@@ -277,12 +213,12 @@ static void kh_feed(khash *k, ucp s, size_t n)
         k->pend[k->npend++] = *s++;
         n--;
         if (k->npend == 8) {
-            k->h = kh_word(k->h, load64(k->pend));
+            k->h = kh_word(k->h, pdw__load64(k->pend));
             k->npend = 0;
         }
     }
     for (; n >= 8; s += 8, n -= 8)
-        k->h = kh_word(k->h, load64(s));
+        k->h = kh_word(k->h, pdw__load64(s));
     while (n--)
         k->pend[k->npend++] = *s++;
 }
@@ -307,7 +243,7 @@ static inline uint64_t load_tail(ucp p, size_t n)
         uint16_t u;
         unsigned char c[2];
     } endian = { 1 };
-    uint64_t w = load64(p);
+    uint64_t w = pdw__load64(p);
     if (n == 0)
         return 0;
     if (n >= 8)
@@ -326,7 +262,7 @@ static uint32_t key_hash(uint64_t seed, ucp p, size_t len, int esc, ucp limit)
             /* Fast path, same result as kh_feed + kh_final. */
             uint64_t h = seed;
             for (size_t i = 0; i < whole; i += 8)
-                h = kh_word(h, load64(p + i));
+                h = kh_word(h, pdw__load64(p + i));
             h = kh_word(h, load_tail(p + whole, len - whole) ^ ((uint64_t)len << 56));
             h ^= h >> 29;
             h *= 0xBF58476D1CE4E5B9ull;
@@ -576,13 +512,13 @@ static inline pdw__val *field_lookup(pdw__scan *out, const field_name *tab,
     if (len == 0 || len + 1 >= nstart)
         return NULL;
     /* The key as two words, padded with zeros like the names. */
-    uint64_t w0 = len >= 8 ? load64((ucp)p) : load_tail((ucp)p, len);
+    uint64_t w0 = len >= 8 ? pdw__load64((ucp)p) : load_tail((ucp)p, len);
     uint64_t w1 = len > 8 ? load_tail((ucp)p + 8, len - 8) : 0;
     /* start has nstart entries and len + 1 < nstart (checked above): start[len] and
      * start[len + 1] are initialised constants. */
     /* NOLINTNEXTLINE(clang-analyzer-core.uninitialized.Assign) */
     for (size_t i = start[len]; i < start[len + 1]; i++)
-        if (load64((ucp)tab[i].name) == w0 && load64((ucp)tab[i].name + 8) == w1)
+        if (pdw__load64((ucp)tab[i].name) == w0 && pdw__load64((ucp)tab[i].name + 8) == w1)
             return (pdw__val *)(void *)((char *)out + tab[i].off);
     return NULL;
 }
@@ -618,7 +554,7 @@ static int scan_string_slow(const scanner *s, ucp *pp, int *esc)
          * backslash, control or non-ASCII byte), which the byte loop below then finds at
          * once. */
         while (end - p >= 8) {
-            uint64_t w = load64(p);
+            uint64_t w = pdw__load64(p);
             const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
             uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
             uint64_t hit = ((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w) | w;
@@ -649,7 +585,7 @@ static int scan_string_slow(const scanner *s, ucp *pp, int *esc)
                 for (int k = 2; k < 6; k++) {
                     if (end - p <= k)
                         return fail(s, end, PDW_EJSON, "unterminated string");
-                    if (hex_val(p[k]) < 0)
+                    if (pdw__hex_val(p[k]) < 0)
                         return fail_tok(s, p + k, "invalid \\u escape");
                 }
                 int ok;
@@ -848,7 +784,7 @@ static int scan(const scanner *s, pdw__scan *out, unsigned limit, keyset *ks)
 value:
     /* jansson counts every value, scalars too: the top level is depth 1. */
     if (d + 1 > limit)
-        return fail(s, skip_ws(p, end), PDW_EDEPTH, "JSON nested too deeply");
+        return fail(s, pdw__skip_ws(p, end), PDW_EDEPTH, "JSON nested too deeply");
 value_ws:
     if (p == end)
         return fail(s, p, PDW_EJSON, "unexpected end of input");
@@ -857,7 +793,7 @@ value_ws:
     case '\t':
     case '\n':
     case '\r':
-        p = skip_ws(p, end);
+        p = pdw__skip_ws(p, end);
         goto value_ws;
     case '{':
         if (d == 0)
@@ -875,7 +811,7 @@ value_ws:
             open_target[d] = target;
         if ((rc = ks_open(ks)) != 0)
             return fail(s, p, rc, "out of memory");
-        p = skip_ws(p + 1, end);
+        p = pdw__skip_ws(p + 1, end);
         if (p < end && *p == '}')
             goto close_object;
         goto key;
@@ -890,7 +826,7 @@ value_ws:
         if (d < 4)
             open_target[d] = target;
         target = NULL;
-        p = skip_ws(p + 1, end);
+        p = pdw__skip_ws(p + 1, end);
         if (p < end && *p == ']')
             goto close_array;
         goto value;
@@ -959,7 +895,7 @@ after_token:
     if (p < end && *p == '\0')
         p++;
 after_value:
-    p = skip_ws(p, end);
+    p = pdw__skip_ws(p, end);
     if (d == 0) {
         if (p != end)
             return fail_tok(s, p, "end of input expected");
@@ -1002,7 +938,7 @@ close_array:
 
 key:
     if (p < end && *p != '"')
-        p = skip_ws(p, end);
+        p = pdw__skip_ws(p, end);
     if (p == end || *p != '"')
         return fail_tok(s, p, "string or '}' expected");
     {
@@ -1023,7 +959,7 @@ key:
                                   esc, end);
         p = q + 1;
         if (p < end && *p != ':')
-            p = skip_ws(p, end);
+            p = pdw__skip_ws(p, end);
     }
     if (p == end || *p != ':')
         return fail_tok(s, p, "':' expected");
@@ -1157,17 +1093,17 @@ int pdw__obj_next(pdw__obj_iter *it, pdw__val *key, pdw__val *value)
     ucp p = (ucp)it->p, end = (ucp)it->end;
     if (!p)
         return 0;
-    while (p < end && (ws_tab[*p] || *p == ','))
+    while (p < end && (pdw__json_ws[*p] || *p == ','))
         p++;
     if (p >= end || *p != '"') {
         it->p = it->end;
         return 0;
     }
     p = take_value(p, end, key);
-    p = skip_ws(p, end);
+    p = pdw__skip_ws(p, end);
     if (p < end && *p == ':')
         p++;
-    p = skip_ws(p, end);
+    p = pdw__skip_ws(p, end);
     p = take_value(p, end, value);
     it->p = (const char *)p;
     return 1;
@@ -1193,7 +1129,7 @@ int pdw__array_first(const pdw__val *arr, pdw__val *out)
     if (!arr || arr->type != PDW__J_ARRAY || arr->len < 2)
         return 0;
     ucp end = (ucp)arr->p + arr->len - 1;
-    ucp p = skip_ws((ucp)arr->p + 1, end);
+    ucp p = pdw__skip_ws((ucp)arr->p + 1, end);
     if (p >= end)
         return 0;
     pdw__val v;
@@ -1213,8 +1149,8 @@ int pdw__val_equal(const pdw__val *a, const pdw__val *b)
         return str_equal_raw((ucp)a->p, a->len, a->escaped, (ucp)b->p, b->len, b->escaped);
     ucp x = (ucp)a->p, xe = x + a->len, y = (ucp)b->p, ye = y + b->len;
     for (;;) {
-        x = skip_ws(x, xe);
-        y = skip_ws(y, ye);
+        x = pdw__skip_ws(x, xe);
+        y = pdw__skip_ws(y, ye);
         if (x == xe || y == ye)
             return x == xe && y == ye;
         if (*x != *y)
