@@ -270,7 +270,8 @@ static int nb_claim(void *self, const char *key, size_t len, uint64_t now, uint6
     return PDW_ENOTBUILT;
 }
 
-static int nb_release(void *self, const char *key, size_t len)
+/* release and confirm alike: there is no store to act on */
+static int nb_key_op(void *self, const char *key, size_t len)
 {
     (void)self, (void)key, (void)len;
     return PDW_ENOTBUILT;
@@ -280,7 +281,7 @@ void pdw_redis_dedup_store(pdw_redis_dedup *d, pdw_dedup_store *out)
 {
     out->version = 1; /* the version-1 members only (see dedup.h) */
     out->claim = nb_claim;
-    out->release = nb_release;
+    out->release = nb_key_op;
     out->self = d;
 }
 
@@ -293,7 +294,7 @@ int pdw_redis_dedup_store_init(pdw_redis_dedup *d, pdw_dedup_store *out, unsigne
     pdw_redis_dedup_store(d, out);
     if (version >= 2) {
         out->version = PDW_DEDUP_STORE_VERSION;
-        out->confirm = nb_release;
+        out->confirm = nb_key_op;
     }
     return 0;
 }
