@@ -7,7 +7,9 @@
  *
  * Each key is in flight (claimed) or confirmed (accepted for good): the version-2 vtable
  * tells a claim of the one from the other (PDW_CLAIM_INFLIGHT / PDW_CLAIM_DUPLICATE); the
- * version-1 vtable, for programs built against the old struct, calls both duplicates. */
+ * version-1 vtable, for programs built against the old struct, calls both duplicates. The
+ * version-3 vtable adds confirm_for, which also moves the expiry: the receiver claims for
+ * a short in-flight lease and keeps a confirmed key for the whole TTL. */
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
@@ -177,6 +179,29 @@ static int mem_confirm(void *self, const char *key, size_t len)
     return rc;
 }
 
+/* Confirmed, and kept ttl_ms from now_ms: the claim held the key only for the lease. */
+static int mem_confirm_for(void *self, const char *key, size_t len, uint64_t now_ms,
+                           uint64_t ttl_ms)
+{
+    pdw_dedup_memory *m = self;
+    uint64_t h = hash_key(m->seed, key, len);
+    int found, rc = PDW_ENOTFOUND;
+    pthread_mutex_lock(&m->lock);
+    if (now_ms > m->now_ms)
+        m->now_ms = now_ms;
+    size_t i = probe(m, key, len, h, &found);
+    if (found) {
+        slot *s = &m->ring[m->index[i] - 1];
+        if (s->expires_ms > now_ms) {
+            s->confirmed = 1;
+            s->expires_ms = ttl_ms > UINT64_MAX - now_ms ? UINT64_MAX : now_ms + ttl_ms;
+            rc = 0;
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
 static int mem_release(void *self, const char *key, size_t len)
 {
     pdw_dedup_memory *m = self;
@@ -271,13 +296,16 @@ int pdw_dedup_memory_store_init(pdw_dedup_memory *m, pdw_dedup_store *out, unsig
         pdw_dedup_memory_store(m, out);
         return 0;
     }
-    if (version != PDW_DEDUP_STORE_VERSION)
+    if (version < 2 || version > PDW_DEDUP_STORE_VERSION)
         return PDW_EVERSIONSTRUCT;
-    out->version = PDW_DEDUP_STORE_VERSION;
+    /* the members of the version asked for only: a version-2 struct has no confirm_for */
+    out->version = version;
     out->claim = mem_claim;
     out->release = mem_release;
     out->self = m;
     out->confirm = mem_confirm;
+    if (version >= 3)
+        out->confirm_for = mem_confirm_for;
     return 0;
 }
 

@@ -9,6 +9,10 @@
 
 #define DEFAULT_MAX_BODY (1024u * 1024u)
 #define DEFAULT_TTL_MS (24ull * 3600ull * 1000ull)
+/* The in-flight lease (receiver.h): longer than any sane accept path or synchronous
+ * handler (Pipedrive waits 10 s for an answer), shorter than the 150 s to Pipedrive's last
+ * retry, which a crash between claim and confirm then leaves free. */
+#define DEFAULT_LEASE_MS (60ull * 1000ull)
 #define DEFAULT_RETRY_AFTER 3
 
 struct pdw_receiver {
@@ -16,9 +20,10 @@ struct pdw_receiver {
     pdw__auth *auth;
     pdw_router *router;
     pdw_dedup_memory *own_dedup; /* the built-in store, when no other is given */
-    pdw_dedup_store dedup; /* a version-1 store is kept with confirm NULL */
+    pdw_dedup_store dedup; /* an older store is kept with its missing members NULL */
     int dedup_on;
     uint64_t ttl_ms;
+    uint64_t claim_ms; /* what a claim holds a key for: the lease (confirm_for), or ttl_ms */
     size_t max_body;
     unsigned max_depth;
     int wrong_status;
@@ -42,9 +47,14 @@ int pdw_receiver_options_init(pdw_receiver_options *opts, unsigned version)
 {
     if (!opts)
         return PDW_EINVAL;
-    if (version != PDW_RECEIVER_OPTIONS_VERSION)
+    if (version != 1 && version != PDW_RECEIVER_OPTIONS_VERSION)
         return PDW_EVERSIONSTRUCT;
     pdw_receiver_options def = PDW_RECEIVER_OPTIONS_INIT;
+    if (version == 1) { /* a shorter struct: its members only */
+        def.version = 1;
+        memcpy(opts, &def, offsetof(pdw_receiver_options, inflight_lease_ms));
+        return 0;
+    }
     *opts = def;
     return 0;
 }
@@ -67,9 +77,11 @@ int pdw_receiver_new(pdw_receiver **out, const pdw_receiver_options *opts, pdw_e
     if (!out || !opts)
         return pdw__error_set(err, PDW_EINVAL, -1, "out and opts are required");
     *out = NULL;
-    if (opts->version != PDW_RECEIVER_OPTIONS_VERSION)
+    /* version 1 lacks inflight_lease_ms: only the members of opts->version are read */
+    if (opts->version != 1 && opts->version != PDW_RECEIVER_OPTIONS_VERSION)
         return pdw__error_set(err, PDW_EVERSIONSTRUCT, -1, "receiver options version %u",
                               opts->version);
+    uint64_t lease_ms = opts->version >= 2 ? opts->inflight_lease_ms : 0;
     if (pdw__alloc_set(&a, opts->allocator) < 0)
         return pdw__error_set(err, PDW_EINVAL, -1, "incomplete allocator");
     if (opts->num_credentials && !opts->credentials)
@@ -91,8 +103,8 @@ int pdw_receiver_new(pdw_receiver **out, const pdw_receiver_options *opts, pdw_e
     if (opts->retry_after_seconds < 0)
         return pdw__error_set(err, PDW_EINVAL, -1, "retry_after_seconds is negative");
     /* only the members of the store's version are read: a version-1 struct is shorter */
-    if (opts->dedup && ((opts->dedup->version != 1 &&
-                         opts->dedup->version != PDW_DEDUP_STORE_VERSION) ||
+    if (opts->dedup && (opts->dedup->version < 1 ||
+                        opts->dedup->version > PDW_DEDUP_STORE_VERSION ||
                         !opts->dedup->claim || !opts->dedup->release))
         return pdw__error_set(err, PDW_EINVAL, -1, "dedup store incomplete or wrong version");
 
@@ -132,9 +144,13 @@ int pdw_receiver_new(pdw_receiver **out, const pdw_receiver_options *opts, pdw_e
 
     if (!opts->disable_dedup) {
         r->dedup_on = 1;
+        /* an older store is a shorter struct: its members only (r is zeroed: the rest
+         * stays NULL). Version 1: in flight and confirmed are one state; version 2: no
+         * lease, a claim holds the key for the full TTL. */
         if (opts->dedup && opts->dedup->version == 1) {
             memcpy(&r->dedup, opts->dedup, offsetof(pdw_dedup_store, confirm));
-            r->dedup.confirm = NULL; /* version 1: in flight and confirmed are one state */
+        } else if (opts->dedup && opts->dedup->version == 2) {
+            memcpy(&r->dedup, opts->dedup, offsetof(pdw_dedup_store, confirm_for));
         } else if (opts->dedup) {
             r->dedup = *opts->dedup;
         } else {
@@ -145,6 +161,9 @@ int pdw_receiver_new(pdw_receiver **out, const pdw_receiver_options *opts, pdw_e
                 goto fail;
             pdw_dedup_memory_store_init(r->own_dedup, &r->dedup, PDW_DEDUP_STORE_VERSION);
         }
+        if (!lease_ms)
+            lease_ms = DEFAULT_LEASE_MS;
+        r->claim_ms = r->dedup.confirm_for && lease_ms < r->ttl_ms ? lease_ms : r->ttl_ms;
     }
     *out = r;
     return 0;
@@ -369,13 +388,25 @@ static void copy_str(char *dst, size_t cap, const char *src)
     dst[n] = '\0';
 }
 
+/* Confirm a claim: with a version-3 store for the full TTL from now (the claim held the
+ * key for the lease only), else keeping the claim's TTL. */
+static int dedup_confirm(pdw_receiver *r, const char *key, size_t key_len)
+{
+    if (r->dedup.confirm_for)
+        return r->dedup.confirm_for(r->dedup.self, key, key_len, r->clock(r->clock_user),
+                                    r->ttl_ms);
+    if (r->dedup.confirm)
+        return r->dedup.confirm(r->dedup.self, key, key_len);
+    return 0; /* version 1: nothing to confirm */
+}
+
 /* The claim's end. Confirmed exactly when the answer is 2xx and the claim is kept (a retry
  * is then a duplicate); released when the answer asks for a retry (then handed on again).
  * A failing confirm is ignored: the event was handed on already. */
 static void claim_confirm(pdw_receiver *r, const pdw_event *ev)
 {
-    if (r->dedup_on && r->dedup.confirm)
-        (void)r->dedup.confirm(r->dedup.self, ev->key, strlen(ev->key));
+    if (r->dedup_on)
+        (void)dedup_confirm(r, ev->key, strlen(ev->key));
 }
 
 static void claim_release(pdw_receiver *r, const pdw_event *ev)
@@ -445,7 +476,7 @@ static int handle_body(pdw_receiver *r, const char *body, size_t body_len, long 
 
     if (r->dedup_on) {
         rc = r->dedup.claim(r->dedup.self, ev.key, strlen(ev.key), r->clock(r->clock_user),
-                            r->ttl_ms);
+                            r->claim_ms);
         if (rc == PDW_CLAIM_DUPLICATE) {
             pdw__event_fini(&ev);
             return decide(r, v, PDW_EDUPLICATE, 0);
@@ -562,9 +593,9 @@ int pdw_receiver_confirm(pdw_receiver *r, const char *key, size_t key_len)
 {
     if (!r || (!key && key_len))
         return PDW_EINVAL;
-    if (!r->dedup_on || !r->dedup.confirm)
+    if (!r->dedup_on)
         return 0;
-    return r->dedup.confirm(r->dedup.self, key ? key : "", key_len);
+    return dedup_confirm(r, key ? key : "", key_len);
 }
 
 int pdw_receiver_release(pdw_receiver *r, const char *key, size_t key_len)

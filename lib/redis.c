@@ -277,6 +277,12 @@ static int nb_key_op(void *self, const char *key, size_t len)
     return PDW_ENOTBUILT;
 }
 
+static int nb_confirm_for(void *self, const char *key, size_t len, uint64_t now, uint64_t ttl)
+{
+    (void)self, (void)key, (void)len, (void)now, (void)ttl;
+    return PDW_ENOTBUILT;
+}
+
 void pdw_redis_dedup_store(pdw_redis_dedup *d, pdw_dedup_store *out)
 {
     out->version = 1; /* the version-1 members only (see dedup.h) */
@@ -289,13 +295,14 @@ int pdw_redis_dedup_store_init(pdw_redis_dedup *d, pdw_dedup_store *out, unsigne
 {
     if (!out)
         return PDW_EINVAL;
-    if (version != 1 && version != PDW_DEDUP_STORE_VERSION)
+    if (version < 1 || version > PDW_DEDUP_STORE_VERSION)
         return PDW_EVERSIONSTRUCT;
     pdw_redis_dedup_store(d, out);
-    if (version >= 2) {
-        out->version = PDW_DEDUP_STORE_VERSION;
+    out->version = version; /* and the members of that version only */
+    if (version >= 2)
         out->confirm = nb_key_op;
-    }
+    if (version >= 3)
+        out->confirm_for = nb_confirm_for;
     return 0;
 }
 
@@ -785,6 +792,14 @@ static const char confirm_script[] =
     "redis.call('SETRANGE', KEYS[1], 0, '1')\n"
     "return 1\n";
 
+/* KEYS[1] the claim, ARGV[1] the TTL in ms: confirmed ("1") and kept that long from now
+ * (version 3: the claim held the key only for the in-flight lease). Returns 1, or 0 when
+ * the key is not held (released, or expired: its lease ran out). */
+static const char confirm_for_script[] =
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
+    "redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])\n"
+    "return 1\n";
+
 /* The claim: the fallback first (it recognises retries to this receiver during an
  * outage), then Redis. v2: three states (SET "0" NX, confirmed to "1"); else version 1,
  * where a key in flight is a duplicate (SET "1" NX, as before). */
@@ -873,28 +888,54 @@ static int rd_claim_v1(void *self, const char *key, size_t len, uint64_t now_ms,
     return redis_claim(self, key, len, now_ms, ttl_ms, 0);
 }
 
-static int rd_confirm(void *self, const char *key, size_t len)
+/* The confirm, in the fallback (where the claim may have been made during an outage) and
+ * in Redis. for_ttl: version 3, the key kept ttl_ms from now (confirm_for); else the TTL
+ * of the claim is kept (confirm). */
+static int redis_confirm(pdw_redis_dedup *d, const char *key, size_t len, uint64_t now_ms,
+                         uint64_t ttl_ms, int for_ttl)
 {
-    pdw_redis_dedup *d = self;
     int local = PDW_ENOTFOUND;
-    if (d->has_fallback && d->fallback.confirm)
-        local = d->fallback.confirm(d->fallback.self, key, len);
-    char buf[512], *heap;
+    if (d->has_fallback) {
+        if (for_ttl && d->fallback.confirm_for)
+            local = d->fallback.confirm_for(d->fallback.self, key, len, now_ms, ttl_ms);
+        else if (d->fallback.confirm) /* a version-2 fallback keeps its claim's TTL */
+            local = d->fallback.confirm(d->fallback.self, key, len);
+    }
+    char buf[512], *heap, ttl[24];
     size_t klen;
     char *k = make_key(&d->conn->alloc, buf, sizeof buf, d->prefix, "dedup:", key, len, &klen,
                        &heap);
     if (!k)
         return PDW_ENOMEM;
-    const char *argv[] = { "EVAL", confirm_script, "1", k };
-    size_t lens[] = { 4, sizeof confirm_script - 1, 1, klen };
     redisReply *rep;
-    int rc = rcmd(d->conn, &rep, 4, argv, lens, 0, 0, NULL, NULL);
+    int rc;
+    if (for_ttl) {
+        snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)(ttl_ms ? ttl_ms : 1));
+        const char *argv[] = { "EVAL", confirm_for_script, "1", k, ttl };
+        size_t lens[] = { 4, sizeof confirm_for_script - 1, 1, klen, strlen(ttl) };
+        rc = rcmd(d->conn, &rep, 5, argv, lens, 0, 0, NULL, NULL);
+    } else {
+        const char *argv[] = { "EVAL", confirm_script, "1", k };
+        size_t lens[] = { 4, sizeof confirm_script - 1, 1, klen };
+        rc = rcmd(d->conn, &rep, 4, argv, lens, 0, 0, NULL, NULL);
+    }
     pdw__free(&d->conn->alloc, heap);
     if (rc < 0)
         return local == 0 ? 0 : rc; /* claimed in the fallback during an outage: confirmed */
     int held = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
     freeReplyObject(rep);
     return held || local == 0 ? 0 : PDW_ENOTFOUND;
+}
+
+static int rd_confirm(void *self, const char *key, size_t len)
+{
+    return redis_confirm(self, key, len, 0, 0, 0);
+}
+
+static int rd_confirm_for(void *self, const char *key, size_t len, uint64_t now_ms,
+                          uint64_t ttl_ms)
+{
+    return redis_confirm(self, key, len, now_ms, ttl_ms, 1);
 }
 
 static int rd_release(void *self, const char *key, size_t len)
@@ -944,7 +985,7 @@ int pdw_redis_dedup_new(pdw_redis_dedup **out, pdw_redis *conn,
     if (check_name("key prefix", prefix, err) < 0)
         return PDW_EINVAL;
     const pdw_dedup_store *fb = opts ? opts->fallback : NULL;
-    if (fb && ((fb->version != 1 && fb->version != PDW_DEDUP_STORE_VERSION) || !fb->claim ||
+    if (fb && (fb->version < 1 || fb->version > PDW_DEDUP_STORE_VERSION || !fb->claim ||
                !fb->release))
         return pdw__error_set(err, PDW_EINVAL, -1, "incomplete fallback dedup store");
     pdw_redis_dedup *d = pdw__calloc(&conn->alloc, 1, sizeof *d);
@@ -957,12 +998,13 @@ int pdw_redis_dedup_new(pdw_redis_dedup **out, pdw_redis *conn,
     }
     d->conn = conn;
     if (fb) {
-        if (fb->version == 1) { /* a shorter struct: its members only, no confirm */
+        /* an older struct is shorter: its members only (d is zeroed: the rest NULL) */
+        if (fb->version == 1)
             memcpy(&d->fallback, fb, offsetof(pdw_dedup_store, confirm));
-            d->fallback.confirm = NULL;
-        } else {
+        else if (fb->version == 2)
+            memcpy(&d->fallback, fb, offsetof(pdw_dedup_store, confirm_for));
+        else
             d->fallback = *fb;
-        }
         d->has_fallback = 1;
     }
     *out = d;
@@ -995,13 +1037,16 @@ int pdw_redis_dedup_store_init(pdw_redis_dedup *d, pdw_dedup_store *out, unsigne
         pdw_redis_dedup_store(d, out);
         return 0;
     }
-    if (version != PDW_DEDUP_STORE_VERSION)
+    if (version < 2 || version > PDW_DEDUP_STORE_VERSION)
         return PDW_EVERSIONSTRUCT;
-    out->version = PDW_DEDUP_STORE_VERSION;
+    /* the members of the version asked for only: a version-2 struct has no confirm_for */
+    out->version = version;
     out->claim = rd_claim;
     out->release = rd_release;
     out->self = d;
     out->confirm = rd_confirm;
+    if (version >= 3)
+        out->confirm_for = rd_confirm_for;
     return 0;
 }
 

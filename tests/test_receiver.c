@@ -452,7 +452,8 @@ static void test_custom_dedup_store_failure_503(void **state)
 {
     (void)state;
     int calls = 0;
-    pdw_dedup_store s = { PDW_DEDUP_STORE_VERSION, broken_claim, broken_release, &calls, NULL };
+    pdw_dedup_store s = { PDW_DEDUP_STORE_VERSION, broken_claim, broken_release, &calls, NULL,
+                          NULL };
     pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
     o.dedup = &s;
     counts c = { 0, 0 };
@@ -798,8 +799,8 @@ static void test_version1_store(void **state)
     gate_fini(&g);
     pdw_dedup_memory_free(m);
 
-    /* versions other than 1 and 2 are refused */
-    pdw_dedup_store bad = { 3, broken_claim, broken_release, NULL, NULL };
+    /* versions other than 1, 2 and 3 are refused */
+    pdw_dedup_store bad = { 4, broken_claim, broken_release, NULL, NULL, NULL };
     pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
     o.dedup = &bad;
     o.insecure_no_auth = 1;
@@ -836,6 +837,339 @@ static void test_dedup_ttl_via_clock(void **state)
     pdw_receiver_free(r);
 }
 
+/* ---- the in-flight lease -------------------------------------------------------------
+ * A claim in flight holds its key for the lease (default 60 s), not the dedup TTL; the
+ * confirm keeps it for the TTL. The accept hook below defers and never settles: the
+ * process "crashed" between the claim and its confirm. */
+
+#define LEASE_MS 60000ull
+#define TTL_MS (24ull * 3600ull * 1000ull)
+#define T0 1700000000000ull
+
+static pdw_receiver *deferring_receiver(pdw_receiver_options *o, hook *h)
+{
+    o->accept = accept_hook;
+    o->accept_user = h;
+    o->clock = fake_clock;
+    return make_receiver(o, NULL);
+}
+
+/* A retry within the lease is 503 in flight; after it, taken as new and handed on. */
+static void test_lease_crash_retry_after_lease(void **state)
+{
+    (void)state;
+    hook h = { PDW_ACCEPT_DEFERRED, 0, "", 0 };
+    pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
+    assert_int_equal(o.version, 2);
+    assert_int_equal(o.inflight_lease_ms, 0); /* the default: 60 s */
+    pdw_receiver *r = deferring_receiver(&o, &h);
+    req q;
+    pdw_verdict v;
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    fake_now = T0;
+    assert_int_equal(run(r, &q, &v), PDW_OK); /* answered; its claim is never settled */
+    assert_int_equal(h.calls, 1);
+    char buf[sizeof V2 + 8];
+    make_retry(&q, buf, sizeof buf);
+    fake_now = T0 + 3000; /* Pipedrive's retries within the lease: 503 in flight */
+    assert_int_equal(run(r, &q, &v), PDW_EINFLIGHT);
+    assert_int_equal(v.status, 503);
+    assert_non_null(header_of(&v, "Retry-After"));
+    fake_now = T0 + LEASE_MS - 1;
+    assert_int_equal(run(r, &q, &v), PDW_EINFLIGHT);
+    assert_int_equal(h.calls, 1);
+    fake_now = T0 + LEASE_MS; /* the lease is over: the retry is new, handed on */
+    assert_int_equal(run(r, &q, &v), PDW_OK);
+    assert_int_equal(v.status, 200);
+    assert_int_equal(h.calls, 2);
+    /* this one settles: a later retry is a duplicate */
+    assert_int_equal(pdw_receiver_confirm(r, h.key, strlen(h.key)), 0);
+    fake_now = T0 + 183000; /* Pipedrive's last retry */
+    assert_int_equal(run(r, &q, &v), PDW_EDUPLICATE);
+    assert_int_equal(h.calls, 2);
+    pdw_receiver_free(r);
+
+    /* a lease of one's own */
+    hook h2 = { PDW_ACCEPT_DEFERRED, 0, "", 0 };
+    pdw_receiver_options o2 = PDW_RECEIVER_OPTIONS_INIT;
+    o2.inflight_lease_ms = 5000;
+    r = deferring_receiver(&o2, &h2);
+    fake_now = T0;
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    assert_int_equal(run(r, &q, &v), PDW_OK);
+    make_retry(&q, buf, sizeof buf);
+    fake_now = T0 + 4999;
+    assert_int_equal(run(r, &q, &v), PDW_EINFLIGHT);
+    fake_now = T0 + 5000;
+    assert_int_equal(run(r, &q, &v), PDW_OK);
+    assert_int_equal(h2.calls, 2);
+    pdw_receiver_free(r);
+}
+
+/* A confirmed delivery stays a duplicate for the full TTL from its confirm, long after the
+ * lease: when the receiver confirms itself, and through pdw_receiver_confirm(). */
+static void test_lease_confirmed_duplicate_for_ttl(void **state)
+{
+    (void)state;
+    char buf[sizeof V2 + 8];
+    req q, retry;
+    pdw_verdict v;
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    make_retry(&retry, buf, sizeof buf);
+
+    /* synchronous dispatch: confirmed by the receiver */
+    pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
+    o.clock = fake_clock;
+    counts c = { 0, 0 };
+    pdw_receiver *r = make_receiver(&o, &c);
+    fake_now = T0;
+    assert_int_equal(run(r, &q, &v), PDW_OK);
+    fake_now = T0 + LEASE_MS;
+    assert_int_equal(run(r, &retry, &v), PDW_EDUPLICATE);
+    fake_now = T0 + 23ull * 3600ull * 1000ull;
+    assert_int_equal(run(r, &retry, &v), PDW_EDUPLICATE);
+    fake_now = T0 + TTL_MS - 1;
+    assert_int_equal(run(r, &retry, &v), PDW_EDUPLICATE);
+    assert_int_equal(atomic_load(&c.calls), 1);
+    fake_now = T0 + TTL_MS; /* the TTL is over: a (very late) copy is new again */
+    assert_int_equal(run(r, &retry, &v), PDW_OK);
+    assert_int_equal(atomic_load(&c.calls), 2);
+    pdw_receiver_free(r);
+
+    /* an accept hook that returns 0: confirmed by the receiver too */
+    hook h0 = { 0, 0, "", 0 };
+    pdw_receiver_options o0 = PDW_RECEIVER_OPTIONS_INIT;
+    r = deferring_receiver(&o0, &h0);
+    fake_now = T0;
+    assert_int_equal(run(r, &q, &v), PDW_OK);
+    fake_now = T0 + 10 * LEASE_MS;
+    assert_int_equal(run(r, &retry, &v), PDW_EDUPLICATE);
+    assert_int_equal(h0.calls, 1);
+    pdw_receiver_free(r);
+
+    /* deferred, confirmed 20 s later: kept for the TTL from the confirm */
+    hook h = { PDW_ACCEPT_DEFERRED, 0, "", 0 };
+    pdw_receiver_options o2 = PDW_RECEIVER_OPTIONS_INIT;
+    r = deferring_receiver(&o2, &h);
+    fake_now = T0;
+    assert_int_equal(run(r, &q, &v), PDW_OK);
+    fake_now = T0 + 20000;
+    assert_int_equal(pdw_receiver_confirm(r, h.key, strlen(h.key)), 0);
+    fake_now = T0 + 3 * LEASE_MS;
+    assert_int_equal(run(r, &retry, &v), PDW_EDUPLICATE);
+    fake_now = T0 + 20000 + TTL_MS - 1;
+    assert_int_equal(run(r, &retry, &v), PDW_EDUPLICATE);
+    fake_now = T0 + 20000 + TTL_MS;
+    assert_int_equal(run(r, &retry, &v), PDW_OK);
+    assert_int_equal(h.calls, 2);
+    pdw_receiver_free(r);
+
+    /* confirmed after its lease ran out: not held any more, said so; a retry is new */
+    hook h3 = { PDW_ACCEPT_DEFERRED, 0, "", 0 };
+    pdw_receiver_options o3 = PDW_RECEIVER_OPTIONS_INIT;
+    r = deferring_receiver(&o3, &h3);
+    fake_now = T0;
+    assert_int_equal(run(r, &q, &v), PDW_OK);
+    fake_now = T0 + LEASE_MS;
+    assert_int_equal(pdw_receiver_confirm(r, h3.key, strlen(h3.key)), PDW_ENOTFOUND);
+    assert_int_equal(run(r, &retry, &v), PDW_OK);
+    assert_int_equal(h3.calls, 2);
+    pdw_receiver_free(r);
+}
+
+/* A version-2 store, as a program built against the version-2 header lays it out (no
+ * confirm_for; allocated to its exact size, so that reading past it is caught under ASan
+ * and valgrind): no lease, the claim holds the key for the full TTL, as before. */
+typedef struct v2_store {
+    unsigned version;
+    int (*claim)(void *self, const char *key, size_t key_len, uint64_t now_ms, uint64_t ttl_ms);
+    int (*release)(void *self, const char *key, size_t key_len);
+    void *self;
+    int (*confirm)(void *self, const char *key, size_t key_len);
+} v2_store;
+
+static void test_lease_version2_store_unchanged(void **state)
+{
+    (void)state;
+    pdw_dedup_memory *m = NULL;
+    assert_int_equal(pdw_dedup_memory_new(&m, NULL, NULL), 0);
+    v2_store *old = malloc(sizeof *old);
+    assert_non_null(old);
+    assert_int_equal(pdw_dedup_memory_store_init(m, (pdw_dedup_store *)(void *)old, 2), 0);
+    assert_int_equal(old->version, 2);
+    hook h = { PDW_ACCEPT_DEFERRED, 0, "", 0 };
+    pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
+    o.dedup = (pdw_dedup_store *)(void *)old;
+    o.inflight_lease_ms = 5000; /* ignored: a version-2 store has no lease */
+    pdw_receiver *r = deferring_receiver(&o, &h);
+    free(old); /* copied by pdw_receiver_new() */
+    char buf[sizeof V2 + 8];
+    req q, retry;
+    pdw_verdict v;
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    make_retry(&retry, buf, sizeof buf);
+    fake_now = T0;
+    assert_int_equal(run(r, &q, &v), PDW_OK); /* never settled */
+    fake_now = T0 + LEASE_MS;
+    assert_int_equal(run(r, &retry, &v), PDW_EINFLIGHT);
+    fake_now = T0 + TTL_MS - 1; /* in flight for the whole TTL: the old crash window */
+    assert_int_equal(run(r, &retry, &v), PDW_EINFLIGHT);
+    fake_now = T0 + TTL_MS;
+    assert_int_equal(run(r, &retry, &v), PDW_OK);
+    assert_int_equal(h.calls, 2);
+    /* its confirm keeps the claim's TTL (the version-2 confirm) */
+    fake_now = T0 + TTL_MS + 20000;
+    assert_int_equal(pdw_receiver_confirm(r, h.key, strlen(h.key)), 0);
+    fake_now = T0 + 2 * TTL_MS - 1;
+    assert_int_equal(run(r, &retry, &v), PDW_EDUPLICATE);
+    fake_now = T0 + 2 * TTL_MS;
+    assert_int_equal(run(r, &retry, &v), PDW_OK);
+    pdw_receiver_free(r);
+
+    /* a version-3 store without confirm_for behaves as version 2 */
+    pdw_dedup_store s3;
+    assert_int_equal(pdw_dedup_memory_store_init(m, &s3, PDW_DEDUP_STORE_VERSION), 0);
+    s3.confirm_for = NULL;
+    hook h3 = { PDW_ACCEPT_DEFERRED, 0, "", 0 };
+    pdw_receiver_options o3 = PDW_RECEIVER_OPTIONS_INIT;
+    o3.dedup = &s3;
+    r = deferring_receiver(&o3, &h3);
+    fake_now = T0 + 10 * TTL_MS;
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    assert_int_equal(run(r, &q, &v), PDW_OK);
+    fake_now = T0 + 10 * TTL_MS + LEASE_MS;
+    assert_int_equal(run(r, &retry, &v), PDW_EINFLIGHT);
+    pdw_receiver_free(r);
+    pdw_dedup_memory_free(m);
+}
+
+/* inflight_lease_ms at or above the dedup TTL: no lease, a claim holds the full TTL. */
+static void test_lease_disabled_at_ttl(void **state)
+{
+    (void)state;
+    const uint64_t leases[] = { 10000, 20000, UINT64_MAX };
+    char buf[sizeof V2 + 8];
+    req q, retry;
+    pdw_verdict v;
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    make_retry(&retry, buf, sizeof buf);
+    for (size_t i = 0; i < sizeof leases / sizeof *leases; i++) {
+        hook h = { PDW_ACCEPT_DEFERRED, 0, "", 0 };
+        pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
+        o.dedup_ttl_ms = 10000;
+        o.inflight_lease_ms = leases[i];
+        pdw_receiver *r = deferring_receiver(&o, &h);
+        fake_now = T0;
+        assert_int_equal(run(r, &q, &v), PDW_OK);
+        fake_now = T0 + 9999;
+        assert_int_equal(run(r, &retry, &v), PDW_EINFLIGHT);
+        fake_now = T0 + 10000;
+        assert_int_equal(run(r, &retry, &v), PDW_OK);
+        assert_int_equal(h.calls, 2);
+        pdw_receiver_free(r);
+    }
+    /* just below the TTL: a lease */
+    hook h = { PDW_ACCEPT_DEFERRED, 0, "", 0 };
+    pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
+    o.dedup_ttl_ms = 10000;
+    o.inflight_lease_ms = 9999;
+    pdw_receiver *r = deferring_receiver(&o, &h);
+    fake_now = T0;
+    assert_int_equal(run(r, &q, &v), PDW_OK);
+    fake_now = T0 + 9999;
+    assert_int_equal(run(r, &retry, &v), PDW_OK);
+    pdw_receiver_free(r);
+    /* a TTL shorter than the default lease: the default lease is off too */
+    hook h2 = { PDW_ACCEPT_DEFERRED, 0, "", 0 };
+    pdw_receiver_options o2 = PDW_RECEIVER_OPTIONS_INIT;
+    o2.dedup_ttl_ms = 30000;
+    r = deferring_receiver(&o2, &h2);
+    fake_now = T0;
+    assert_int_equal(run(r, &q, &v), PDW_OK);
+    fake_now = T0 + 29999;
+    assert_int_equal(run(r, &retry, &v), PDW_EINFLIGHT);
+    fake_now = T0 + 30000;
+    assert_int_equal(run(r, &retry, &v), PDW_OK);
+    pdw_receiver_free(r);
+}
+
+/* A version-1 options struct, as a program built against the version-1 header lays it
+ * out (no inflight_lease_ms; allocated to its exact size, so that a read or write past it
+ * is caught under ASan and valgrind): still accepted, and it gets the default lease. */
+typedef struct v1_options {
+    unsigned version;
+    const pdw_credential *credentials;
+    size_t num_credentials;
+    const char *query_token;
+    const char *query_token_name;
+    int insecure_no_auth;
+    const char *realm;
+    size_t max_body;
+    unsigned max_depth;
+    int wrong_credentials_status;
+    int handler_error_status;
+    int retry_after_seconds;
+    int allow_missing_content_type;
+    int disable_dedup;
+    pdw_dedup_store *dedup;
+    size_t dedup_capacity;
+    uint64_t dedup_ttl_ms;
+    pdw_accept_cb accept;
+    void *accept_user;
+    pdw_clock_cb clock;
+    void *clock_user;
+    const pdw_allocator *allocator;
+} v1_options;
+
+static void test_options_version1_struct(void **state)
+{
+    (void)state;
+    /* the version-2 struct is the version-1 one with a member appended */
+    assert_int_equal(sizeof(v1_options), offsetof(pdw_receiver_options, inflight_lease_ms));
+    assert_int_equal(offsetof(v1_options, allocator),
+                     offsetof(pdw_receiver_options, allocator));
+    v1_options *o = malloc(sizeof *o);
+    assert_non_null(o);
+    memset(o, 0x5a, sizeof *o);
+    /* writes the version-1 members only */
+    assert_int_equal(pdw_receiver_options_init((pdw_receiver_options *)(void *)o, 1), 0);
+    assert_int_equal(o->version, 1);
+    assert_null(o->credentials);
+    assert_null(o->allocator);
+    assert_int_equal(o->dedup_ttl_ms, 0);
+    static const pdw_credential creds[] = { { "pipedrive", "s3cret" } };
+    hook h = { PDW_ACCEPT_DEFERRED, 0, "", 0 };
+    o->credentials = creds;
+    o->num_credentials = 1;
+    o->accept = accept_hook;
+    o->accept_user = &h;
+    o->clock = fake_clock;
+    pdw_receiver *r = NULL;
+    assert_int_equal(pdw_receiver_new(&r, (const pdw_receiver_options *)(void *)o, NULL), 0);
+    free(o);
+    char buf[sizeof V2 + 8];
+    req q, retry;
+    pdw_verdict v;
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    make_retry(&retry, buf, sizeof buf);
+    fake_now = T0;
+    assert_int_equal(run(r, &q, &v), PDW_OK);
+    fake_now = T0 + LEASE_MS - 1;
+    assert_int_equal(run(r, &retry, &v), PDW_EINFLIGHT);
+    fake_now = T0 + LEASE_MS; /* the default lease */
+    assert_int_equal(run(r, &retry, &v), PDW_OK);
+    assert_int_equal(h.calls, 2);
+    pdw_receiver_free(r);
+    /* pdw_receiver_options_init: the full struct for the current version */
+    pdw_receiver_options full;
+    memset(&full, 0x5a, sizeof full);
+    assert_int_equal(pdw_receiver_options_init(&full, PDW_RECEIVER_OPTIONS_VERSION), 0);
+    assert_int_equal(full.version, PDW_RECEIVER_OPTIONS_VERSION);
+    assert_int_equal(full.inflight_lease_ms, 0);
+    assert_null(full.allocator);
+    assert_null(full.credentials);
+}
+
 static void test_new_refuses_bad_options(void **state)
 {
     (void)state;
@@ -869,9 +1203,12 @@ static void test_new_refuses_bad_options(void **state)
     o2.handler_error_status = 99;
     assert_int_equal(pdw_receiver_new(&r, &o2, NULL), PDW_EINVAL);
     o2.handler_error_status = 0;
-    o2.version = 2;
+    o2.version = 3;
     assert_int_equal(pdw_receiver_new(&r, &o2, NULL), PDW_EVERSIONSTRUCT);
-    assert_int_equal(pdw_receiver_options_init(&o2, 2), PDW_EVERSIONSTRUCT);
+    o2.version = 0;
+    assert_int_equal(pdw_receiver_new(&r, &o2, NULL), PDW_EVERSIONSTRUCT);
+    assert_int_equal(pdw_receiver_options_init(&o2, 3), PDW_EVERSIONSTRUCT);
+    assert_int_equal(pdw_receiver_options_init(&o2, 0), PDW_EVERSIONSTRUCT);
     assert_int_equal(pdw_receiver_options_init(&o2, PDW_RECEIVER_OPTIONS_VERSION), 0);
     assert_int_equal(o2.version, PDW_RECEIVER_OPTIONS_VERSION);
     assert_null(o2.credentials);
@@ -1183,6 +1520,11 @@ int main(void)
         cmocka_unit_test(test_accept_deferred),
         cmocka_unit_test(test_version1_store),
         cmocka_unit_test(test_dedup_ttl_via_clock),
+        cmocka_unit_test(test_lease_crash_retry_after_lease),
+        cmocka_unit_test(test_lease_confirmed_duplicate_for_ttl),
+        cmocka_unit_test(test_lease_version2_store_unchanged),
+        cmocka_unit_test(test_lease_disabled_at_ttl),
+        cmocka_unit_test(test_options_version1_struct),
         cmocka_unit_test(test_new_refuses_bad_options),
         cmocka_unit_test(test_all_fixtures),
         cmocka_unit_test(test_begin_refuses_like_handle),

@@ -1,10 +1,24 @@
 /* pdwebhook/redis.h without a Redis server: URL parsing (every part, and messages that name
  * the wrong part and never the password), option defaults, argument checks, and a
- * connection to a port nobody listens on (fails fast, backs off, says so in its stats). */
+ * connection to a port nobody listens on (fails fast, backs off, says so in its stats).
+ *
+ * With a real redis-server (PDW_TEST_REDIS_SERVER, set by CMake when the library has
+ * Redis support and redis-server is installed; skipped otherwise): the dedup store's
+ * in-flight lease, each case with its own server on a free loopback port. */
 #include <string.h>
 
 #include "pdw_test.h"
 #include "pdwebhook/pdwebhook.h"
+
+#ifdef PDW_TEST_REDIS_SERVER
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#endif
 
 static int parse(const char *url, pdw_redis_url *u, pdw_error *e)
 {
@@ -160,6 +174,18 @@ static void test_unreachable_fails_fast(void **state)
     if (!pdw_redis_available()) {
         assert_int_equal(rc, PDW_ENOTBUILT);
         assert_null(r);
+        /* the stubs: the vtables of every version, their functions PDW_ENOTBUILT */
+        pdw_dedup_store st;
+        st.confirm_for = NULL;
+        assert_int_equal(pdw_redis_dedup_store_init(NULL, &st, 2), 0);
+        assert_int_equal(st.version, 2);
+        assert_null(st.confirm_for); /* not a member of version 2 */
+        assert_int_equal(st.confirm(st.self, "k", 1), PDW_ENOTBUILT);
+        assert_int_equal(pdw_redis_dedup_store_init(NULL, &st, PDW_DEDUP_STORE_VERSION), 0);
+        assert_int_equal(st.version, PDW_DEDUP_STORE_VERSION);
+        assert_int_equal(st.claim(st.self, "k", 1, 0, 1000), PDW_ENOTBUILT);
+        assert_int_equal(st.confirm_for(st.self, "k", 1, 0, 1000), PDW_ENOTBUILT);
+        assert_int_equal(pdw_redis_dedup_store_init(NULL, &st, 4), PDW_EVERSIONSTRUCT);
         return;
     }
     assert_int_equal(rc, 0);
@@ -200,10 +226,12 @@ static void test_unreachable_fails_fast(void **state)
     assert_int_equal(pdw_dedup_memory_store_init(m, &local, PDW_DEDUP_STORE_VERSION), 0);
     dopt.fallback = &local;
     assert_int_equal(pdw_redis_dedup_new(&d, r, &dopt, NULL), 0);
-    assert_int_equal(pdw_redis_dedup_store_init(d, &st, 3), PDW_EVERSIONSTRUCT);
+    assert_int_equal(pdw_redis_dedup_store_init(d, &st, 4), PDW_EVERSIONSTRUCT);
+    assert_int_equal(pdw_redis_dedup_store_init(d, &st, 0), PDW_EVERSIONSTRUCT);
     assert_int_equal(pdw_redis_dedup_store_init(d, &st, PDW_DEDUP_STORE_VERSION), 0);
     assert_int_equal(st.version, PDW_DEDUP_STORE_VERSION);
     assert_non_null(st.confirm);
+    assert_non_null(st.confirm_for);
     assert_int_equal(st.claim(st.self, "k", 1, 0, 1000), PDW_CLAIM_NEW);
     assert_int_equal(st.claim(st.self, "k", 1, 0, 1000), PDW_CLAIM_INFLIGHT);
     assert_int_equal(st.confirm(st.self, "k", 1), 0);
@@ -211,6 +239,47 @@ static void test_unreachable_fails_fast(void **state)
     assert_true(st.confirm(st.self, "x", 1) < 0); /* held nowhere */
     st.release(st.self, "k", 1);
     assert_int_equal(st.claim(st.self, "k", 1, 0, 1000), PDW_CLAIM_NEW);
+    /* version 3 over a version-3 fallback: a claim for the lease, confirmed for the TTL
+     * locally (Redis is down); an unconfirmed one is free after its lease */
+    assert_int_equal(st.claim(st.self, "l", 1, 100, 50), PDW_CLAIM_NEW);
+    assert_int_equal(st.confirm_for(st.self, "l", 1, 120, 100000), 0);
+    assert_int_equal(st.claim(st.self, "l", 1, 5000, 50), PDW_CLAIM_DUPLICATE);
+    assert_int_equal(st.claim(st.self, "u", 1, 100, 50), PDW_CLAIM_NEW);
+    assert_int_equal(st.claim(st.self, "u", 1, 149, 50), PDW_CLAIM_INFLIGHT);
+    assert_int_equal(st.claim(st.self, "u", 1, 150, 50), PDW_CLAIM_NEW);
+    assert_int_equal(st.confirm_for(st.self, "u", 1, 200, 100000), PDW_EREDIS); /* expired */
+    pdw_redis_dedup_free(d);
+    pdw_dedup_memory_free(m);
+
+    /* version 3 over a version-2 fallback (struct of that size): its confirm keeps the
+     * local claim's TTL, the lease (documented) */
+    assert_int_equal(pdw_dedup_memory_new(&m, NULL, NULL), 0);
+    pdw_dedup_store local2;
+    local2.confirm_for = NULL;
+    assert_int_equal(pdw_dedup_memory_store_init(m, &local2, 2), 0);
+    assert_null(local2.confirm_for);
+    local2.confirm_for = (int (*)(void *, const char *, size_t, uint64_t, uint64_t))1;
+    dopt.fallback = &local2; /* version 2: confirm_for must not be read */
+    assert_int_equal(pdw_redis_dedup_new(&d, r, &dopt, NULL), 0);
+    assert_int_equal(pdw_redis_dedup_store_init(d, &st, PDW_DEDUP_STORE_VERSION), 0);
+    assert_int_equal(st.claim(st.self, "l", 1, 100, 50), PDW_CLAIM_NEW);
+    assert_int_equal(st.confirm_for(st.self, "l", 1, 120, 100000), 0);
+    assert_int_equal(st.claim(st.self, "l", 1, 149, 50), PDW_CLAIM_DUPLICATE);
+    assert_int_equal(st.claim(st.self, "l", 1, 150, 50), PDW_CLAIM_NEW);
+    pdw_redis_dedup_free(d);
+    pdw_dedup_memory_free(m);
+
+    /* the version-2 vtable writes its members only */
+    assert_int_equal(pdw_dedup_memory_new(&m, NULL, NULL), 0);
+    assert_int_equal(pdw_dedup_memory_store_init(m, &local, PDW_DEDUP_STORE_VERSION), 0);
+    dopt.fallback = &local;
+    assert_int_equal(pdw_redis_dedup_new(&d, r, &dopt, NULL), 0);
+    pdw_dedup_store st2;
+    st2.confirm_for = NULL;
+    assert_int_equal(pdw_redis_dedup_store_init(d, &st2, 2), 0);
+    assert_int_equal(st2.version, 2);
+    assert_non_null(st2.confirm);
+    assert_null(st2.confirm_for);
     pdw_redis_dedup_free(d);
     pdw_dedup_memory_free(m);
 
@@ -264,6 +333,415 @@ static void test_bad_arguments(void **state)
     pdw_redis_free(r);
 }
 
+/* ---- with a real redis-server: the in-flight lease ------------------------------------ */
+
+#ifdef PDW_TEST_REDIS_SERVER
+
+/* A private redis-server on a free loopback port (below the ephemeral range, where clients'
+ * ports come from), no persistence; ours when INFO says our child's pid (another test's
+ * server may hold the port). */
+typedef struct rserver {
+    pid_t pid;
+    int port;
+    char dir[64];
+    char url[64];
+    redisContext *c; /* the test's own connection, to look at keys */
+} rserver;
+
+static unsigned time_scale(void)
+{
+    const char *s = getenv("PDW_TIME_SCALE"); /* scripts/run: slower under sanitizers */
+    long v = s ? strtol(s, NULL, 10) : 1;
+    return v >= 1 && v <= 100 ? (unsigned)v : 1;
+}
+
+static void nap_ms(unsigned ms)
+{
+    struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int rserver_ours(rserver *s)
+{
+    redisReply *rep = redisCommand(s->c, "INFO server");
+    char want[32];
+    snprintf(want, sizeof want, "process_id:%ld\r", (long)s->pid);
+    int ours = rep && rep->type == REDIS_REPLY_STRING && strstr(rep->str, want) != NULL;
+    if (rep)
+        freeReplyObject(rep);
+    return ours;
+}
+
+static void rserver_start(rserver *s)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->dir, sizeof s->dir, "/tmp/pdw-test-redis.XXXXXX");
+    assert_non_null(mkdtemp(s->dir));
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    unsigned seed = (unsigned)getpid() ^ (unsigned)now.tv_nsec;
+    for (int tries = 0; tries < 10; tries++) {
+        seed = seed * 1103515245u + 12345u;
+        s->port = 20000 + (int)((seed >> 8) % 12000u);
+        char port[16];
+        snprintf(port, sizeof port, "%d", s->port);
+        s->pid = fork();
+        assert_true(s->pid >= 0);
+        if (s->pid == 0) {
+            int null = open("/dev/null", O_WRONLY);
+            if (null >= 0) {
+                dup2(null, 1);
+                dup2(null, 2);
+            }
+            execl(PDW_TEST_REDIS_SERVER, "redis-server", "--port", port, "--bind",
+                  "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no",
+                  "--dir", s->dir, (char *)NULL);
+            _exit(127);
+        }
+        for (int k = 0; k < 250; k++) { /* up to 5 s for it to listen */
+            if (waitpid(s->pid, NULL, WNOHANG) == s->pid) { /* exited: port taken */
+                s->pid = 0;
+                break;
+            }
+            struct timeval tv = { 0, 200000 };
+            s->c = redisConnectWithTimeout("127.0.0.1", s->port, tv);
+            if (s->c && !s->c->err) {
+                if (rserver_ours(s)) {
+                    snprintf(s->url, sizeof s->url, "redis://127.0.0.1:%d", s->port);
+                    return;
+                }
+                redisFree(s->c);
+                s->c = NULL;
+                break; /* another server on the port */
+            }
+            if (s->c)
+                redisFree(s->c);
+            s->c = NULL;
+            nap_ms(20);
+        }
+        if (s->pid > 0) {
+            kill(s->pid, SIGKILL);
+            waitpid(s->pid, NULL, 0);
+            s->pid = 0;
+        }
+    }
+    rmdir(s->dir);
+    fail_msg("redis-server (%s) does not start", PDW_TEST_REDIS_SERVER);
+}
+
+static void rserver_stop(rserver *s)
+{
+    if (s->c)
+        redisFree(s->c);
+    if (s->pid > 0) {
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, NULL, 0);
+    }
+    rmdir(s->dir);
+}
+
+/* PTTL of a key: ms left, -1 no expiry, -2 no such key. */
+static long long rs_pttl(rserver *s, const char *key)
+{
+    redisReply *rep = redisCommand(s->c, "PTTL %s", key);
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_INTEGER);
+    long long v = rep->integer;
+    freeReplyObject(rep);
+    return v;
+}
+
+/* GET of a key into out ("" when absent). */
+static void rs_get(rserver *s, const char *key, char *out, size_t cap)
+{
+    redisReply *rep = redisCommand(s->c, "GET %s", key);
+    assert_non_null(rep);
+    snprintf(out, cap, "%s", rep->type == REDIS_REPLY_STRING ? rep->str : "");
+    freeReplyObject(rep);
+}
+
+/* Wait (bounded) until the key is gone, e.g. its lease ran out. */
+static void rs_wait_gone(rserver *s, const char *key, unsigned max_ms)
+{
+    uint64_t end = mono_ms() + max_ms;
+    while (rs_pttl(s, key) != -2) {
+        if (mono_ms() > end)
+            fail_msg("%s still there after %u ms", key, max_ms);
+        nap_ms(20);
+    }
+}
+
+/* One Redis dedup store on its own connection (a receiver process's). */
+typedef struct node {
+    pdw_redis *conn;
+    pdw_redis_dedup *dedup;
+    pdw_dedup_memory *local;
+    pdw_dedup_store fallback, store;
+} node;
+
+static void node_open(node *n, const char *url, unsigned version, int with_fallback)
+{
+    memset(n, 0, sizeof *n);
+    assert_int_equal(pdw_redis_new(&n->conn, url, NULL, NULL), 0);
+    pdw_redis_dedup_options o = PDW_REDIS_DEDUP_OPTIONS_INIT;
+    if (with_fallback) {
+        assert_int_equal(pdw_dedup_memory_new(&n->local, NULL, NULL), 0);
+        assert_int_equal(pdw_dedup_memory_store_init(n->local, &n->fallback,
+                                                     PDW_DEDUP_STORE_VERSION), 0);
+        o.fallback = &n->fallback;
+    }
+    assert_int_equal(pdw_redis_dedup_new(&n->dedup, n->conn, &o, NULL), 0);
+    assert_int_equal(pdw_redis_dedup_store_init(n->dedup, &n->store, version), 0);
+}
+
+static void node_close(node *n)
+{
+    pdw_redis_dedup_free(n->dedup);
+    pdw_redis_free(n->conn);
+    pdw_dedup_memory_free(n->local);
+}
+
+typedef struct rhook {
+    int rc; /* what the accept hook returns */
+    int calls;
+    char key[PDW_DELIVERY_KEY_MAX];
+} rhook;
+
+static int rhook_accept(const pdw_event *ev, void *user)
+{
+    rhook *h = user;
+    h->calls++;
+    snprintf(h->key, sizeof h->key, "%s", pdw_event_delivery_key(ev));
+    return h->rc;
+}
+
+static pdw_receiver *rreceiver(pdw_dedup_store *store, rhook *h, uint64_t lease_ms)
+{
+    pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
+    o.insecure_no_auth = 1;
+    o.dedup = store;
+    o.dedup_ttl_ms = 600000;
+    o.inflight_lease_ms = lease_ms;
+    o.accept = rhook_accept;
+    o.accept_user = h;
+    pdw_receiver *r = NULL;
+    assert_int_equal(pdw_receiver_new(&r, &o, NULL), 0);
+    return r;
+}
+
+/* A v2 delivery of one event, attempt 1 (the first) or later (Pipedrive's retries). */
+static int deliver(pdw_receiver *r, unsigned attempt, pdw_verdict *v)
+{
+    char body[400];
+    snprintf(body, sizeof body,
+             "{\"meta\":{\"version\":\"2.0\",\"action\":\"change\",\"entity\":\"deal\","
+             "\"entity_id\":\"8\",\"id\":\"lease-1\",\"timestamp\":\"2026-11-24T15:11:55."
+             "724Z\",\"attempt\":%u},\"data\":{\"stage_id\":2},\"previous\":{\"stage_id\":1}}",
+             attempt);
+    pdw_header h[] = { { "Content-Type", 12, "application/json", 16 } };
+    pdw_request q = PDW_REQUEST_INIT;
+    q.method = "POST";
+    q.method_len = 4;
+    q.headers = h;
+    q.num_headers = 1;
+    q.body = body;
+    q.body_len = strlen(body);
+    pdw_verdict init = PDW_VERDICT_INIT;
+    *v = init;
+    int rc = pdw_receiver_handle(r, &q, v, NULL);
+    assert_int_equal(rc, v->reason);
+    return rc;
+}
+
+/* Receiver A claims a delivery (its accept hook defers and never settles) and dies: the
+ * claim stays in Redis, in flight. Receiver B on the same Redis answers a retry within the
+ * lease 503 PDW_EINFLIGHT, and hands on the retry after the lease; its confirm keeps the
+ * key for the whole dedup TTL. */
+static void test_redis_lease_after_crash(void **state)
+{
+    (void)state;
+    if (!pdw_redis_available())
+        skip();
+    rserver rs;
+    rserver_start(&rs);
+    const uint64_t lease = 2000ull * time_scale();
+
+    node a;
+    node_open(&a, rs.url, PDW_DEDUP_STORE_VERSION, 0);
+    rhook ha = { PDW_ACCEPT_DEFERRED, 0, "" };
+    pdw_receiver *ra = rreceiver(&a.store, &ha, lease);
+    pdw_verdict v;
+    assert_int_equal(deliver(ra, 1, &v), PDW_OK);
+    assert_int_equal(v.status, 200);
+    assert_int_equal(ha.calls, 1);
+    char key[PDW_DELIVERY_KEY_MAX + 32], val[8];
+    snprintf(key, sizeof key, "pdwebhook:dedup:%s", v.delivery_key);
+    rs_get(&rs, key, val, sizeof val);
+    assert_string_equal(val, "0"); /* in flight */
+    long long ttl = rs_pttl(&rs, key);
+    assert_true(ttl > 0 && ttl <= (long long)lease); /* held for the lease, not 600 s */
+    /* the crash: nothing confirmed, nothing released */
+    pdw_receiver_free(ra);
+    node_close(&a);
+
+    node b;
+    node_open(&b, rs.url, PDW_DEDUP_STORE_VERSION, 1);
+    rhook hb = { 0, 0, "" };
+    pdw_receiver *rb = rreceiver(&b.store, &hb, lease);
+    ttl = rs_pttl(&rs, key);
+    if (ttl < 300) /* the retry below must come within the lease */
+        fail_msg("only %lld ms of the %llu ms lease left: too slow a machine", ttl,
+                 (unsigned long long)lease);
+    assert_int_equal(deliver(rb, 2, &v), PDW_EINFLIGHT);
+    assert_int_equal(v.status, 503);
+    assert_int_equal(hb.calls, 0);
+    /* a first attempt (another webhook's copy) meanwhile: a duplicate, not handed on */
+    assert_int_equal(deliver(rb, 1, &v), PDW_EDUPLICATE);
+    assert_int_equal(hb.calls, 0);
+
+    rs_wait_gone(&rs, key, (unsigned)lease + 5000u * time_scale()); /* the lease runs out */
+    assert_int_equal(deliver(rb, 3, &v), PDW_OK); /* taken as new, handed on */
+    assert_int_equal(v.status, 200);
+    assert_int_equal(hb.calls, 1);
+    rs_get(&rs, key, val, sizeof val);
+    assert_string_equal(val, "1"); /* confirmed by B (its hook returned 0) */
+    ttl = rs_pttl(&rs, key);
+    assert_true(ttl > 590000 && ttl <= 600000); /* for the dedup TTL now */
+    assert_int_equal(deliver(rb, 4, &v), PDW_EDUPLICATE);
+    assert_int_equal(hb.calls, 1);
+    pdw_receiver_free(rb);
+    node_close(&b);
+
+    /* another receiver without a local memory: Redis says duplicate */
+    node c;
+    node_open(&c, rs.url, PDW_DEDUP_STORE_VERSION, 0);
+    rhook hc = { 0, 0, "" };
+    pdw_receiver *rc = rreceiver(&c.store, &hc, lease);
+    assert_int_equal(deliver(rc, 4, &v), PDW_EDUPLICATE);
+    assert_int_equal(hc.calls, 0);
+    pdw_receiver_free(rc);
+    node_close(&c);
+    rserver_stop(&rs);
+}
+
+/* The store itself: a claim for a TTL, confirm_for (atomic SET "1" PX ttl if the key
+ * exists, else PDW_ENOTFOUND), and version 2 kept as it was (confirm keeps the TTL). */
+static void test_redis_confirm_for_ttl(void **state)
+{
+    (void)state;
+    if (!pdw_redis_available())
+        skip();
+    rserver rs;
+    rserver_start(&rs);
+    node n;
+    node_open(&n, rs.url, PDW_DEDUP_STORE_VERSION, 0);
+    pdw_dedup_store *st = &n.store;
+    char val[8];
+    assert_int_equal(st->claim(st->self, "k", 1, 0, 5000), PDW_CLAIM_NEW);
+    rs_get(&rs, "pdwebhook:dedup:k", val, sizeof val);
+    assert_string_equal(val, "0");
+    long long ttl = rs_pttl(&rs, "pdwebhook:dedup:k");
+    assert_true(ttl > 0 && ttl <= 5000);
+    assert_int_equal(st->claim(st->self, "k", 1, 0, 5000), PDW_CLAIM_INFLIGHT);
+    assert_int_equal(st->confirm_for(st->self, "k", 1, 0, 100000), 0);
+    rs_get(&rs, "pdwebhook:dedup:k", val, sizeof val);
+    assert_string_equal(val, "1");
+    ttl = rs_pttl(&rs, "pdwebhook:dedup:k");
+    assert_true(ttl > 90000 && ttl <= 100000);
+    assert_int_equal(st->claim(st->self, "k", 1, 0, 5000), PDW_CLAIM_DUPLICATE);
+    /* confirmed again: the TTL moves */
+    assert_int_equal(st->confirm_for(st->self, "k", 1, 0, 300000), 0);
+    assert_true(rs_pttl(&rs, "pdwebhook:dedup:k") > 290000);
+    /* not held: never claimed (and not created), released */
+    assert_int_equal(st->confirm_for(st->self, "absent", 6, 0, 100000), PDW_ENOTFOUND);
+    assert_int_equal(rs_pttl(&rs, "pdwebhook:dedup:absent"), -2);
+    assert_int_equal(st->release(st->self, "k", 1), 0);
+    assert_int_equal(rs_pttl(&rs, "pdwebhook:dedup:k"), -2);
+    assert_int_equal(st->confirm_for(st->self, "k", 1, 0, 100000), PDW_ENOTFOUND);
+    /* expired: the lease ran out before the confirm */
+    assert_int_equal(st->claim(st->self, "e", 1, 0, 200), PDW_CLAIM_NEW);
+    rs_wait_gone(&rs, "pdwebhook:dedup:e", 5000u * time_scale());
+    assert_int_equal(st->confirm_for(st->self, "e", 1, 0, 100000), PDW_ENOTFOUND);
+    assert_int_equal(rs_pttl(&rs, "pdwebhook:dedup:e"), -2);
+    assert_int_equal(st->claim(st->self, "e", 1, 0, 200), PDW_CLAIM_NEW);
+    node_close(&n);
+
+    /* version 2: its members only; confirm keeps the claim's TTL */
+    node o;
+    memset(&o, 0, sizeof o);
+    o.store.confirm_for = NULL;
+    assert_int_equal(pdw_redis_new(&o.conn, rs.url, NULL, NULL), 0);
+    assert_int_equal(pdw_redis_dedup_new(&o.dedup, o.conn, NULL, NULL), 0);
+    assert_int_equal(pdw_redis_dedup_store_init(o.dedup, &o.store, 2), 0);
+    assert_int_equal(o.store.version, 2);
+    assert_null(o.store.confirm_for);
+    st = &o.store;
+    assert_int_equal(st->claim(st->self, "v2", 2, 0, 100000), PDW_CLAIM_NEW);
+    assert_int_equal(st->confirm(st->self, "v2", 2), 0);
+    rs_get(&rs, "pdwebhook:dedup:v2", val, sizeof val);
+    assert_string_equal(val, "1");
+    ttl = rs_pttl(&rs, "pdwebhook:dedup:v2");
+    assert_true(ttl > 90000 && ttl <= 100000);
+    node_close(&o);
+    rserver_stop(&rs);
+}
+
+/* A receiver with a version-2 Redis store: no lease, its claim holds the full TTL. */
+static void test_redis_version2_store_no_lease(void **state)
+{
+    (void)state;
+    if (!pdw_redis_available())
+        skip();
+    rserver rs;
+    rserver_start(&rs);
+    node n;
+    node_open(&n, rs.url, 2, 1);
+    rhook h = { PDW_ACCEPT_DEFERRED, 0, "" };
+    pdw_receiver *r = rreceiver(&n.store, &h, 400); /* the lease is ignored */
+    pdw_verdict v;
+    assert_int_equal(deliver(r, 1, &v), PDW_OK);
+    char key[PDW_DELIVERY_KEY_MAX + 32];
+    snprintf(key, sizeof key, "pdwebhook:dedup:%s", v.delivery_key);
+    long long ttl = rs_pttl(&rs, key);
+    assert_true(ttl > 590000 && ttl <= 600000);
+    assert_int_equal(pdw_receiver_confirm(r, h.key, strlen(h.key)), 0);
+    ttl = rs_pttl(&rs, key);
+    assert_true(ttl > 590000 && ttl <= 600000);
+    assert_int_equal(deliver(r, 2, &v), PDW_EDUPLICATE);
+    pdw_receiver_free(r);
+    node_close(&n);
+    rserver_stop(&rs);
+}
+
+#else /* no redis-server, or no Redis support: skipped */
+
+static void test_redis_lease_after_crash(void **state)
+{
+    (void)state;
+    skip();
+}
+
+static void test_redis_confirm_for_ttl(void **state)
+{
+    (void)state;
+    skip();
+}
+
+static void test_redis_version2_store_no_lease(void **state)
+{
+    (void)state;
+    skip();
+}
+
+#endif
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -276,6 +754,9 @@ int main(void)
         cmocka_unit_test(test_error_codes),
         cmocka_unit_test(test_unreachable_fails_fast),
         cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_redis_lease_after_crash),
+        cmocka_unit_test(test_redis_confirm_for_ttl),
+        cmocka_unit_test(test_redis_version2_store_no_lease),
     };
     PDW_RUN_GROUP(tests);
 }

@@ -46,6 +46,7 @@ typedef struct config {
     size_t max_body;
     size_t spool_max;
     unsigned exec_timeout, workers, max_attempts, spool_retain_s;
+    unsigned inflight_lease_s; /* --inflight-lease; 0: the library's default (60 s) */
     unsigned threads; /* HTTP thread pool size (epoll); 0 until parsed: online CPUs */
     unsigned long long backoff_ms;
     int insecure, sync_mode, sync_failure_status;
@@ -82,7 +83,6 @@ typedef struct server {
     config cfg;
     pdw_receiver *rcv;
     pdw_dedup_memory *dedup;
-    pdw_dedup_store store; /* what the receiver claims in (memory, or Redis over it) */
     int async_commit;      /* spool appends do not wait: requests suspend (committer) */
     committer commit;
     pdw_spool *spool;
@@ -447,8 +447,9 @@ static void settle(server *s, request_ctx *r)
     }
     r->settled = 1;
     if (st == 0) {
-        if (s->store.version >= 2 && s->store.confirm)
-            s->store.confirm(s->store.self, r->key, strlen(r->key));
+        /* through the receiver: it confirms for its dedup TTL (the claim held the key for
+         * the in-flight lease only) in whichever store it claims in (memory, or Redis) */
+        (void)pdw_receiver_confirm(s->rcv, r->key, strlen(r->key));
         pdw_spool_record rec = { r->spool_id, r->received_ms, r->key, strlen(r->key),
                                  r->body, r->len };
         /* ordered by the entity kept from the event (the body is not parsed again); on
@@ -460,7 +461,7 @@ static void settle(server *s, request_ctx *r)
         st = PDW_EIO; /* a flush settles every id appended before it: not reached */
     atomic_store(&s->stats.spool_full, st == PDW_ENOSPC);
     spool_failed(s, st, "the delivery's flush failed");
-    s->store.release(s->store.self, r->key, strlen(r->key));
+    (void)pdw_receiver_release(s->rcv, r->key, strlen(r->key));
     verdict_503(r, st);
 }
 
@@ -829,6 +830,9 @@ static void usage(FILE *out)
         "  --spool-max BYTES      answer 503 + Retry-After past this journal size (default: disk)\n"
         "  --spool-retain SECONDS keep handled deliveries this long, so that retries are still\n"
         "                         recognised after a restart (default 900)\n"
+        "  --inflight-lease SECONDS  how long a delivery being accepted holds its dedup key\n"
+        "                         before it is confirmed (default 60; 0 = default): after a\n"
+        "                         crash in between, a retry is taken as new once it is over\n"
         "  --dead-letter FILE     where given-up events go (default DIR/deadletter.jsonl)\n"
         "  --workers N            handler threads; one entity stays in order (default 4)\n"
         "  --threads N            HTTP threads (epoll; default: the online CPUs, at most 16);\n"
@@ -964,6 +968,7 @@ static int parse_args(config *c, int argc, char **argv)
         NUM("--backoff-ms", c->backoff_ms, 1, 3600000)
         NUM("--spool-max", c->spool_max, 4096, 1ull << 50)
         NUM("--spool-retain", c->spool_retain_s, 0, 7 * 86400)
+        NUM("--inflight-lease", c->inflight_lease_s, 0, 86400)
         NUM("--sync-failure-status", c->sync_failure_status, 200, 599)
         NUM("--stream-maxlen", c->stream_maxlen, 1, 1ull << 62)
 #undef NUM
@@ -1187,7 +1192,7 @@ int pdw_cmd_serve(int argc, char **argv)
         }
         serve_redis_dedup(s->redis, &store);
     }
-    s->store = store; /* the copy the receiver claims in: released there after a failed flush */
+    o.inflight_lease_ms = c->inflight_lease_s * 1000ull;
     o.retry_after_seconds = RETRY_AFTER_S;
     if (c->sync_mode) {
         o.handler_error_status = c->sync_failure_status;

@@ -136,8 +136,9 @@ static void add_env_header(pdw_header *h, size_t *n, const char *name, const cha
 int main(void)
 {
     file_store files = { getenv("PDWEBHOOK_DEDUP_DIR") };
-    pdw_dedup_store store = { PDW_DEDUP_STORE_VERSION, file_claim, file_release, &files,
-                              file_confirm };
+    /* Version 2 (claim, release, confirm): these files never expire, so the in-flight
+     * lease of version 3 (confirm_for) has nothing to shorten here. */
+    pdw_dedup_store store = { 2, file_claim, file_release, &files, file_confirm, NULL };
     pdw_receiver_options opts = PDW_RECEIVER_OPTIONS_INIT;
     if (files.dir && *files.dir)
         opts.dedup = &store;

@@ -46,6 +46,21 @@
  * answered 200 as a duplicate, because a 503 to a first attempt adds a point to Pipedrive's
  * ban counter of that webhook; the holder's own retries still cover a failure.
  *
+ * @par The in-flight lease
+ * With a version-3 dedup store (the built-in one is) a claim is made for a short lease
+ * (::pdw_receiver_options::inflight_lease_ms, default 60 s) and its confirm keeps the key
+ * for the whole dedup TTL (24 h). So a claim whose process crashed before it confirmed or
+ * released it (in a journal flush, say), in a store that outlives the process (Redis), is
+ * free again after the lease and a later retry of the delivery is handed on, instead of
+ * being answered 503 ::PDW_EINFLIGHT until Pipedrive gives up and the event is lost. Why
+ * 60 s: longer than any sane accept path or synchronous handler (Pipedrive itself gives up
+ * on an answer after 10 s), and shorter than the gap to Pipedrive's last retry (150 s
+ * after the first failure, so at least 150 s after the first attempt), which is therefore
+ * taken as new after a crash. The price: a first attempt still running after the lease
+ * (a synchronous handler slower than it) may be handed on a second time by a retry that
+ * arrives after the lease, at least once, never lost. With a version-1 or version-2
+ * store the claim holds the key for the full TTL, as before (no lease).
+ *
  * @par Thread safety
  * Register handlers on pdw_receiver_router() before the first request. After that,
  * pdw_receiver_handle() (and pdw_receiver_begin() / pdw_receiver_finish()) may be called
@@ -173,25 +188,42 @@ typedef struct pdw_receiver_options {
     int retry_after_seconds;             /**< Retry-After on 503; 0: 3 */
     int allow_missing_content_type;      /**< 1 to accept a request without Content-Type */
     int disable_dedup;                   /**< 1 to hand on every delivery, retries too */
-    pdw_dedup_store *dedup;              /**< a store to use (version 1 or 2, only its version's
-                                              members are read); NULL: built-in memory store
-                                              (version 2); copied */
+    pdw_dedup_store *dedup;              /**< a store to use (version 1, 2 or 3, only its
+                                              version's members are read); NULL: built-in
+                                              memory store (version 3); copied */
     size_t dedup_capacity;               /**< built-in store size; 0: 65536 keys */
-    uint64_t dedup_ttl_ms;               /**< how long a key is kept; 0: 24 hours */
+    uint64_t dedup_ttl_ms;               /**< how long a confirmed key is kept; 0: 24 hours */
     pdw_accept_cb accept;                /**< NULL: dispatch synchronously */
     void *accept_user;                   /**< handed to @c accept */
     pdw_clock_cb clock;                  /**< NULL: CLOCK_REALTIME in ms */
     void *clock_user;                    /**< handed to @c clock */
     const pdw_allocator *allocator;      /**< NULL: malloc/realloc/free; copied */
+    /* ---- version 2 ---- */
+    uint64_t inflight_lease_ms;          /**< (version 2) how long a claim in flight holds a
+                                              key before it is confirmed, with a version-3
+                                              dedup store (see "The in-flight lease" above);
+                                              0: 60000 (60 s); a value >= the dedup TTL: no
+                                              lease, a claim holds the key for the full TTL.
+                                              A version-1 struct gets the default. Ignored
+                                              with a version-1 or version-2 store */
 } pdw_receiver_options;
 
-/** Version of ::pdw_receiver_options this header describes. */
-#define PDW_RECEIVER_OPTIONS_VERSION 1
+/** Version of ::pdw_receiver_options this header describes (2: with @c inflight_lease_ms). */
+#define PDW_RECEIVER_OPTIONS_VERSION 2
 /** Initialiser for ::pdw_receiver_options: every field 0/NULL means its default. */
 #define PDW_RECEIVER_OPTIONS_INIT { PDW_RECEIVER_OPTIONS_VERSION, NULL, 0, NULL, NULL, 0, NULL, \
-        0, 0, 0, 0, 0, 0, 0, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL }
+        0, 0, 0, 0, 0, 0, 0, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, 0 }
 
-/** @brief Fill receiver options with defaults. @return 0, ::PDW_EINVAL or ::PDW_EVERSIONSTRUCT. */
+/**
+ * @brief Fill receiver options with defaults (every field 0 / NULL).
+ * @param[out] opts the options to fill.
+ * @param version ::PDW_RECEIVER_OPTIONS_VERSION, or 1 for a struct laid out by an older
+ *   header: then only the version-1 members are written (the struct is never overrun).
+ * @return 0, ::PDW_EINVAL (@p opts NULL) or ::PDW_EVERSIONSTRUCT (unknown version:
+ *   @p opts untouched).
+ * @par Thread safety
+ * Any thread.
+ */
 PDW_EXTERN int pdw_receiver_options_init(pdw_receiver_options *opts, unsigned version);
 
 /** @brief Opaque receiver. */
@@ -203,10 +235,11 @@ typedef struct pdw_receiver pdw_receiver;
  * Credentials, token and realm are copied (and wiped on free). A receiver without
  * credentials and without a query token is refused unless @c insecure_no_auth is 1.
  * @param[out] out the receiver, free with pdw_receiver_free().
- * @param opts options (credentials, policy); required (NULL gives ::PDW_EINVAL).
+ * @param opts options (credentials, policy); required (NULL gives ::PDW_EINVAL). Version
+ *   ::PDW_RECEIVER_OPTIONS_VERSION or 1 (only the version-1 members are read).
  * @param err optional error detail, or NULL; never contains a secret.
- * @return 0, ::PDW_ENOAUTH, ::PDW_EINVAL (bad credential, realm, status), ::PDW_ENOMEM,
- *   ::PDW_EVERSIONSTRUCT.
+ * @return 0, ::PDW_ENOAUTH, ::PDW_EINVAL (bad credential, realm, status, dedup store),
+ *   ::PDW_ENOMEM, ::PDW_EVERSIONSTRUCT.
  */
 PDW_EXTERN int pdw_receiver_new(pdw_receiver **out, const pdw_receiver_options *opts,
                                 pdw_error *err);
@@ -305,13 +338,18 @@ PDW_EXTERN void pdw_receiver_pending_free(pdw_receiver_pending *p);
 /**
  * @brief Confirm the dedup claim of a delivery whose accept hook returned
  * ::PDW_ACCEPT_DEFERRED: it is safe now, later retries of it are duplicates.
+ *
+ * With a version-3 store the key is confirmed for the receiver's dedup TTL from now (its
+ * clock), through the store's @c confirm_for: the claim held it only for the in-flight
+ * lease. With a version-2 store, the store's @c confirm (the claim's TTL is kept).
  * @param r the receiver.
  * @param key the delivery key (pdw_event_delivery_key(), pdw_verdict::delivery_key), no
  *   NUL needed; borrowed for the call.
  * @param key_len its length.
  * @return 0 (also with dedup disabled, or a version-1 store: nothing to confirm),
  *   ::PDW_EINVAL (NULL argument), or the store's code (the built-in store:
- *   ::PDW_ENOTFOUND when the key is no longer held).
+ *   ::PDW_ENOTFOUND when the key is no longer held, e.g. released, or its lease ran out:
+ *   a later retry is then handed on again).
  * @par Thread safety
  * From any thread, like pdw_receiver_handle().
  */

@@ -12,10 +12,12 @@
  * ```
  *
  * - **dedup** (pdw_redis_dedup_new()): a ::pdw_dedup_store whose claim is
- *   `SET <prefix>dedup:<delivery key> 0 NX PX <ttl>` (in flight), set to `1` when the
- *   receiver confirms it, so that retries reaching different receivers are handed on once,
- *   and a retry that arrives while another receiver is still accepting the delivery is
- *   answered 503 (::PDW_EINFLIGHT), not 200. When Redis cannot be reached, claims go to a local
+ *   `SET <prefix>dedup:<delivery key> 0 NX PX <lease>` (in flight, for the receiver's
+ *   in-flight lease), set to `1` with the full dedup TTL when the receiver confirms it, so
+ *   that retries reaching different receivers are handed on once, a retry that arrives
+ *   while another receiver is still accepting the delivery is answered 503
+ *   (::PDW_EINFLIGHT), not 200, and a claim left behind by a receiver that crashed before
+ *   its confirm is free again after the lease. When Redis cannot be reached, claims go to a local
  *   fallback store if one is given (the delivery is then still answered 200, never a 503
  *   that feeds Pipedrive's ban counter); the stream's guard below keeps the stream free of
  *   twins anyway.
@@ -176,11 +178,15 @@ typedef struct pdw_redis_dedup_options {
     const char *prefix;         /**< key prefix; NULL: "pdwebhook:" (keys are
                                      `<prefix>dedup:<delivery key>`); copied */
     pdw_dedup_store *fallback;  /**< where claims go while Redis cannot be reached (e.g. a
-                                     pdw_dedup_memory_store_init() of version 2; version 1
-                                     is accepted, but then a retry reaching this receiver
-                                     while it is still accepting the delivery is a
-                                     duplicate); copied. NULL: such a claim fails with
-                                     ::PDW_EREDIS, which a receiver answers 503 */
+                                     pdw_dedup_memory_store_init() of
+                                     ::PDW_DEDUP_STORE_VERSION); copied. Version 2 is
+                                     accepted, but then a key claimed there for the lease
+                                     and confirmed keeps only the lease locally (a later
+                                     retry to this receiver during the outage may be
+                                     handed on again); version 1 too, but then a retry
+                                     reaching this receiver while it is still accepting
+                                     the delivery is a duplicate. NULL: such a claim fails
+                                     with ::PDW_EREDIS, which a receiver answers 503 */
 } pdw_redis_dedup_options;
 
 /** Version of ::pdw_redis_dedup_options this header describes. */
@@ -194,22 +200,28 @@ PDW_EXTERN int pdw_redis_dedup_options_init(pdw_redis_dedup_options *opts, unsig
 /**
  * @brief Create a dedup store on a connection (which must outlive it).
  *
- * Claim (version-2 vtable, pdw_redis_dedup_store_init()): one Lua script, atomically,
- * `SET <prefix>dedup:<key> 0 NX PX <ttl>` (the receiver's TTL; Redis's clock); when the
+ * Claim (version-3 and version-2 vtables, pdw_redis_dedup_store_init()): one Lua script,
+ * atomically, `SET <prefix>dedup:<key> 0 NX PX <ttl>` (the TTL the receiver passes: its
+ * in-flight lease with version 3, the dedup TTL with version 2; Redis's clock); when the
  * key exists, its value tells ::PDW_CLAIM_DUPLICATE (`1`, confirmed) from
- * ::PDW_CLAIM_INFLIGHT (`0`). Confirm: the value set to `1` in place (`SETRANGE`: the TTL
- * is kept; no Redis 6 `KEEPTTL` needed), only if the key still exists. Release: `DEL` of
- * the key (and of the fallback's claim). With a fallback, a key is also looked up there
- * first, so a retry reaching the same receiver during an outage is still recognised; a
- * key in flight there is ::PDW_CLAIM_INFLIGHT without asking Redis; a local claim that
- * Redis finds in flight elsewhere is given back locally, one it finds confirmed is
- * confirmed locally. Scripting (`EVAL`, Redis 2.6+) must be allowed: the stream writer
- * needs it too.
+ * ::PDW_CLAIM_INFLIGHT (`0`). Confirm for a TTL (version 3, @c confirm_for): one Lua
+ * script, atomically, `SET <key> 1 PX <ttl>` only if the key still exists (else
+ * ::PDW_ENOTFOUND: released, or its lease ran out); @c now_ms is not used (Redis's
+ * clock). Confirm (version 2): the value set to `1` in place (`SETRANGE`: the TTL is
+ * kept; no Redis 6 `KEEPTTL` needed), only if the key still exists. Release: `DEL` of the
+ * key (and of the fallback's claim). With a fallback, a key is also looked up there first,
+ * so a retry reaching the same receiver during an outage is still recognised; a key in
+ * flight there is ::PDW_CLAIM_INFLIGHT without asking Redis; a local claim that Redis finds
+ * in flight elsewhere is given back locally, one it finds confirmed is confirmed locally
+ * (keeping the local claim's TTL). A confirm goes to the fallback too (its @c confirm_for
+ * when it has one, else its @c confirm). Scripting (`EVAL`, Redis 2.6+) must be allowed:
+ * the stream writer needs it too.
  *
  * The version-1 vtable (pdw_redis_dedup_store()) keeps the old protocol, `SET ... 1 NX
- * PX`, every existing key a duplicate. Both may share one Redis during a rolling upgrade:
- * a version-1 receiver takes a `0` for a duplicate, a version-2 one takes the `1` a
- * version-1 receiver wrote for a duplicate.
+ * PX`, every existing key a duplicate. All may share one Redis during a rolling upgrade:
+ * a version-1 receiver takes a `0` for a duplicate, a version-2 or 3 one takes the `1` a
+ * version-1 receiver wrote for a duplicate; a version-3 receiver's claims in flight
+ * expire after its lease, a version-2 receiver's after the dedup TTL.
  * @param[out] out the store; free with pdw_redis_dedup_free().
  * @param conn the connection (borrowed).
  * @param opts options, or NULL for the defaults.
@@ -238,13 +250,15 @@ PDW_EXTERN void pdw_redis_dedup_store(pdw_redis_dedup *d, pdw_dedup_store *out);
 /**
  * @brief The store's vtable of a given version, to pass to a receiver.
  *
- * Version 2 (::PDW_DEDUP_STORE_VERSION): in flight / confirmed, with @c confirm (see
- * pdw_redis_dedup_new()); @c confirm returns 0, ::PDW_ENOTFOUND (the key is held neither
- * in Redis nor in the fallback), or ::PDW_EREDIS. Version 1: pdw_redis_dedup_store().
- * Only the members of @p version are written.
+ * Version 3 (::PDW_DEDUP_STORE_VERSION): version 2 and @c confirm_for, so that a
+ * receiver claims for its in-flight lease and keeps a confirmed key for the dedup TTL
+ * (see pdw_redis_dedup_new()). Version 2: in flight / confirmed, with @c confirm. Both
+ * confirms return 0, ::PDW_ENOTFOUND (the key is held neither in Redis nor in the
+ * fallback), or ::PDW_EREDIS. Version 1: pdw_redis_dedup_store(). Only the members of
+ * @p version are written.
  * @param d the store.
  * @param[out] out filled with functions bound to @p d (valid while @p d lives).
- * @param version ::PDW_DEDUP_STORE_VERSION, or 1.
+ * @param version ::PDW_DEDUP_STORE_VERSION, 2 or 1.
  * @return 0, ::PDW_EINVAL (NULL argument), ::PDW_EVERSIONSTRUCT (unknown version: @p out
  *   untouched). Without Redis support built in, the functions it gives return
  *   ::PDW_ENOTBUILT.

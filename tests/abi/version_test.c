@@ -1,7 +1,10 @@
 /* The library loaded at run time is the one the headers describe: pdw_version() and
  * pdw_version_number() against PDW_VERSION_STRING / PDW_VERSION_NUMBER, and the
- * SONAME's major against PDW_VERSION_MAJOR (ABI_SOVERSION, given by CMake). */
+ * SONAME's major against PDW_VERSION_MAJOR (ABI_SOVERSION, given by CMake). And versioned
+ * structs that grew only grew at their end, and the library still fills their older
+ * versions without writing past them (docs/ABI.md). */
 #include <pdwebhook/pdwebhook.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -52,6 +55,54 @@ int main(void)
     check(named, "PDW_ERRNO_MAP matches pdw_err_name/pdw_strerror/pdw_err_http_status", NULL);
     check(pdw_strerror(-100000) != NULL && pdw_err_name(-100000) != NULL,
           "unknown codes give strings, not NULL", NULL);
+
+    /* Appended members: right after the previous version's last one, and last. */
+    typedef int (*fn_ptr)(void);
+    check(offsetof(pdw_dedup_store, confirm_for) ==
+                  offsetof(pdw_dedup_store, confirm) + sizeof(fn_ptr) &&
+              sizeof(pdw_dedup_store) == offsetof(pdw_dedup_store, confirm_for) + sizeof(fn_ptr),
+          "pdw_dedup_store version 3 appends confirm_for after confirm", NULL);
+    check(offsetof(pdw_receiver_options, inflight_lease_ms) ==
+                  offsetof(pdw_receiver_options, allocator) + sizeof(void *) &&
+              sizeof(pdw_receiver_options) ==
+                  offsetof(pdw_receiver_options, inflight_lease_ms) + sizeof(uint64_t),
+          "pdw_receiver_options version 2 appends inflight_lease_ms after allocator", NULL);
+
+    /* Older versions are filled up to their own end only (a canary right after it). */
+    union {
+        pdw_receiver_options o;
+        unsigned char b[sizeof(pdw_receiver_options)];
+    } ro;
+    size_t v1_end = offsetof(pdw_receiver_options, inflight_lease_ms);
+    memset(&ro, 0xa5, sizeof ro);
+    int rc = pdw_receiver_options_init(&ro.o, 1);
+    int kept = 1;
+    for (size_t i = v1_end; i < sizeof ro.b; i++)
+        kept &= ro.b[i] == 0xa5;
+    check(rc == 0 && ro.o.version == 1 && kept,
+          "pdw_receiver_options_init(, 1) writes the version-1 members only", NULL);
+    check(pdw_receiver_options_init(&ro.o, PDW_RECEIVER_OPTIONS_VERSION + 1) ==
+              PDW_EVERSIONSTRUCT,
+          "pdw_receiver_options_init refuses a newer version", NULL);
+    pdw_dedup_memory *m = NULL;
+    union {
+        pdw_dedup_store s;
+        unsigned char b[sizeof(pdw_dedup_store)];
+    } ds;
+    size_t v2_end = offsetof(pdw_dedup_store, confirm_for);
+    memset(&ds, 0xa5, sizeof ds);
+    rc = pdw_dedup_memory_new(&m, NULL, NULL);
+    if (rc == 0)
+        rc = pdw_dedup_memory_store_init(m, &ds.s, 2);
+    kept = 1;
+    for (size_t i = v2_end; i < sizeof ds.b; i++)
+        kept &= ds.b[i] == 0xa5;
+    check(rc == 0 && ds.s.version == 2 && ds.s.confirm && kept,
+          "pdw_dedup_memory_store_init(, 2) writes the version-2 members only", NULL);
+    rc = pdw_dedup_memory_store_init(m, &ds.s, PDW_DEDUP_STORE_VERSION);
+    check(rc == 0 && ds.s.version == PDW_DEDUP_STORE_VERSION && ds.s.confirm_for,
+          "pdw_dedup_memory_store_init(, PDW_DEDUP_STORE_VERSION) sets confirm_for", NULL);
+    pdw_dedup_memory_free(m);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

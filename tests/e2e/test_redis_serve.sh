@@ -2,7 +2,8 @@
 # Two receivers share one Redis: 200 distinct deliveries, each sent to both receivers at
 # the same time, give exactly 200 stream entries (shared dedup + the stream's guard); the
 # entries carry the canonical fields and the body; /healthz shows the forwarding; a bad
-# URL, wrong or missing credentials give clear errors that never show the password.
+# URL, wrong or missing credentials give clear errors that never show the password; a
+# claim left in flight by a crashed receiver blocks retries only until its lease is over.
 # Usage: test_redis_serve.sh PDWEBHOOK
 bin=$1
 . "$(dirname "$0")/test_redis_common.sh"
@@ -48,7 +49,9 @@ check "dedup claims confirmed" "$(for k in $(rcli --scan --pattern 'pdwebhook:de
   rcli get "$k"; done | grep -c '^1$')" 200
 k1=$(rcli --scan --pattern 'pdwebhook:dedup:*' | head -n 1)
 ttl=$(rcli pttl "$k1")
-[ "$ttl" -gt 0 ] && ok "a confirmed claim keeps its TTL ($ttl ms)" || bad "confirmed claim TTL: $ttl"
+# claimed for the in-flight lease (60 s), confirmed for the dedup TTL (24 h)
+[ "$ttl" -gt 3600000 ] && ok "a confirmed claim is kept for the dedup TTL ($ttl ms)" \
+  || bad "confirmed claim TTL: $ttl"
 check "guard keys in Redis" "$(rcli --scan --pattern 'pdwebhook:fwd:*' | wc -l | tr -d ' ')" 200
 # --output still works next to the stream: a's share of the events
 wait_until '[ "$(wc -l < "$tmp/a.jsonl")" -ge "$fa" ]' 100
@@ -70,6 +73,29 @@ wait_until '[ "$(rcli xlen other)" = 1 ]' 100
 check "--stream" "$(rcli xlen other)" 1
 check "--redis-prefix" "$(rcli --scan --pattern 'x:fwd:2:deal:change:two-7:*' | wc -l | tr -d ' ')" 1
 serve_stop "$pid_c"; check "stop c" "$rc" 0
+
+# A receiver that crashed between its claim and its confirm left the claim in flight ("0")
+# with its lease: a retry gets 503 PDW_EINFLIGHT until the lease is over, then it is
+# taken as new and handed on (not answered 503 until Pipedrive gives up).
+serve_start e --spool "$tmp/se" --redis "$RURL" --inflight-lease 30
+body 1 crash 1 > "$tmp/crash1.json"
+body 1 crash 2 > "$tmp/crash2.json"
+rcli set 'pdwebhook:dedup:2:deal:change:crash-1:2026-11-27T10:00:00.000Z' 0 px $((1500 * ${PDW_TIME_SCALE:-1})) > /dev/null
+code=$(curl -s -o "$tmp/crash.out" -w '%{http_code}' -m 30 -u u:p \
+  -H 'Content-Type: application/json' --data-binary @"$tmp/crash2.json" "$url_e")
+check "a retry during the crashed claim's lease: 503" "$code" 503
+grep -q PDW_EINFLIGHT "$tmp/crash.out" && ok "... PDW_EINFLIGHT" || bad "crash: $(cat "$tmp/crash.out")"
+wait_until '[ "$(rcli exists pdwebhook:dedup:2:deal:change:crash-1:2026-11-27T10:00:00.000Z)" = 0 ]' 200
+check "a retry after the lease: handed on" "$(post "$url_e" "$tmp/crash2.json")" 200
+wait_until '[ "$(rcli --raw xrange pdwebhook:events - + | grep -c "^2:deal:change:crash-1:")" = 1 ]' 100
+check "... into the stream" "$(rcli --raw xrange pdwebhook:events - + | grep -c '^2:deal:change:crash-1:')" 1
+check "... and then a duplicate" "$(post "$url_e" "$tmp/crash2.json")" 200
+check "duplicates counted" "$(health "$url_e" | python3 -c 'import json, sys; print(json.load(sys.stdin)["duplicates"])')" 1
+serve_stop "$pid_e"; check "stop e" "$rc" 0
+"$bin" serve --listen 127.0.0.1:0 --user u --password p --inflight-lease x > /dev/null 2> "$tmp/e6"
+check "--inflight-lease x: exit 2" "$?" 2
+grep -q -- "--inflight-lease takes a number" "$tmp/e6" && ok "--inflight-lease checked" \
+  || bad "--inflight-lease message: $(cat "$tmp/e6")"
 
 # clear errors
 "$bin" serve --listen 127.0.0.1:0 --user u --password p --spool "$tmp/sd" \

@@ -416,6 +416,11 @@ class Receiver:
       (401; 403), ``handler_error_status`` (200; 500 makes Pipedrive retry),
       ``retry_after_seconds``, ``allow_missing_content_type``.
     - ``disable_dedup``, ``dedup_capacity``, ``dedup_ttl_ms``: the built-in dedup store.
+    - ``inflight_lease_ms``: how long a delivery being accepted holds its dedup key before
+      it is confirmed (0: 60 s; at or above ``dedup_ttl_ms``: no lease). A claim never
+      confirmed (the process died before it could) is free again after it, so that a
+      later retry is handed on instead of answered 503 ``PDW_EINFLIGHT`` until Pipedrive
+      gives up.
     - ``accept``: a callable ``accept(event)`` run instead of the handlers, to queue the
       event durably (then call :meth:`dispatch_body` later). Returning normally answers
       200; raising answers 503 + Retry-After (``PDW_ESTORE``) and releases the dedup claim;
@@ -436,7 +441,7 @@ class Receiver:
                  insecure_no_auth=False, realm=None, max_body=0, max_depth=0,
                  wrong_credentials_status=0, handler_error_status=0, retry_after_seconds=0,
                  allow_missing_content_type=False, disable_dedup=False, dedup_capacity=0,
-                 dedup_ttl_ms=0, accept=None, clock=None):
+                 dedup_ttl_ms=0, accept=None, clock=None, inflight_lease_ms=0):
         L = _lib.lib()
         self._ptr = None
         self._keep = []            # ctypes callbacks: alive as long as the receiver
@@ -470,6 +475,7 @@ class Receiver:
         opts.disable_dedup = 1 if disable_dedup else 0
         opts.dedup_capacity = int(dedup_capacity)
         opts.dedup_ttl_ms = int(dedup_ttl_ms)
+        opts.inflight_lease_ms = int(inflight_lease_ms)
         if accept is not None:
             cb = _lib.pdw_accept_cb(self._trampoline(accept, "accept", accept=True))
             self._keep.append(cb)

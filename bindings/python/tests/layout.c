@@ -67,6 +67,7 @@ int main(void)
     F(pdw_receiver_options, dedup_ttl_ms); F(pdw_receiver_options, accept);
     F(pdw_receiver_options, accept_user); F(pdw_receiver_options, clock);
     F(pdw_receiver_options, clock_user); F(pdw_receiver_options, allocator);
+    F(pdw_receiver_options, inflight_lease_ms);
     end();
     printf("},\n \"constants\": {");
 #define K(name) printf("\"" #name "\": %ld, ", (long)(name))

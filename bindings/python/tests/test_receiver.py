@@ -412,6 +412,31 @@ class HandlerErrors(unittest.TestCase):
         with self.assertRaises(PdwError):
             r.confirm("no-such-key")
 
+    def test_inflight_lease_frees_a_claim_never_settled(self):
+        now = [1000000]
+        keys = []
+
+        def accept(event):
+            keys.append(event.delivery_key)
+            return pdwebhook.ACCEPT_DEFERRED          # and never settled: a crash
+
+        first = json.loads(fixture(DEAL))
+        retry = json.dumps(dict(first, meta=dict(first["meta"], attempt=2)))
+        for lease, expect in ((0, 60000), (5000, 5000)):
+            r = receiver(accept=accept, clock=lambda: now[0], inflight_lease_ms=lease)
+            start = now[0]
+            self.assertEqual(post(r, json.dumps(first)).status, 200)
+            now[0] = start + expect - 1               # within the lease: in flight
+            self.assertIn("PDW_EINFLIGHT", post(r, retry).body.decode())
+            now[0] = start + expect                   # after it: taken as new
+            self.assertEqual(post(r, retry).reason_name, "PDW_OK")
+            r.confirm(keys[-1])                       # confirmed: for the dedup TTL
+            now[0] = start + 10 * expect
+            self.assertEqual(post(r, retry).reason_name, "PDW_EDUPLICATE")
+            r.close()
+            now[0] += 100 * expect
+        self.assertEqual(len(keys), 4)
+
     def test_dispatch_body_reports_handler_errors(self):
         r = receiver()
         r.on("*.*", lambda e: 1 / 0)
