@@ -128,14 +128,24 @@ int pdw__ct_equal(const void *a, size_t a_len, const void *s, size_t s_len)
     const unsigned char *ps = s;
     /* The loop always runs over the secret's length, whatever the attacker sent, and never
      * stops early; a length mismatch only poisons the accumulator. */
-    unsigned acc = (unsigned)(a_len != s_len);
-    for (size_t i = 0; i < s_len; i++) {
-        /* Bounds check on lengths only (public), never on contents. */
-        unsigned char x = i < a_len ? pa[i] : 0;
-        acc |= (unsigned)(x ^ ps[i]);
+    uint64_t acc = (uint64_t)(a_len != s_len);
+    size_t i = 0;
+    /* Eight bytes at a time where both strings have them; the branches test lengths only
+     * (public), never contents. */
+    for (; i + 8 <= s_len && i + 8 <= a_len; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, pa + i, 8);
+        memcpy(&y, ps + i, 8);
+        acc |= x ^ y;
     }
-    /* acc is 0..255: map 0 to 1 and anything else to 0 without a branch. */
-    return (int)(((acc - 1u) >> 8) & 1u);
+    for (; i < s_len; i++) {
+        unsigned char x = i < a_len ? pa[i] : 0;
+        acc |= (uint64_t)(x ^ ps[i]);
+    }
+    /* Fold to one bit without a branch on the contents: 1 when acc is 0. */
+    acc |= acc >> 32;
+    acc &= 0xffffffffu;
+    return (int)(((acc - 1u) >> 32) & 1u);
 }
 
 /* ---- configuration -------------------------------------------------------------------- */

@@ -278,6 +278,19 @@ static void ct_equal_truth_table(void **state)
             assert_int_equal(pdw__ct_equal(a, sizeof a, s, sizeof s), 0);
         }
     assert_int_equal(pdw__ct_equal(s, sizeof s, s, sizeof s), 1);
+    /* Every length pair up to 19 bytes (whole 8-byte words, tails, and a side that ends
+     * inside a word), equal prefixes: a match only when the lengths are equal; and every
+     * single-bit difference at every length. */
+    for (size_t la = 0; la < 20; la++)
+        for (size_t ls = 0; ls < 20; ls++)
+            assert_int_equal(pdw__ct_equal(s, la, s, ls), la == ls);
+    for (size_t len = 1; len < 20; len++)
+        for (size_t i = 0; i < len; i++)
+            for (int bit = 0; bit < 8; bit++) {
+                memcpy(a, s, sizeof a);
+                a[i] = (unsigned char)(a[i] ^ (1u << bit));
+                assert_int_equal(pdw__ct_equal(a, len, s, len), 0);
+            }
     /* Bytes are raw: 0x00 and 0xFF compare like any other. */
     assert_int_equal(pdw__ct_equal("\xff\x00", 2, "\xff\x00", 2), 1);
     assert_int_equal(pdw__ct_equal("\xff\x00", 2, "\xfe\x00", 2), 0);
