@@ -238,17 +238,32 @@ static void verdict_reset(pdw_verdict *v)
 
 /* ---- request checks ---------------------------------------------------------------- */
 
-/* name[0..n) equals the lower-case literal lit (n bytes), ASCII case-insensitively. */
+/* The 8 bytes at p as one word (any alignment). */
+static uint64_t word_at(const char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, sizeof w);
+    return w;
+}
+
+/* The 8 bytes at p equal the lower-case word lw, ASCII case-insensitively: the letters of
+ * lw get the case bit 0x20 set in p's word (only 'A' and 'a' become 'a' that way), every
+ * other byte must be equal as it is. lw is a constant where this is called: the mask
+ * folds to a constant too. */
+static int word_ci_eq(const char *p, uint64_t lw)
+{
+    const uint64_t ones = 0x0101010101010101ull;
+    /* bytes of lw (all below 0x80) from 'a' to 'z' get 0x80, then 0x20 */
+    uint64_t ge_a = lw + ones * (0x80 - 'a'), gt_z = lw + ones * (0x80 - 'z' - 1);
+    uint64_t case_bit = ((ge_a & ~gt_z) & ones * 0x80) >> 2;
+    return (word_at(p) | case_bit) == lw;
+}
+
+/* name[0..n) equals the lower-case literal lit (n bytes, 8 <= n <= 16), ASCII
+ * case-insensitively: its first and last 8 bytes (they overlap when n < 16). */
 static int name_eq(const char *name, const char *lit, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        char c = name[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (char)(c - 'A' + 'a');
-        if (c != lit[i])
-            return 0;
-    }
-    return 1;
+    return word_ci_eq(name, word_at(lit)) && word_ci_eq(name + n - 8, word_at(lit + n - 8));
 }
 
 typedef struct head {
@@ -306,17 +321,10 @@ static int is_json(const pdw_header *h)
     const char *p = h->value;
     size_t n = h->value_len;
     static const char want[] = "application/json";
+    size_t i = sizeof want - 1;
     trim(&p, &n);
-    size_t i = 0;
-    for (; i < sizeof want - 1; i++) {
-        if (i >= n)
-            return 0;
-        char c = p[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (char)(c - 'A' + 'a');
-        if (c != want[i])
-            return 0;
-    }
+    if (n < i || !name_eq(p, want, i))
+        return 0;
     return i == n || p[i] == ';' || p[i] == ' ' || p[i] == '\t';
 }
 

@@ -165,9 +165,11 @@ static void test_media_type_415(void **state)
     pdw_receiver *r = make_receiver(&o, &c);
     req q;
     pdw_verdict v;
+    /* "\x0f" | 0x20 is '/': only letters compare case-insensitively */
     const char *bad[] = { "text/plain", "application/jsonx", "application/x-www-form-urlencoded",
-                          "", "json" };
-    for (size_t i = 0; i < 5; i++) {
+                          "", "json", "application\x0fjson", "applicatio/json",
+                          "application/jso" };
+    for (size_t i = 0; i < 8; i++) {
         make_req(&q, "POST", bad[i], "pipedrive:s3cret", V2, strlen(V2));
         assert_int_equal(run(r, &q, &v), PDW_EMEDIATYPE);
         assert_int_equal(v.status, 415);
@@ -175,14 +177,40 @@ static void test_media_type_415(void **state)
     make_req(&q, "POST", NULL, "pipedrive:s3cret", V2, strlen(V2));
     assert_int_equal(run(r, &q, &v), PDW_EMEDIATYPE);
     const char *good[] = { "application/json", "Application/JSON; charset=utf-8",
-                           " application/json ", "application/json;charset=UTF-8" };
+                           " application/json ", "application/json;charset=UTF-8",
+                           "APPLICATION/JSON" };
     assert_int_equal(atomic_load(&c.calls), 0);
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; i < 5; i++) {
         make_req(&q, "POST", good[i], "pipedrive:s3cret", V2, strlen(V2));
         int rc = run(r, &q, &v);
         assert_true(rc == PDW_OK || rc == PDW_EDUPLICATE);
     }
     assert_int_equal(atomic_load(&c.calls), 1);
+    /* Header names: any case, but a byte that is not a letter is compared as it is
+     * ("\r" | 0x20 is '-'): "Content\rType" is not Content-Type, so the request has none */
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    q.h[0].name = "CONTENT-TYPE";
+    int rc = run(r, &q, &v);
+    assert_true(rc == PDW_OK || rc == PDW_EDUPLICATE);
+    q.h[0].name = "Content\rType";
+    assert_int_equal(run(r, &q, &v), PDW_EMEDIATYPE);
+    q.h[0].name = "content-typE";
+    rc = run(r, &q, &v);
+    assert_true(rc == PDW_OK || rc == PDW_EDUPLICATE);
+    /* the same for Authorization (13 bytes) and Content-Length (14) */
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    q.h[2].name = "AUTHORIZATION";
+    rc = run(r, &q, &v);
+    assert_true(rc == PDW_OK || rc == PDW_EDUPLICATE);
+    q.h[2].name = "Authorizatio\x0e"; /* 0x0e | 0x20 is '.', not 'n': not the header */
+    assert_int_equal(run(r, &q, &v), PDW_EAUTHMISSING);
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    q.h[3].name = "CONTENT-LENGTH";
+    snprintf(q.clen, sizeof q.clen, "%zu", strlen(V2) + 1); /* a wrong length is seen */
+    assert_int_equal(run(r, &q, &v), PDW_ELENGTH);
+    q.h[3].name = "Content\x0dLength"; /* not Content-Length: no length to disagree */
+    rc = run(r, &q, &v);
+    assert_true(rc == PDW_OK || rc == PDW_EDUPLICATE);
     pdw_receiver_free(r);
     /* the leniency is an option */
     pdw_receiver_options o2 = PDW_RECEIVER_OPTIONS_INIT;
