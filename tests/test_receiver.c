@@ -197,6 +197,22 @@ static void test_media_type_415(void **state)
     q.h[0].name = "content-typE";
     rc = run(r, &q, &v);
     assert_true(rc == PDW_OK || rc == PDW_EDUPLICATE);
+    /* Every byte value at every position of "Content-Type": recognised exactly when the
+     * byte is the literal's byte in either ASCII case. */
+    static const char lit[] = "content-type";
+    char name[sizeof lit];
+    q.h[0].name = name;
+    for (size_t i = 0; i < sizeof lit - 1; i++)
+        for (unsigned b = 0; b < 256; b++) {
+            memcpy(name, lit, sizeof lit);
+            name[i] = (char)b;
+            unsigned lower = b >= 'A' && b <= 'Z' ? b - 'A' + 'a' : b;
+            rc = run(r, &q, &v);
+            if (lower == (unsigned char)lit[i])
+                assert_true(rc == PDW_OK || rc == PDW_EDUPLICATE);
+            else
+                assert_int_equal(rc, PDW_EMEDIATYPE);
+        }
     /* the same for Authorization (13 bytes) and Content-Length (14) */
     make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
     q.h[2].name = "AUTHORIZATION";
