@@ -2,22 +2,58 @@
  * record format).
  *
  * Segments. A segment is named journal-<N>.pdwj where N is a lower bound of the ids of the
- * deliveries in it: the first segment is 1, a new one is max(durable + 1, previous N + 1).
- * Names therefore grow strictly, sort in journal order, and the last name is a floor for
- * the next id at open, so ids keep growing even when every delivery record has been
- * deleted (next id = max(highest id seen + 1, last segment's N)). Handled markers carry
+ * deliveries in it: the first segment is 1; a new one is named after the lowest id that may
+ * still be written (the first id in `cur`, else the next id to assign), and always above the
+ * previous name. Names therefore grow strictly, sort in journal order, and the last name is
+ * a floor for the next id at open, so ids keep growing even when every delivery record has
+ * been deleted (next id = max(highest id seen + 1, last segment's N)). Handled markers carry
  * the highest id assigned when they were written in their id field, for the same reason.
+ *
+ * The invariant: a segment named N only ever receives delivery records with id >= N, in
+ * increasing order. rotate() names the segment after the lowest id not yet written (every
+ * smaller id is written in an older segment or dropped for good); when that is not above the
+ * previous name (the active segment holds only markers and no id was written since it was
+ * created), it skips ids up to the new name if none is assigned yet, and otherwise does not
+ * rotate until the waiting records are written. At open, the next id is at least the last
+ * segment's name (recover()). A leader takes all of `cur` at once, so batches are written
+ * in id order and every id it writes was still unwritten when the active segment was made,
+ * hence not below its name (lead_flush()). The writer before segment recycling named a
+ * new segment max(durable + 1, previous + 1), which broke this in one corner case (a
+ * segment holding only markers rotated while the next id was still unwritten: that id,
+ * N - 1, went into segment N); recovery lets id N - 1 through for those journals.
+ *
+ * Recycling. Where a wholly handled oldest segment would be deleted, it is renamed to
+ * SPARE_NAME instead (at most one spare; the others are deleted), and the next rotation
+ * renames the spare to the new segment's name and writes it in place from offset 0. Writing
+ * into blocks that exist, without changing the file size, lets fdatasync write the data
+ * only, not the inode too. Past its durable end, a recycled active segment holds bytes of
+ * its earlier lives: records that still pass their CRC. None of them can be taken for a
+ * live record:
+ *  - a delivery of an earlier life has id < N - 1: the file's earlier name P had a
+ *    successor Q, created after every id in P was settled (id < Q), and N, created after P
+ *    was deleted while Q existed, is above Q. Recovery ends the last segment at the first
+ *    delivery below N - 1 or not above the previous delivery (a torn tail: cut off), and
+ *    skips such deliveries in older segments (counted as skipped);
+ *  - a handled marker of an earlier life names only deliveries of P or older segments,
+ *    which were all deleted (oldest first) before P was, and ids are never reused: applying
+ *    it marks nothing, and its id field (< Q) raises no floor. Recovery applies it like any
+ *    marker (it cannot tell it from a live one: the old writer's markers can carry N - 2).
+ * The segment that stops being active is cut to its durable size (and synced) before the
+ * spare becomes the new one, so older segments carry no stale bytes; if that cut failed or a
+ * crash came first, the rule for older segments above still holds. Close cuts the active
+ * segment's stale tail too, so that a clean restart finds no torn bytes.
  *
  * Memory. Bodies are never kept after they are written: the pending set is a sorted array
  * of (id, segment, offset), and pdw_spool_foreach_pending() preads each record back. A
  * handled entry becomes a tombstone, compacted away once tombstones outnumber live ones.
  *
  * Group commit. Appends encode their record into `cur` under the mutex. A flush leader
- * takes `cur` (swapping in a spare), writes it and fdatasyncs it without the mutex, then
- * publishes the result: ids become durable (and pending), or the batch is dropped (its id
- * range is remembered for pdw_spool_dropped()) and the segment is cut back to its last
- * durable end. Only the leader writes, rotates or deletes segments, so the active fd and
- * the segment sizes need no other lock. Waiters sleep on one condition variable.
+ * takes `cur` (swapping in a spare buffer), writes it with pwrite at the active segment's
+ * durable end and fdatasyncs it without the mutex, then publishes the result: ids become
+ * durable (and pending), or the batch is dropped (its id range is remembered for
+ * pdw_spool_dropped()) and the segment is cut back to its last durable end. Only the leader
+ * writes, rotates or deletes segments, so the active fd, its size and the segment sizes
+ * need no other lock. Waiters sleep on one condition variable.
  *
  * Space for each post-flush step is reserved up front (pending array capacity at append,
  * marker buffer by the leader under the mutex), so a successful write is never undone by a
@@ -50,10 +86,17 @@
 #define DEAD UINT64_MAX              /* pend.seq of a handled entry */
 #define ID_MAX (UINT64_C(1) << 62)   /* ids above are corruption (one id per delivery) */
 #define NAME_SIZE 30                 /* "journal-" + 16 hex + ".pdwj" + NUL */
+#define SPARE_NAME "spare.pdwj"      /* a handled segment file kept for reuse */
 #define GATHER_MAX_US 500            /* longest wait of a leader for more records */
 #define GATHER_MIN_US 20             /* shorter waits are not worth a timed sleep */
 
 static const unsigned char MAGIC[4] = { 'P', 'D', 'W', 'J' };
+
+enum {
+    SPARE_NONE,   /* no spare file: the next deleted segment becomes it */
+    SPARE_READY,  /* a spare file: the next rotation takes it */
+    SPARE_BLOCKED /* something we cannot use holds the name: delete, create, leave it */
+};
 
 typedef struct segment {
     uint64_t name;      /* journal-<name>.pdwj */
@@ -87,7 +130,7 @@ struct pdw_spool {
     int no_sync;
     pdw_spool_record_cb on_record; /* told of every delivery found at open */
     void *record_user;
-    int dirfd, lockfd, fd; /* fd: the active (last) segment, O_APPEND */
+    int dirfd, lockfd, fd; /* fd: the active (last) segment, written with pwrite */
     pthread_mutex_t lock;
     pthread_cond_t cond;     /* a flush ended (pdw_spool_flush(), close) */
     pthread_cond_t bcond[2]; /* batch b ended: appenders of batch b wait on bcond[b & 1] */
@@ -97,6 +140,9 @@ struct pdw_spool {
     size_t nsegs, segcap;
     uint64_t seq0;
     uint64_t bytes; /* sum of segs[].size */
+    uint64_t fd_end; /* size of the active file: its durable size, or more when it holds
+                        stale bytes (a recycled file) or a batch not cut back. Leader-only */
+    int spare_file;  /* SPARE_NAME: SPARE_NONE, SPARE_READY or SPARE_BLOCKED. Leader-only */
 
     buffer cur, spare;       /* cur: deliveries appended since the leader last took it */
     uint64_t cur_first;      /* ids in cur: [cur_first, cur_first + cur_n) */
@@ -203,11 +249,15 @@ static int errno_code(int e)
     return e == ENOSPC ? PDW_ENOSPC : PDW_EIO;
 }
 
-/* Write all of p; 0 or a PDW code. */
-static int write_all(pdw_spool *s, int fd, const char *p, size_t n)
+/* Write all of p at offset off (in place: the file may already be longer); 0 or a PDW
+ * code. The write hook is write(2)-like: it gets the file offset set with lseek first. */
+static int write_at(pdw_spool *s, int fd, uint64_t off, const char *p, size_t n)
 {
+    if (n > 0 && s->io.write && lseek(fd, (off_t)off, SEEK_SET) < 0)
+        return PDW_EIO;
     while (n > 0) {
-        long r = s->io.write ? s->io.write(fd, p, n, s->io.user) : (long)write(fd, p, n);
+        long r = s->io.write ? s->io.write(fd, p, n, s->io.user)
+                             : (long)pwrite(fd, p, n, (off_t)off);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
@@ -217,6 +267,7 @@ static int write_all(pdw_spool *s, int fd, const char *p, size_t n)
         size_t w = (size_t)r < n ? (size_t)r : n;
         p += w;
         n -= w;
+        off += w;
     }
     return 0;
 }
@@ -374,11 +425,31 @@ static int apply_record(pdw_spool *s, recovery_state *rs, size_t segi, uint64_t 
     return 0;
 }
 
+/* A delivery record (payload q) below the floor of segment `name`: a record of an earlier
+ * life of a recycled file (see the file comment). The floor is name - 1, not name, for the
+ * journals of the writer before recycling. Ids above ID_MAX are apply_record()'s. */
+static int below_floor(uint64_t name, const unsigned char *q)
+{
+    uint64_t id = get64(q + 1);
+    return q[0] == TYPE_DELIVERY && id <= ID_MAX && id + 1 < name;
+}
+
+/* A delivery record not above the last delivery kept: never written by our writer, so in
+ * the last segment it is stale (the bytes of an earlier life of the file, past its end). */
+static int out_of_order(const recovery_state *rs, const unsigned char *q)
+{
+    uint64_t id = get64(q + 1);
+    return q[0] == TYPE_DELIVERY && id <= ID_MAX && id <= rs->last_id;
+}
+
 /* Read segment segi (fd open, size bytes). In the last segment the first bad record ends
- * the journal and is cut off; in older ones corrupt bytes are skipped. */
+ * the journal and is cut off, and so does the first stale delivery (below the segment's
+ * floor or out of order: the bytes past the end of a recycled file); in older ones
+ * corrupt bytes and deliveries below the floor are skipped. */
 static int recover_segment(pdw_spool *s, recovery_state *rs, size_t segi, int fd,
                            uint64_t size, int last)
 {
+    uint64_t name = s->segs[segi].name;
     if (size > SIZE_MAX)
         return PDW_EIO;
     size_t n = (size_t)size, off = 0;
@@ -392,12 +463,18 @@ static int recover_segment(pdw_spool *s, recovery_state *rs, size_t segi, int fd
     }
     while (off < n && rc == 0) {
         size_t len = record_at(p + off, n - off);
-        if (len) {
-            rc = apply_record(s, rs, segi, off, p + off + HDR);
+        const unsigned char *pl = p + off + HDR;
+        if (len && !below_floor(name, pl) && !(last && out_of_order(rs, pl))) {
+            rc = apply_record(s, rs, segi, off, pl);
             off += len;
             continue;
         }
-        if (last) { /* a torn tail: nothing after it was ever acknowledged */
+        if (len && !last) { /* stale bytes left by a crash before the rotation's cut */
+            rs->r.skipped_bytes += len;
+            off += len;
+            continue;
+        }
+        if (last) { /* a torn tail or stale bytes: nothing after it was ever acknowledged */
             rs->r.torn_bytes += n - off;
             if (ftruncate(fd, (off_t)off) != 0 || (!s->no_sync && fsync(fd) != 0))
                 rc = PDW_EIO;
@@ -470,12 +547,13 @@ static int list_segments(pdw_spool *s, const char *dir, uint64_t **out, size_t *
     return 0;
 }
 
-/* Only the leader (or open/close) calls this: segments live in segs[] under the mutex. */
+/* Create segment `name` as a new, empty file, durably. Leader (or open) only, mutex not
+ * held. */
 static int create_segment(pdw_spool *s, uint64_t name, int *fd_out)
 {
     char f[NAME_SIZE];
     seg_path(f, name);
-    int fd = openat(s->dirfd, f, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+    int fd = openat(s->dirfd, f, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
         return errno_code(errno);
     int rc = sync_dir(s);
@@ -488,11 +566,53 @@ static int create_segment(pdw_spool *s, uint64_t name, int *fd_out)
     return 0;
 }
 
+/* Make the spare file segment `name`: rename it, open it to be written in place (neither
+ * O_TRUNC nor O_APPEND: its blocks are the point), and make the new name durable before
+ * anything is written in it, like a created file. *size_out: its size (stale bytes until
+ * overwritten). On failure the spare is put back and not tried again, or removed; the
+ * caller creates a file instead. Leader only, mutex not held. */
+static int take_spare(pdw_spool *s, uint64_t name, int *fd_out, uint64_t *size_out)
+{
+    char f[NAME_SIZE];
+    struct stat st;
+    seg_path(f, name);
+    if (fstatat(s->dirfd, f, &st, AT_SYMLINK_NOFOLLOW) == 0)
+        return PDW_EIO; /* never rename over a file (create_segment() fails on it too) */
+    if (renameat(s->dirfd, SPARE_NAME, s->dirfd, f) != 0) {
+        s->spare_file = errno == ENOENT ? SPARE_NONE : SPARE_BLOCKED;
+        return PDW_EIO;
+    }
+    int fd = openat(s->dirfd, f, O_WRONLY | O_CLOEXEC | O_NOFOLLOW), rc = PDW_EIO;
+    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+        rc = sync_dir(s);
+    if (rc == 0) {
+        s->spare_file = SPARE_NONE;
+        *fd_out = fd;
+        *size_out = (uint64_t)st.st_size;
+        return 0;
+    }
+    if (fd >= 0)
+        close(fd);
+    /* put it back, or else out of the way: under the new name it would be a segment (whose
+     * stale records recovery would cut, but still) */
+    if (renameat(s->dirfd, f, s->dirfd, SPARE_NAME) == 0) {
+        s->spare_file = SPARE_BLOCKED;
+    } else {
+        unlinkat(s->dirfd, f, 0);
+        s->spare_file = SPARE_NONE;
+    }
+    return rc;
+}
+
 /* Delete segments oldest first while the oldest is not the active one and every delivery
  * in it is handled durably. The order matters: the handled marker of a delivery may live in
  * any newer segment, so deleting a newer segment while an older one remains would bring the
  * older one's handled deliveries back as pending after a restart. Deleting only the oldest
- * means every marker in a deleted segment refers to deliveries that are already gone.
+ * means every marker in a deleted segment refers to deliveries that are already gone (which
+ * is also why the markers of a recycled file's earlier life are harmless).
+ *
+ * When there is no spare file, the first segment deleted becomes it (renamed, not unlinked):
+ * the next rotation reuses the file and its blocks.
  * Called with the mutex held by the leader (or at open); drops it around the syscalls. */
 static int retained(const pdw_spool *s, const segment *g)
 {
@@ -507,11 +627,19 @@ static void delete_handled(pdw_spool *s)
     while (s->nsegs > 1 && s->segs[0].unhandled == 0 && !retained(s, &s->segs[0])) {
         char f[NAME_SIZE];
         seg_path(f, s->segs[0].name);
+        int keep = s->spare_file == SPARE_NONE;
         pthread_mutex_unlock(&s->lock);
-        int r = unlinkat(s->dirfd, f, 0), e = errno;
+        int r = keep ? renameat(s->dirfd, f, s->dirfd, SPARE_NAME) : unlinkat(s->dirfd, f, 0);
+        int e = errno;
         pthread_mutex_lock(&s->lock);
+        if (r != 0 && e != ENOENT && keep) {
+            s->spare_file = SPARE_BLOCKED; /* the name is taken by something else: unlink */
+            continue;
+        }
         if (r != 0 && e != ENOENT)
             break;
+        if (r == 0 && keep)
+            s->spare_file = SPARE_READY;
         s->bytes -= s->segs[0].size;
         memmove(s->segs, s->segs + 1, (s->nsegs - 1) * sizeof *s->segs);
         s->nsegs--;
@@ -525,8 +653,17 @@ static void delete_handled(pdw_spool *s)
     }
 }
 
-/* Start a new active segment. Leader only, mutex held (dropped around the syscalls). */
-static int rotate(pdw_spool *s)
+/* The lowest id that a batch taken from now on may hold: the first in cur, else the next
+ * to assign; every smaller id is written or dropped for good. Mutex held. */
+static uint64_t unwritten_floor(const pdw_spool *s)
+{
+    return s->cur_n ? s->cur_first : s->next_id;
+}
+
+/* Start a new active segment, named `low`: the lowest id that may still be written into it
+ * (see the invariant in the file comment). The spare file when there is one, else a new
+ * file. Leader only, mutex held (dropped around the syscalls). */
+static int rotate(pdw_spool *s, uint64_t low)
 {
     if (s->nsegs == s->segcap) {
         size_t nc = s->segcap * 2;
@@ -536,17 +673,40 @@ static int rotate(pdw_spool *s)
         s->segs = ns;
         s->segcap = nc;
     }
-    uint64_t name = s->durable + 1, prev = s->segs[s->nsegs - 1].name;
-    if (name <= prev)
+    uint64_t name = low, prev = s->segs[s->nsegs - 1].name, end = s->segs[s->nsegs - 1].size;
+    if (name <= prev) {
+        /* The active segment holds no delivery and none was written since it was made (it
+         * holds markers only). Names must grow: skip the ids up to prev + 1 if none is
+         * assigned yet; else write those first (the caller rotates after a later flush). */
+        if (low != s->next_id || s->cur_n)
+            return PDW_EIO;
         name = prev + 1;
-    int fd = -1;
+    }
+    if (name > ID_MAX)
+        return PDW_ERANGE; /* recovery would not list it */
+    if (name > s->next_id)
+        s->next_id = name;
+    int old = s->fd, fd = -1, rc = PDW_EIO;
+    uint64_t size = 0;
     pthread_mutex_unlock(&s->lock);
-    int rc = create_segment(s, name, &fd);
+    /* The segment that stops being active keeps no stale bytes past its durable end (rare:
+     * a recycled file, or a failed batch not cut back). Best effort: recovery skips stale
+     * deliveries in older segments anyway. */
+    if (s->fd_end > end && ftruncate(old, (off_t)end) == 0) {
+        s->fd_end = end;
+        if (!s->no_sync)
+            sync_file(s, old);
+    }
+    if (s->spare_file == SPARE_READY)
+        rc = take_spare(s, name, &fd, &size);
+    if (rc < 0)
+        rc = create_segment(s, name, &fd);
     pthread_mutex_lock(&s->lock);
     if (rc < 0)
         return rc;
-    close(s->fd);
+    close(old);
     s->fd = fd;
+    s->fd_end = size;
     s->segs[s->nsegs++] = (segment){ name, 0, 0, 0 };
     return 0;
 }
@@ -636,6 +796,13 @@ static int open_dir(pdw_spool *s, const char *dir, pdw_error *err)
         return pdw__error_set(err, PDW_EIO, -1, "spool: cannot lock %s (errno %d)", dir,
                               errno);
     }
+    /* a spare file left by the last run is kept as the spare; anything else under its
+     * name is left alone */
+    struct stat st;
+    if (fstatat(s->dirfd, SPARE_NAME, &st, AT_SYMLINK_NOFOLLOW) == 0)
+        s->spare_file = S_ISREG(st.st_mode) ? SPARE_READY : SPARE_BLOCKED;
+    else
+        s->spare_file = errno == ENOENT ? SPARE_NONE : SPARE_BLOCKED;
     return 0;
 }
 
@@ -658,7 +825,7 @@ static int recover(pdw_spool *s, const char *dir, pdw_spool_recovery *out, pdw_e
         int last = i + 1 == n;
         char f[NAME_SIZE];
         seg_path(f, names[i]);
-        int fd = openat(s->dirfd, f, (last ? O_RDWR | O_APPEND : O_RDONLY) | O_CLOEXEC);
+        int fd = openat(s->dirfd, f, (last ? O_RDWR : O_RDONLY) | O_CLOEXEC);
         struct stat st;
         if (fd < 0 || fstat(fd, &st) != 0) {
             rc = pdw__error_set(err, PDW_EIO, -1, "spool: cannot read %s (errno %d)", f, errno);
@@ -669,10 +836,12 @@ static int recover(pdw_spool *s, const char *dir, pdw_spool_recovery *out, pdw_e
         s->segs[s->nsegs++] = (segment){ names[i], 0, 0, 0 };
         rs.r.segments++;
         rc = recover_segment(s, &rs, i, fd, (uint64_t)st.st_size, last);
-        if (last)
+        if (last) {
             s->fd = fd;
-        else
+            s->fd_end = s->segs[i].size; /* the tail was cut */
+        } else {
             close(fd);
+        }
         if (rc < 0)
             pdw__error_set(err, rc, -1, rc == PDW_ENOMEM ? NULL : "spool: cannot recover %s",
                            f);
@@ -684,6 +853,12 @@ static int recover(pdw_spool *s, const char *dir, pdw_spool_recovery *out, pdw_e
     s->next_id = rs.max_id + 1 > last_name ? rs.max_id + 1 : last_name;
     s->durable = s->next_id - 1;
     if (n == 0) {
+        /* A new journal, or one whose segments were removed by hand: ids start again, so
+         * a spare file's records are not below every name to come. It goes. */
+        if (s->spare_file == SPARE_READY && unlinkat(s->dirfd, SPARE_NAME, 0) == 0)
+            s->spare_file = SPARE_NONE;
+        else if (s->spare_file == SPARE_READY)
+            s->spare_file = SPARE_BLOCKED;
         rc = create_segment(s, last_name, &s->fd);
         if (rc < 0)
             return pdw__error_set(err, rc, -1, "spool: cannot create a segment in %s", dir);
@@ -845,6 +1020,38 @@ static void wake_batch(pdw_spool *s, uint64_t batch, int next)
         pthread_cond_signal(&s->bcond[(batch + 1) & 1]);
 }
 
+/* Cut a failed batch [base, end) back off the active file, before anyone learns that it
+ * failed (its appenders answer 503, and Pipedrive's retry is taken as new, so the batch
+ * must never come back). Why this is enough, written in place as when appending:
+ *  - after ftruncate(base) no reader sees a byte of the batch (nor the stale bytes of a
+ *    recycled file past it), and the fdatasync makes the smaller size durable, so that a
+ *    power cut cannot bring back what of the batch the failed write or sync did put on
+ *    disk: complete records with ids above every durable one, which recovery could not
+ *    tell from live ones;
+ *  - the durable end does not move, so the next batch is written at base again, and its
+ *    own fdatasync makes its new size durable.
+ * Leaving the batch in place to be overwritten would not do: until the overwrite, a crash
+ * brings it back, and a shorter next batch would leave the rest of it behind. The cost is
+ * that a recycled file is appended to again (size updates) until the next rotation.
+ * When ftruncate fails, tail_dirty makes the next flush try again before it writes, or
+ * rotate (the batch then stays in an older segment, where recovery keeps what of it is
+ * complete: two failures in a row, as before recycling). The sync is best effort: the cut
+ * is in the page cache, which is all a process crash needs; a power cut after a failed
+ * sync here could bring the batch back (a duplicate of a delivery answered 503, never a
+ * loss). Leader only, mutex not held. */
+static void cut_back(pdw_spool *s, int fd, uint64_t base, uint64_t end)
+{
+    if (ftruncate(fd, (off_t)base) != 0) {
+        s->tail_dirty = 1;
+        if (end > s->fd_end)
+            s->fd_end = end;
+        return;
+    }
+    s->fd_end = base;
+    if (!s->no_sync)
+        sync_file(s, fd);
+}
+
 /* Become the leader: take what was appended, write it, sync it, publish the outcome.
  * Mutex held on entry and exit; no flush running. Returns the batch's code (0, ENOSPC,
  * EIO), or ENOMEM when queued markers could not be encoded. *batch_out: the batch it ran;
@@ -869,33 +1076,37 @@ static int lead_flush(pdw_spool *s, uint64_t *batch_out)
     s->inflight_bytes = out.len + mlen;
 
     if ((out.len || mlen) && s->tail_dirty) {
-        /* a failed batch could not be cut off: cut it now, or leave it in an older
-         * segment where recovery skips it */
+        /* a failed batch could not be cut off: cut it now, or start a new segment (the
+         * batch's ids are all below `first`, so it may be named `first`) */
         uint64_t end = s->segs[s->nsegs - 1].size;
         pthread_mutex_unlock(&s->lock);
         int r = ftruncate(s->fd, (off_t)end);
+        if (r == 0)
+            s->fd_end = end;
         pthread_mutex_lock(&s->lock);
-        if (r == 0 || rotate(s) == 0)
+        if (r == 0 || rotate(s, n ? first : unwritten_floor(s)) == 0)
             s->tail_dirty = 0;
         else
             rc = PDW_EIO;
     }
     segment *act = &s->segs[s->nsegs - 1];
-    uint64_t base = act->size;
+    uint64_t base = act->size; /* the durable end: the batch is written there, in place */
     int fd = s->fd, synced = 0;
     if ((out.len || mlen) && rc == 0) {
         pthread_mutex_unlock(&s->lock);
-        uint64_t t0 = mono_us();
-        rc = write_all(s, fd, out.p, out.len);
+        uint64_t t0 = mono_us(), end = base + out.len + mlen;
+        rc = write_at(s, fd, base, out.p, out.len);
         if (rc == 0)
-            rc = write_all(s, fd, s->markbuf, mlen);
+            rc = write_at(s, fd, base + out.len, s->markbuf, mlen);
         if (rc == 0 && !s->no_sync) {
             rc = sync_file(s, fd);
             synced = 1;
         }
         uint64_t took = mono_us() - t0;
-        if (rc < 0 && ftruncate(fd, (off_t)base) != 0)
-            s->tail_dirty = 1; /* leader-only field */
+        if (rc < 0)
+            cut_back(s, fd, base, end);
+        else if (end > s->fd_end)
+            s->fd_end = end;
         pthread_mutex_lock(&s->lock);
         s->last_sync_us = took;
         if (synced || s->no_sync)
@@ -946,7 +1157,7 @@ static int lead_flush(pdw_spool *s, uint64_t *batch_out)
          * being over max_bytes would stay refused with nothing left to hand on. */
         if (a->size >= s->segment_bytes ||
             (s->max_bytes && a->unhandled == 0 && s->cur_n == 0 && a->size >= s->max_bytes / 4))
-            rotate(s); /* on failure: try again after the next flush */
+            rotate(s, unwritten_floor(s)); /* on failure: try again after the next flush */
         delete_handled(s);
     }
     s->done = batch;
@@ -1215,6 +1426,13 @@ void pdw_spool_close(pdw_spool *s)
         else if (lead_flush(s, &led) < 0)
             break; /* dropped, or no memory for the markers: they are redone at open */
     }
+    /* The active file ends at its durable end, so that a clean restart finds no torn tail
+     * (stale bytes of a recycled file, or a batch that could not be cut back). A recycled
+     * file gives up its remaining blocks for that; the next rotation takes the spare. */
+    uint64_t end = s->nsegs ? s->segs[s->nsegs - 1].size : 0;
+    if (s->fd >= 0 && (s->fd_end > end || s->tail_dirty) && ftruncate(s->fd, (off_t)end) == 0 &&
+        !s->no_sync)
+        sync_file(s, s->fd);
     pthread_mutex_unlock(&s->lock);
     spool_free(s);
 }
@@ -1258,9 +1476,20 @@ static int read_record(pdw_spool *s, int fd, const snap *e, buffer *buf, pdw_spo
     return 0;
 }
 
+/* Whether segment `name` was deleted (or recycled) since the walk's snapshot. */
+static int segment_gone(pdw_spool *s, uint64_t name)
+{
+    pthread_mutex_lock(&s->lock);
+    int gone = s->nsegs == 0 || name < s->segs[0].name;
+    pthread_mutex_unlock(&s->lock);
+    return gone;
+}
+
 /* The walk works on a snapshot of the pending ids taken at the start, without holding the
  * mutex during callbacks: a delivery handled after the snapshot is still visited if its
- * segment still exists, and is skipped if its segment was deleted meanwhile. */
+ * segment still exists, and is skipped if its segment was deleted meanwhile (also when the
+ * walk had opened the file before that: a recycled file may be rewritten under it, which
+ * reads as a bad record). */
 int pdw_spool_foreach_pending(pdw_spool *s, pdw_spool_record_cb cb, void *user)
 {
     if (!s || !cb)
@@ -1298,6 +1527,10 @@ int pdw_spool_foreach_pending(pdw_spool *s, pdw_spool_record_cb cb, void *user)
             continue; /* the segment was deleted: all of it was handled meanwhile */
         pdw_spool_record rec;
         rc = read_record(s, fd, &v[i], &buf, &rec);
+        if (rc == PDW_EIO && segment_gone(s, v[i].name)) {
+            rc = 0;
+            continue;
+        }
         if (rc == 0)
             rc = cb(&rec, user);
     }

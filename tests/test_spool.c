@@ -1,6 +1,7 @@
 /* The durable spool: CRC, round trips, recovery (torn tails, corruption), group commit,
- * rotation and deletion order, space limits, injected I/O faults, locking, allocation
- * failures. Every test works in its own mkdtemp directory under /tmp. */
+ * rotation and deletion order, space limits, injected I/O faults, reused segment files
+ * (crash images of each step), locking, allocation failures. Every test works in its own
+ * mkdtemp directory under /tmp. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1371,6 +1372,814 @@ static void test_inject_failure_wakes_waiters(void **state)
     tmp_clean(&t);
 }
 
+/* ---- recycled segment files --------------------------------------------------------- */
+
+static int has_file(const char *dir, const char *name)
+{
+    char p[4096];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return stat(p, &st) == 0;
+}
+
+static unsigned long long inode_of(const char *dir, const char *name)
+{
+    char p[4096];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    assert_int_equal(stat(p, &st), 0);
+    return (unsigned long long)st.st_ino;
+}
+
+/* Directory entries other than LOCK: the journal and the spare file. */
+static int count_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+             strcmp(e->d_name, "LOCK") != 0;
+    closedir(d);
+    return n;
+}
+
+/* Copy the files of src into a fresh dst: what a kill -9 at this point leaves (the
+ * spool's writes are in the page cache, which every later reader sees). */
+static void copy_dir(const char *src, const char *dst)
+{
+    rm_files(dst);
+    rmdir(dst);
+    assert_int_equal(mkdir(dst, 0700), 0);
+    DIR *d = opendir(src);
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char p[4096];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", src, e->d_name);
+        if (strcmp(e->d_name, "LOCK") == 0 || stat(p, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        size_t n;
+        char *b = read_journal(src, e->d_name, &n);
+        write_file(dst, e->d_name, b, n);
+        free(b);
+    }
+    closedir(d);
+}
+
+static uint64_t seg_name_of(const char *f)
+{
+    return strtoull(f + 8, NULL, 16);
+}
+
+/* A closed journal: every file is whole records, every delivery id is at least its
+ * segment's name (the invariant recycling relies on), and ids grow across the journal. */
+static void check_floors(const char *dir)
+{
+    char names[64][32];
+    int ns = list_journal(dir, names, 64);
+    uint64_t last = 0;
+    for (int i = 0; i < ns; i++) {
+        size_t n;
+        char *b = read_journal(dir, names[i], &n);
+        jrec rec[TORN_MAX];
+        size_t k = parse_journal(b, n, rec, TORN_MAX);
+        for (size_t j = 0; j < k; j++) {
+            if (rec[j].type != 1)
+                continue;
+            if (rec[j].id < seg_name_of(names[i]))
+                fail_msg("%s holds delivery %llu", names[i], (unsigned long long)rec[j].id);
+            assert_true(rec[j].id > last);
+            last = rec[j].id;
+        }
+        free(b);
+    }
+}
+
+/* Both spools' pending deliveries, equal (ids, keys and bodies). */
+static void assert_same_pending(pdw_spool *a, pdw_spool *b)
+{
+    seen *va = pending_of(a), *vb = pending_of(b);
+    assert_int_equal(va->n, vb->n);
+    for (size_t i = 0; i < va->n && i < 20000; i++)
+        assert_int_equal(va->ids[i], vb->ids[i]);
+    for (size_t i = 0; i < va->n && i < 64; i++) {
+        assert_int_equal(va->body_lens[i], vb->body_lens[i]);
+        assert_memory_equal(va->bodies[i], vb->bodies[i], va->body_lens[i]);
+    }
+    seen_free(va);
+    seen_free(vb);
+}
+
+/* Open a crash image of each directory and compare what they recover. */
+static void assert_same_recovery(tmp *t, const char *a, const char *b)
+{
+    char ca[128], cb[128];
+    snprintf(ca, sizeof ca, "%s/crash-a", t->root);
+    snprintf(cb, sizeof cb, "%s/crash-b", t->root);
+    copy_dir(a, ca);
+    copy_dir(b, cb);
+    pdw_spool_options o = PDW_SPOOL_OPTIONS_INIT;
+    o.segment_bytes = 600;
+    o.no_sync = 1;
+    pdw_spool_recovery ra, rb;
+    pdw_spool *sa = open_ok(ca, &o, &ra), *sb = open_ok(cb, &o, &rb);
+    assert_int_equal(ra.segments, rb.segments);
+    assert_int_equal(ra.deliveries, rb.deliveries);
+    assert_int_equal(ra.pending, rb.pending);
+    assert_int_equal(ra.skipped_bytes, 0);
+    assert_int_equal(rb.torn_bytes, 0); /* no recycling: nothing past the end */
+    assert_same_pending(sa, sb);
+    /* the next id is the same too */
+    assert_int_equal(append_str(sa, "k", "next"), append_str(sb, "k", "next"));
+    pdw_spool_close(sa);
+    pdw_spool_close(sb);
+    rm_files(ca);
+    rmdir(ca);
+    rm_files(cb);
+    rmdir(cb);
+}
+
+/* Steady appends and handled markers across many small segments: handled segment files
+ * are reused (the inode of the spare becomes the next segment's), the directory never
+ * holds more than the live segments and one spare, and what is recovered (after a clean
+ * close, and from a crash image at any step) is exactly what a spool that cannot recycle
+ * (a directory named spare.pdwj blocks it) recovers. */
+static void test_recycle_steady(void **state)
+{
+    (void)state;
+    tmp t;
+    tmp_make(&t);
+    char other[128];
+    snprintf(other, sizeof other, "%s/norecycle", t.root);
+    assert_int_equal(mkdir(other, 0700), 0);
+    char block[160];
+    snprintf(block, sizeof block, "%s/spare.pdwj", other);
+    assert_int_equal(mkdir(block, 0700), 0);
+
+    pdw_spool_options o = PDW_SPOOL_OPTIONS_INIT;
+    o.segment_bytes = 600;
+    pdw_spool *a = open_ok(t.dir, &o, NULL), *b = open_ok(other, &o, NULL);
+    char body[128];
+    unsigned long long spare_ino = 0;
+    char known[64][32];
+    int nknown = list_journal(t.dir, known, 64), reused = 0, crashes = 0;
+    uint64_t late[8] = { 0 };
+    for (int i = 1; i <= 400; i++) {
+        snprintf(body, sizeof body, "{\"n\":%d,\"pad\":\"%.*s\"}", i, 40 + i % 50,
+                 "...................................................................");
+        uint64_t id = append_str(a, "key", body);
+        assert_int_equal(append_str(b, "key", body), id);
+        /* handled three behind; every 37th only 25 later (deletion stalls, then catches
+         * up several segments at once) */
+        if (id > 3 && (id - 3) % 37 != 0) {
+            assert_int_equal(pdw_spool_mark_handled(a, id - 3), 0);
+            assert_int_equal(pdw_spool_mark_handled(b, id - 3), 0);
+        } else if (id > 3) {
+            late[(id - 3) / 37 % 8] = id - 3;
+        }
+        for (int k = 0; k < 8; k++)
+            if (late[k] && late[k] + 25 <= id) {
+                assert_int_equal(pdw_spool_mark_handled(a, late[k]), 0);
+                assert_int_equal(pdw_spool_mark_handled(b, late[k]), 0);
+                late[k] = 0;
+            }
+        assert_int_equal(pdw_spool_flush(a, NULL), 0);
+        assert_int_equal(pdw_spool_flush(b, NULL), 0);
+
+        pdw_spool_stats sa, sb;
+        pdw_spool_get_stats(a, &sa);
+        pdw_spool_get_stats(b, &sb);
+        assert_int_equal(sa.segments, sb.segments);
+        assert_int_equal(sa.bytes, sb.bytes);
+        assert_int_equal(sa.pending, sb.pending);
+        char names[64][32];
+        int ns = list_journal(t.dir, names, 64);
+        assert_int_equal((uint64_t)ns, sa.segments);
+        assert_true(count_files(t.dir) <= ns + 1);
+        assert_int_equal(list_journal(other, names, 64), ns);
+        /* a new segment takes the spare's inode when there was a spare */
+        for (int j = 0; j < ns; j++) {
+            int old = 0;
+            for (int k = 0; k < nknown; k++)
+                old |= strcmp(names[j], known[k]) == 0;
+            if (old)
+                continue;
+            if (spare_ino) {
+                assert_int_equal(inode_of(t.dir, names[j]), spare_ino);
+                reused++;
+            }
+        }
+        memcpy(known, names, sizeof names);
+        nknown = ns;
+        spare_ino = has_file(t.dir, "spare.pdwj") ? inode_of(t.dir, "spare.pdwj") : 0;
+        if (i % 23 == 0) {
+            assert_same_recovery(&t, t.dir, other);
+            crashes++;
+        }
+    }
+    print_message("recycling: %d segment files reused, %d crash images compared\n", reused,
+                  crashes);
+    assert_true(reused >= 20);
+    int had_spare = has_file(t.dir, "spare.pdwj");
+    pdw_spool_close(a);
+    pdw_spool_close(b);
+    check_floors(t.dir);
+
+    /* reopened: the same deliveries, the same pending ones, no torn bytes (close cut the
+     * active file's stale tail), and the spare is kept */
+    pdw_spool_recovery ra, rb;
+    a = open_ok(t.dir, &o, &ra);
+    b = open_ok(other, &o, &rb);
+    assert_int_equal(has_file(t.dir, "spare.pdwj"), had_spare);
+    assert_int_equal(ra.segments, rb.segments);
+    assert_int_equal(ra.deliveries, rb.deliveries);
+    assert_int_equal(ra.pending, rb.pending);
+    assert_int_equal(ra.torn_bytes, 0);
+    assert_int_equal(ra.skipped_bytes, 0);
+    assert_int_equal(rb.torn_bytes, 0);
+    assert_int_equal(ra.pending, 3 + (late[0] != 0) + (late[1] != 0) + (late[2] != 0) +
+                                     (late[3] != 0) + (late[4] != 0) + (late[5] != 0) +
+                                     (late[6] != 0) + (late[7] != 0));
+    assert_same_pending(a, b);
+    pdw_spool_close(a);
+    pdw_spool_close(b);
+    rm_files(other);
+    rmdir(block);
+    rmdir(other);
+    tmp_clean(&t);
+}
+
+/* A spool dir whose active segment is a reused file with stale bytes past its end: small
+ * segments, everything handled at once, so that segments are deleted (one becomes the
+ * spare) and the spare is taken again. Leaves the spool open, after `pending` more
+ * deliveries that stay pending; *ids_out gets them. */
+static pdw_spool *open_recycled(const char *dir, const pdw_spool_options *o, int pending,
+                                uint64_t *ids_out)
+{
+    pdw_spool *s = open_ok(dir, o, NULL);
+    char body[128];
+    for (int round = 0; round < 12; round++) {
+        for (int i = 0; i < 6; i++) {
+            snprintf(body, sizeof body, "{\"round\":%d,\"i\":%d,\"pad\":\"%.*s\"}", round, i,
+                     20 + 7 * i, "..................................................");
+            uint64_t id = append_str(s, "old", body);
+            assert_int_equal(pdw_spool_mark_handled(s, id), 0);
+        }
+        assert_int_equal(pdw_spool_flush(s, NULL), 0);
+    }
+    for (int i = 0; i < pending; i++) {
+        snprintf(body, sizeof body, "{\"new\":%d}", i);
+        ids_out[i] = append_str(s, "new", body);
+    }
+    return s;
+}
+
+/* Name, file size and durable size of the active segment (the last journal file; the
+ * older ones are exactly their durable size). */
+static void active_segment(pdw_spool *s, const char *dir, char name[32], long *size,
+                           size_t *durable)
+{
+    char names[64][32];
+    int ns = list_journal(dir, names, 64);
+    assert_true(ns >= 1);
+    memcpy(name, names[ns - 1], 32);
+    *size = file_size(dir, name);
+    pdw_spool_stats st;
+    pdw_spool_get_stats(s, &st);
+    uint64_t older = 0;
+    for (int i = 0; i + 1 < ns; i++)
+        older += (uint64_t)file_size(dir, names[i]);
+    *durable = (size_t)(st.bytes - older);
+}
+
+/* Where recovery ends a reused file whose live records end at `from`: the old life's
+ * handled markers that happen to start exactly there are harmless and kept (they name
+ * deliveries long gone); the first of anything else ends it. */
+static size_t stale_cut(const char *b, size_t n, size_t from)
+{
+    while (from + 12 <= n && memcmp(b + from, "PDWJ", 4) == 0) {
+        uint32_t plen = le32s(b + from + 4);
+        if (plen > n - from - 12 || pdw__crc32c(0, b + from + 12, plen) != le32s(b + from + 8) ||
+            b[from + 12] != 2)
+            break;
+        from += 12 + plen;
+    }
+    return from;
+}
+
+/* (a) A crash right after the spare was renamed to the new segment's name, before anything
+ * was written in it: the new last segment is full of records of its earlier life, which
+ * all pass their CRC. None comes back; the next id is the new segment's name. */
+static void test_recycle_crash_spare_renamed(void **state)
+{
+    (void)state;
+    tmp t;
+    tmp_make(&t);
+    pdw_spool_options o = PDW_SPOOL_OPTIONS_INIT;
+    o.segment_bytes = 600;
+    uint64_t ids[3];
+    pdw_spool *s = open_recycled(t.dir, &o, 3, ids);
+    pdw_spool_close(s);
+    assert_true(has_file(t.dir, "spare.pdwj"));
+    pdw_spool_recovery r0;
+    s = open_ok(t.dir, &o, &r0); /* what there is before the crash */
+    pdw_spool_close(s);
+    assert_int_equal(r0.pending, 3);
+    size_t n;
+    char *spare = read_journal(t.dir, "spare.pdwj", &n);
+    jrec rec[TORN_MAX];
+    size_t k = parse_journal(spare, n, rec, TORN_MAX); /* whole valid records */
+    size_t olds = 0;
+    for (size_t j = 0; j < k; j++)
+        olds += rec[j].type == 1;
+    assert_true(olds >= 3);
+
+    /* the rename rotate() would do next: the new segment is named after the next id */
+    char f[32];
+    uint64_t next = ids[2] + 1;
+    snprintf(f, sizeof f, "journal-%016llx.pdwj", (unsigned long long)next);
+    char from[160], to[160];
+    snprintf(from, sizeof from, "%s/spare.pdwj", t.dir);
+    snprintf(to, sizeof to, "%s/%s", t.dir, f);
+    assert_int_equal(rename(from, to), 0);
+
+    pdw_spool_recovery r;
+    s = open_ok(t.dir, &o, &r);
+    size_t keep = stale_cut(spare, n, 0);
+    assert_int_equal(r.torn_bytes, n - keep);
+    assert_int_equal(r.deliveries, r0.deliveries);
+    assert_int_equal(r.segments, r0.segments + 1);
+    assert_int_equal(r.pending, 3);
+    assert_int_equal(file_size(t.dir, f), (long)keep);
+    seen *v = pending_of(s);
+    assert_int_equal(v->n, 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(v->ids[i], ids[i]);
+    seen_free(v);
+    assert_int_equal(append_str(s, "k", "after"), next);
+    pdw_spool_close(s);
+    s = open_ok(t.dir, &o, &r);
+    assert_int_equal(r.pending, 4);
+    assert_int_equal(r.torn_bytes, 0);
+    pdw_spool_close(s);
+    free(spare);
+    tmp_clean(&t);
+}
+
+/* (b) A reused active file, a few new records written, a crash: the records of its earlier
+ * life after them are cut off (torn_bytes), only the new ones come back. (c) The same with
+ * a batch partly written over the stale bytes, cut at every byte: the complete records of
+ * the batch are kept (as after any torn write), nothing of the earlier life. */
+static void test_recycle_crash_stale_tail(void **state)
+{
+    (void)state;
+    tmp t;
+    tmp_make(&t);
+    pdw_spool_options o = PDW_SPOOL_OPTIONS_INIT;
+    o.segment_bytes = 600;
+    uint64_t ids[3];
+    pdw_spool *s = open_recycled(t.dir, &o, 2, ids);
+    char act[32];
+    long size;
+    size_t end;
+    active_segment(s, t.dir, act, &size, &end);
+    size_t n;
+    char *img = read_journal(t.dir, act, &n);
+    assert_int_equal(n, (size_t)size);
+    assert_true(n > end + 100); /* a reused file, longer than what was written in it */
+    jrec live[TORN_MAX];
+    size_t k = parse_journal(img, end, live, TORN_MAX);
+    assert_true(k >= 2);
+    assert_int_equal(live[k - 1].type, 1);
+    assert_int_equal(live[k - 1].id, ids[1]);
+    char pre[128], copy[128];
+    snprintf(pre, sizeof pre, "%s/pre", t.root);
+    snprintf(copy, sizeof copy, "%s/copy", t.root);
+    copy_dir(t.dir, pre);
+
+    /* (b) a crash now */
+    copy_dir(pre, copy);
+    pdw_spool_recovery r;
+    pdw_spool *c = open_ok(copy, &o, &r);
+    size_t keep = stale_cut(img, n, end);
+    assert_int_equal(r.torn_bytes, n - keep);
+    assert_int_equal(r.skipped_bytes, 0);
+    assert_int_equal(r.pending, 2);
+    assert_int_equal(file_size(copy, act), (long)keep);
+    seen *v = pending_of(c);
+    assert_int_equal(v->n, 2);
+    assert_int_equal(v->ids[0], ids[0]);
+    assert_int_equal(v->ids[1], ids[1]);
+    seen_free(v);
+    assert_int_equal(append_str(c, "k", "next"), ids[1] + 1);
+    pdw_spool_close(c);
+
+    /* (c) the next batch (three deliveries and a marker), written in place over the stale
+     * bytes; then crash images with the batch cut at every byte */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pdw_spool_append_nowait(s, "b", 1, 0, "batch", 5, &ids[2], NULL), 0);
+    assert_int_equal(pdw_spool_mark_handled(s, ids[0]), 0);
+    assert_int_equal(pdw_spool_flush(s, NULL), 0);
+    char now[32];
+    long size2;
+    size_t end2;
+    active_segment(s, t.dir, now, &size2, &end2);
+    if (strcmp(now, act) == 0)
+        assert_int_equal(size2, size); /* no rotation: written in place, the size is kept */
+    size_t n2;
+    char *after = read_journal(t.dir, act, &n2);
+    jrec batch[8];
+    size_t nb = 0, e2 = end;
+    while (nb < 4) { /* the batch's records */
+        uint32_t plen = le32s(after + e2 + 4);
+        assert_true(e2 + 12 + plen <= n2);
+        assert_int_equal(pdw__crc32c(0, after + e2 + 12, plen), le32s(after + e2 + 8));
+        batch[nb++] = (jrec){ e2, e2 + 12 + plen, after[e2 + 12], le64(after + e2 + 13), 0, 0 };
+        e2 += 12 + plen;
+    }
+    assert_int_equal(batch[3].type, 2);
+    assert_true(e2 < n); /* all of it over stale bytes */
+    pdw_spool_close(s);
+    char *mix = malloc(n);
+    assert_non_null(mix);
+    for (size_t cut = end; cut <= e2; cut++) {
+        memcpy(mix, img, n);
+        memcpy(mix + end, after + end, cut - end); /* the batch up to the cut, stale after */
+        copy_dir(pre, copy);
+        write_file(copy, act, mix, n);
+        pdw_spool_options q = o;
+        q.no_sync = 1;
+        c = open_ok(copy, &q, &r);
+        size_t whole = 0, good = end;
+        for (size_t j = 0; j < nb && batch[j].end <= cut; j++) {
+            good = batch[j].end;
+            whole += batch[j].type == 1;
+        }
+        if (good == cut) /* cut between records: stale bytes follow */
+            good = stale_cut(mix, n, good);
+        assert_int_equal(r.torn_bytes, n - good);
+        assert_int_equal(r.skipped_bytes, 0);
+        /* id ids[0] is handled only with the whole batch (its marker is last) */
+        uint64_t want = 2 + whole - (cut >= batch[3].end);
+        assert_int_equal(r.pending, want);
+        v = pending_of(c);
+        assert_int_equal(v->n, want);
+        for (size_t j = 0; j < v->n; j++)
+            assert_true(v->ids[j] >= ids[0] && v->ids[j] <= ids[2]); /* nothing older */
+        seen_free(v);
+        pdw_spool_close(c);
+    }
+    free(mix);
+    free(after);
+    free(img);
+    rm_files(pre);
+    rmdir(pre);
+    tmp_clean(&t);
+}
+
+/* (d) A journal as the writer before recycling left it: appended files, no spare, a
+ * segment holding markers only, and after it the one corner case of that writer (segment 8
+ * holding delivery 7, its name - 1), and a torn tail. Recovered exactly as before. */
+static size_t enc_rec(char *out, const unsigned char *payload, size_t plen)
+{
+    memcpy(out, "PDWJ", 4);
+    for (int i = 0; i < 4; i++) {
+        out[4 + i] = (char)(plen >> (8 * i));
+        out[8 + i] = (char)(pdw__crc32c(0, payload, plen) >> (8 * i));
+    }
+    memcpy(out + 12, payload, plen);
+    return 12 + plen;
+}
+
+static size_t enc_delivery(char *out, uint64_t id, const char *body)
+{
+    unsigned char p[256];
+    size_t blen = strlen(body);
+    p[0] = 1;
+    for (int i = 0; i < 8; i++) {
+        p[1 + i] = (unsigned char)(id >> (8 * i));
+        p[9 + i] = (unsigned char)((uint64_t)1700000000000 >> (8 * i));
+    }
+    p[17] = 1;
+    p[18] = 0;
+    p[19] = 'k';
+    memcpy(p + 20, body, blen);
+    return enc_rec(out, p, 20 + blen);
+}
+
+static size_t enc_marker(char *out, uint64_t floor, const uint64_t *ids, uint32_t n)
+{
+    unsigned char p[256];
+    p[0] = 2;
+    for (int i = 0; i < 8; i++)
+        p[1 + i] = (unsigned char)(floor >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        p[9 + i] = (unsigned char)(n >> (8 * i));
+    for (uint32_t j = 0; j < n; j++)
+        for (int i = 0; i < 8; i++)
+            p[13 + 8 * j + (uint32_t)i] = (unsigned char)(ids[j] >> (8 * i));
+    return enc_rec(out, p, 13 + 8 * (size_t)n);
+}
+
+static void test_recycle_old_journal_unchanged(void **state)
+{
+    (void)state;
+    tmp t;
+    tmp_make(&t);
+    assert_int_equal(mkdir(t.dir, 0700), 0);
+    char b[2048];
+    size_t n = 0;
+    for (uint64_t id = 1; id <= 4; id++)
+        n += enc_delivery(b + n, id, "{\"seg\":1}");
+    n += enc_marker(b + n, 4, (const uint64_t[]){ 1, 2 }, 2);
+    write_file(t.dir, "journal-0000000000000001.pdwj", b, n);
+    n = enc_delivery(b, 5, "{\"seg\":5}");
+    n += enc_delivery(b + n, 6, "{\"seg\":5}");
+    n += enc_marker(b + n, 6, (const uint64_t[]){ 3 }, 1);
+    write_file(t.dir, "journal-0000000000000005.pdwj", b, n);
+    n = enc_marker(b, 6, (const uint64_t[]){ 5 }, 1); /* markers only */
+    write_file(t.dir, "journal-0000000000000007.pdwj", b, n);
+    n = enc_delivery(b, 7, "{\"seg\":8}"); /* name - 1: the old writer's corner case */
+    n += enc_delivery(b + n, 8, "{\"seg\":8}");
+    size_t whole = n;
+    n += enc_delivery(b + n, 9, "{\"seg\":8,\"torn\":true}");
+    n -= 10; /* torn */
+    write_file(t.dir, "journal-0000000000000008.pdwj", b, n);
+
+    pdw_spool_recovery r;
+    pdw_spool *s = open_ok(t.dir, NULL, &r);
+    assert_int_equal(r.segments, 4);
+    assert_int_equal(r.deliveries, 8);
+    assert_int_equal(r.pending, 4);
+    assert_int_equal(r.torn_bytes, n - whole);
+    assert_int_equal(r.skipped_bytes, 0);
+    assert_false(has_file(t.dir, "spare.pdwj"));
+    seen *v = pending_of(s);
+    uint64_t want[] = { 4, 6, 7, 8 };
+    assert_int_equal(v->n, 4);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(v->ids[i], want[i]);
+    assert_memory_equal(v->bodies[2], "{\"seg\":8}", 9);
+    seen_free(v);
+    assert_int_equal(append_str(s, "k", "next"), 9);
+    pdw_spool_close(s);
+    s = open_ok(t.dir, NULL, &r);
+    assert_int_equal(r.deliveries, 9);
+    assert_int_equal(r.pending, 5);
+    assert_int_equal(r.torn_bytes, 0);
+    pdw_spool_close(s);
+    tmp_clean(&t);
+}
+
+/* A segment that fills up with handled markers only, with no delivery written since it was
+ * made, is rotated without breaking the invariant: the ids up to the new name are skipped
+ * when none is assigned yet; a delivery appended during that flush (from the sync hook)
+ * waits for the next flush, written in the old segment, and the rotation follows it. */
+typedef struct hook_append {
+    pdw_spool *s;
+    int at_sync;  /* append during this sync call */
+    int syncs;
+    uint64_t id;
+} hook_append;
+
+static int sync_then_append(int fd, void *u)
+{
+    hook_append *h = u;
+    if (++h->syncs == h->at_sync && h->s)
+        pdw_spool_append_nowait(h->s, "h", 1, 0, "from the hook", 13, &h->id, NULL);
+    return fdatasync(fd);
+}
+
+static void test_rotation_marker_only_segment(void **state)
+{
+    (void)state;
+    tmp t;
+    tmp_make(&t);
+    hook_append h = { NULL, 0, 0, 0 };
+    pdw_spool_io io = { NULL, sync_then_append, &h };
+    pdw_spool_options o = PDW_SPOOL_OPTIONS_INIT;
+    o.segment_bytes = 256;
+    o.io = &io;
+    pdw_spool *s = open_ok(t.dir, &o, NULL);
+    h.s = s;
+    for (int i = 0; i < 40; i++)
+        append_str(s, "key", "{\"a delivery of some length\":1}");
+    /* a new, empty active segment named 41: markers one at a time fill it */
+    char names[64][32];
+    int ns = list_journal(t.dir, names, 64);
+    assert_int_equal(file_size(t.dir, names[ns - 1]), 0);
+    assert_int_equal(seg_name_of(names[ns - 1]), 41);
+    uint64_t m = 1;
+    while (file_size(t.dir, names[ns - 1]) + 33 < 256) {
+        assert_int_equal(pdw_spool_mark_handled(s, m++), 0);
+        assert_int_equal(pdw_spool_flush(s, NULL), 0);
+    }
+    /* the marker that fills it; id 41 is appended while it is synced: the segment cannot
+     * be rotated to 42 before 41 is written, so it takes 41 first */
+    h.at_sync = h.syncs + 1;
+    assert_int_equal(pdw_spool_mark_handled(s, m++), 0);
+    assert_int_equal(pdw_spool_flush(s, NULL), 0);
+    assert_int_equal(h.id, 41);
+    assert_int_equal(pdw_spool_status(s, 41), 1);
+    ns = list_journal(t.dir, names, 64);
+    assert_int_equal(seg_name_of(names[ns - 1]), 41); /* not rotated */
+    assert_int_equal(pdw_spool_flush(s, NULL), 0);
+    assert_int_equal(pdw_spool_status(s, 41), 0);
+    /* a marker-only segment again (named 42), filled with nothing assigned: ids up to the
+     * next name are skipped */
+    ns = list_journal(t.dir, names, 64);
+    assert_int_equal(seg_name_of(names[ns - 1]), 42);
+    while (seg_name_of(names[ns - 1]) == 42) {
+        assert_int_equal(pdw_spool_mark_handled(s, m++), 0);
+        assert_int_equal(pdw_spool_flush(s, NULL), 0);
+        ns = list_journal(t.dir, names, 64);
+    }
+    uint64_t id = append_str(s, "k", "after the markers");
+    assert_int_equal(id, seg_name_of(names[ns - 1]));
+    assert_true(id > 42);
+    pdw_spool_close(s);
+    check_floors(t.dir);
+    pdw_spool_recovery r;
+    o.io = NULL;
+    s = open_ok(t.dir, &o, &r);
+    assert_int_equal(r.torn_bytes, 0);
+    assert_int_equal(r.skipped_bytes, 0);
+    seen *v = pending_of(s);
+    assert_int_equal(v->n, 40 - (m - 1) + 2);
+    assert_int_equal(v->ids[v->n - 2], 41);
+    assert_int_equal(v->ids[v->n - 1], id);
+    seen_free(v);
+    assert_int_equal(append_str(s, "k", "next"), id + 1);
+    pdw_spool_close(s);
+    tmp_clean(&t);
+}
+
+/* A failed flush in a reused segment file: cut back (the stale tail goes too), and the
+ * dropped batch never comes back, after a clean close or from a crash image. */
+static void test_recycle_failed_flush(void **state)
+{
+    (void)state;
+    tmp t;
+    tmp_make(&t);
+    fault f = { 0 };
+    pdw_spool_io io = { f_write, f_sync, &f };
+    pdw_spool_options o = PDW_SPOOL_OPTIONS_INIT;
+    o.segment_bytes = 600;
+    o.io = &io;
+    uint64_t ids[2];
+    pdw_spool *s = open_recycled(t.dir, &o, 2, ids);
+    char act[32];
+    long size;
+    size_t durable;
+    active_segment(s, t.dir, act, &size, &durable);
+    assert_true((size_t)size > durable); /* a reused file, longer than its records */
+    pdw_spool_stats st;
+    pdw_spool_get_stats(s, &st);
+
+    /* the write goes through, the fdatasync fails */
+    f.fail_sync = f.syncs + 1;
+    f.sync_errno = EIO;
+    uint64_t lost = 0;
+    assert_int_equal(pdw_spool_append(s, "k", 1, 0, "lost", 4, &lost, NULL), PDW_EIO);
+    assert_int_equal(pdw_spool_dropped(s, lost), 1);
+    pdw_spool_stats st2;
+    pdw_spool_get_stats(s, &st2);
+    assert_int_equal(st2.bytes, st.bytes);
+    assert_int_equal(st2.segments, st.segments);
+    assert_int_equal(file_size(t.dir, act), (long)durable); /* cut back, stale tail too */
+    char copy[128];
+    snprintf(copy, sizeof copy, "%s/copy", t.root);
+    copy_dir(t.dir, copy);
+
+    /* a short write, then a full disk */
+    uint64_t lost2 = 0;
+    f.short_write = f.writes + 1;
+    f.fail_write = f.writes + 2;
+    f.write_errno = ENOSPC;
+    assert_int_equal(pdw_spool_append(s, "k", 1, 0, "lost too", 8, &lost2, NULL), PDW_ENOSPC);
+    uint64_t kept = append_str(s, "k", "kept");
+    pdw_spool_close(s);
+
+    pdw_spool_recovery r;
+    o.io = NULL;
+    s = open_ok(t.dir, &o, &r);
+    assert_int_equal(r.torn_bytes, 0);
+    seen *v = pending_of(s);
+    assert_int_equal(v->n, 3);
+    assert_int_equal(v->ids[0], ids[0]);
+    assert_int_equal(v->ids[1], ids[1]);
+    assert_int_equal(v->ids[2], kept);
+    seen_free(v);
+    pdw_spool_close(s);
+    /* the crash image right after the first failure */
+    s = open_ok(copy, &o, &r);
+    assert_int_equal(r.torn_bytes, 0); /* the cut took the stale tail too */
+    v = pending_of(s);
+    assert_int_equal(v->n, 2);
+    assert_int_equal(v->ids[1], ids[1]);
+    seen_free(v);
+    assert_true(append_str(s, "k", "x") > ids[1]); /* (the dropped id may be taken again) */
+    pdw_spool_close(s);
+    (void)lost2;
+    tmp_clean(&t);
+}
+
+/* A spare file without a journal (segments removed by hand) is not reused: its records'
+ * ids are not below the names to come. Something else named spare.pdwj is left alone. */
+static void test_recycle_spare_edge_cases(void **state)
+{
+    (void)state;
+    tmp t;
+    tmp_make(&t);
+    pdw_spool_options o = PDW_SPOOL_OPTIONS_INIT;
+    o.segment_bytes = 600;
+    uint64_t ids[1];
+    pdw_spool *s = open_recycled(t.dir, &o, 0, ids);
+    pdw_spool_close(s);
+    assert_true(has_file(t.dir, "spare.pdwj"));
+    char names[64][32];
+    int ns = list_journal(t.dir, names, 64);
+    for (int i = 0; i < ns; i++) {
+        char p[4096];
+        snprintf(p, sizeof p, "%s/%s", t.dir, names[i]);
+        assert_int_equal(unlink(p), 0);
+    }
+    pdw_spool_recovery r;
+    s = open_ok(t.dir, &o, &r);
+    assert_int_equal(r.segments, 0);
+    assert_false(has_file(t.dir, "spare.pdwj"));
+    assert_int_equal(append_str(s, "k", "first again"), 1);
+    pdw_spool_close(s);
+
+    /* a directory under the spare's name: segments are deleted, not renamed onto it */
+    rm_files(t.dir);
+    char block[160];
+    snprintf(block, sizeof block, "%s/spare.pdwj", t.dir);
+    assert_int_equal(mkdir(block, 0700), 0);
+    s = open_recycled(t.dir, &o, 1, ids);
+    ns = list_journal(t.dir, names, 64);
+    assert_true(ns <= 2);
+    struct stat st;
+    assert_int_equal(stat(block, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    pdw_spool_close(s);
+    s = open_ok(t.dir, &o, &r);
+    assert_int_equal(r.pending, 1);
+    pdw_spool_close(s);
+    assert_int_equal(rmdir(block), 0);
+    tmp_clean(&t);
+}
+
+/* pdw_spool_foreach_pending() keeps its snapshot while segments are handled, deleted and
+ * reused under it: a delivery whose segment went meanwhile is skipped, not an error. */
+typedef struct walk_and_handle {
+    pdw_spool *s;
+    uint64_t upto;
+    size_t visited;
+} walk_and_handle;
+
+static int handle_all_on_first(const pdw_spool_record *rec, void *user)
+{
+    walk_and_handle *w = user;
+    if (w->visited++ == 0) { /* handle everything and write enough to reuse files */
+        for (uint64_t id = rec->id; id <= w->upto; id++)
+            pdw_spool_mark_handled(w->s, id);
+        for (int i = 0; i < 40; i++) {
+            uint64_t id = 0;
+            if (pdw_spool_append(w->s, "k", 1, 0, "overwrite the old files", 23, &id, NULL) ||
+                pdw_spool_mark_handled(w->s, id))
+                return 1;
+        }
+        pdw_spool_flush(w->s, NULL);
+    }
+    return 0;
+}
+
+static void test_recycle_during_walk(void **state)
+{
+    (void)state;
+    tmp t;
+    tmp_make(&t);
+    pdw_spool_options o = PDW_SPOOL_OPTIONS_INIT;
+    o.segment_bytes = 400;
+    pdw_spool *s = open_ok(t.dir, &o, NULL);
+    uint64_t last = 0;
+    for (int i = 0; i < 30; i++)
+        last = append_str(s, "key", "{\"a body that fills segments\":true}");
+    walk_and_handle w = { s, last, 0 };
+    assert_int_equal(pdw_spool_foreach_pending(s, handle_all_on_first, &w), 0);
+    assert_true(w.visited >= 1 && w.visited <= 30);
+    assert_true(has_file(t.dir, "spare.pdwj"));
+    pdw_spool_stats st;
+    pdw_spool_get_stats(s, &st);
+    assert_int_equal(st.pending, 0);
+    pdw_spool_close(s);
+    tmp_clean(&t);
+}
+
 /* ---- locking ------------------------------------------------------------------------ */
 
 static void test_locked(void **state)
@@ -1492,6 +2301,14 @@ int main(void)
         cmocka_unit_test(test_inject_short_write_then_enospc),
         cmocka_unit_test(test_inject_eio_sync),
         cmocka_unit_test(test_inject_failure_wakes_waiters),
+        cmocka_unit_test(test_recycle_steady),
+        cmocka_unit_test(test_recycle_crash_spare_renamed),
+        cmocka_unit_test(test_recycle_crash_stale_tail),
+        cmocka_unit_test(test_recycle_old_journal_unchanged),
+        cmocka_unit_test(test_rotation_marker_only_segment),
+        cmocka_unit_test(test_recycle_failed_flush),
+        cmocka_unit_test(test_recycle_spare_edge_cases),
+        cmocka_unit_test(test_recycle_during_walk),
         cmocka_unit_test(test_locked),
         cmocka_unit_test(test_alloc_failure_sweep),
     };

@@ -13,12 +13,14 @@
  *     type 2, handled:  u32 count | count x u64 id of handled deliveries
  * ```
  *
- * Ids grow by one per delivery, across segments and restarts. Appends use **group
- * commit**: records appended while a flush is running are written and fdatasync'ed
- * together by the next one, so N concurrent deliveries cost about one fsync, not N. When
- * the previous flush carried several deliveries, the next one first waits a little (half
- * the last flush's duration, at most 0.5 ms) for the appends of the clients just
- * answered, so that a steady load is not split into two half-size batches; a lone
+ * Ids grow by one per delivery, across segments and restarts (a restart or a rotation may
+ * skip some). A segment named N holds deliveries with ids >= N only, in increasing order
+ * (journals written before segment files were reused may hold id N - 1 in segment N).
+ * Appends use **group commit**: records appended while a flush is running are written and
+ * fdatasync'ed together by the next one, so N concurrent deliveries cost about one fsync,
+ * not N. When the previous flush carried several deliveries, the next one first waits a
+ * little (half the last flush's duration, at most 0.5 ms) for the appends of the clients
+ * just answered, so that a steady load is not split into two half-size batches; a lone
  * appender never waits.
  *
  * At open, every segment is read and checked; a torn tail (a record cut by a crash in the
@@ -26,6 +28,17 @@
  * record before it is kept. Deliveries without a handled marker are *pending*: hand them
  * on again (pdw_spool_foreach_pending()). Segments are rotated by size and deleted, oldest
  * first, once every delivery in them and in all older segments is handled.
+ *
+ * Instead of being deleted, one handled segment file is kept as `DIR/spare.pdwj` and
+ * reused as the next segment: it is written in place, over the records of its earlier life,
+ * so that its size does not change and fdatasync has only the data to write (not the inode
+ * too). The directory therefore holds, besides the journal, at most one spare file of up to
+ * about @c segment_bytes (plus one batch), and a reused active segment takes its file's
+ * whole size from the start: up to about two @c segment_bytes of disk beyond the journal's
+ * bytes, which are what @c max_bytes counts. Recovery never takes the old records of a
+ * reused file for live ones (a delivery below what its segment may hold, or not above the
+ * previous one, ends the last segment like a torn tail). Remove `spare.pdwj` freely while
+ * the spool is closed.
  *
  * When the disk is full, or the journal would grow over its configured size, appends fail
  * with ::PDW_ENOSPC (answer 503 + Retry-After: Pipedrive's retries may still land) and the
@@ -54,7 +67,8 @@ typedef struct pdw_spool pdw_spool;
  * mean the system call. Each returns like the system call and sets errno.
  */
 typedef struct pdw_spool_io {
-    /** Like write(2). */
+    /** Like write(2), at the file offset: the spool sets it (lseek) before each batch (without
+     *  the hook it calls pwrite(2)). */
     long (*write)(int fd, const void *buf, size_t n, void *user);
     /** Like fdatasync(2). */
     int (*sync)(int fd, void *user);
@@ -80,7 +94,9 @@ typedef struct pdw_spool_options {
     unsigned version;               /**< ::PDW_SPOOL_OPTIONS_VERSION */
     const pdw_allocator *allocator; /**< NULL: malloc/realloc/free; copied */
     uint64_t segment_bytes;         /**< rotate a segment past this size; 0: 64 MiB */
-    uint64_t max_bytes;             /**< refuse appends (::PDW_ENOSPC) past this total; 0: no limit */
+    uint64_t max_bytes;             /**< refuse appends (::PDW_ENOSPC) past this total of
+                                         journal bytes (not counted: the spare file, and
+                                         the unwritten rest of a reused one); 0: no limit */
     int no_sync;                    /**< 1: never fdatasync (NOT durable; benchmarks only) */
     const pdw_spool_io *io;         /**< fault injection; NULL: the system calls; copied */
     uint64_t retain_ms;             /**< keep a fully handled segment until its newest
@@ -106,8 +122,9 @@ typedef struct pdw_spool_recovery {
     uint64_t segments;      /**< segment files read */
     uint64_t deliveries;    /**< complete delivery records found */
     uint64_t pending;       /**< of which without a handled marker */
-    uint64_t torn_bytes;    /**< bytes cut from the end of the last segment */
-    uint64_t skipped_bytes; /**< corrupt bytes skipped inside older segments */
+    uint64_t torn_bytes;    /**< bytes cut from the end of the last segment (a torn tail, or
+                                 the old records of a reused file after a crash) */
+    uint64_t skipped_bytes; /**< corrupt or stale bytes skipped inside older segments */
 } pdw_spool_recovery;
 
 /**
@@ -218,8 +235,8 @@ typedef struct pdw_spool_stats {
     uint64_t appended;   /**< deliveries appended since open */
     uint64_t flushes;    /**< fdatasync calls since open (appended/flushes = group size) */
     uint64_t pending;    /**< deliveries durable and not handled */
-    uint64_t bytes;      /**< bytes in all segments */
-    uint64_t segments;   /**< segment files */
+    uint64_t bytes;      /**< bytes in all segments (not the spare file) */
+    uint64_t segments;   /**< segment files (not the spare file) */
     uint64_t full_errors;/**< appends refused with ::PDW_ENOSPC since open */
     uint64_t io_errors;  /**< flushes failed with ::PDW_EIO since open */
 } pdw_spool_stats;

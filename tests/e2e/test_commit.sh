@@ -10,6 +10,10 @@
 #     dedup claim was released);
 #  3. SIGTERM while deliveries are in flight: exit 0, and every acknowledged delivery is
 #     in the journal.
+#  4. reused segment files (a small --spool-max and --spool-retain 0 make handled segments
+#     rotate and go, and the spool reuses a deleted file in place): SIGKILL under load
+#     with a reused file in the journal, restart: every acknowledged delivery reaches
+#     --output and --exec, none twice.
 # Usage: test_commit.sh PDWEBHOOK
 set -u
 bin=$1
@@ -133,6 +137,80 @@ while [ $i -lt 48 ]; do
 done
 check "acknowledged before SIGTERM, found after restart ($acked)" "$(num duplicates)" "$dups"
 kill -TERM "$pid"; wait "$pid"; pid=""
+rm -f "$tmp"/st.* "$tmp"/b.*
+
+# 4. reused segment files: --spool-max 64 kB and --spool-retain 0 rotate a wholly handled
+#    segment every few dozen deliveries and delete it, and a deleted segment file is kept
+#    (spare.pdwj) and reused, written in place over its old records. SIGKILL under load
+#    once a reused file is in the journal, restart on the same journal: every
+#    acknowledged delivery reaches --output and --exec, and nothing twice.
+port=""
+start -- --spool "$tmp/s4" --spool-max 65536 --spool-retain 0 --output "$tmp/out4.jsonl" \
+  --exec "cat >> $tmp/exec4.jsonl"
+send_range() { # send_range FROM TO: one after the other; status of event i in $tmp/st.i
+  i=$1
+  while [ "$i" -lt "$2" ]; do
+    body r "$i" 400 > "$tmp/b.$i"
+    # shellcheck disable=SC2005
+    echo "$(post "$tmp/b.$i")" > "$tmp/st.$i"
+    i=$((i + 1))
+  done
+}
+senders=""
+for r in 0 1 2 3; do
+  send_range $((r * 150)) $((r * 150 + 150)) &
+  senders="$senders $!"
+done
+# wait for a segment file that was the spare (same inode) to be the active segment
+reused=""
+spare_ino=""
+k=0
+while [ -z "$reused" ] && [ $k -lt 1000 ]; do
+  if [ -z "$spare_ino" ] && [ -f "$tmp/s4/spare.pdwj" ]; then
+    spare_ino=$(stat -c %i "$tmp/s4/spare.pdwj" 2>/dev/null)
+  fi
+  if [ -n "$spare_ino" ]; then
+    for f in "$tmp"/s4/journal-*.pdwj; do
+      [ "$(stat -c %i "$f" 2>/dev/null)" = "$spare_ino" ] && reused=$f
+    done
+  fi
+  k=$((k + 1)); sleep 0.01
+done
+if [ -n "$reused" ]; then
+  pass=$((pass + 1))
+else
+  fail=$((fail + 1)); echo "FAIL: no segment file was reused: $(ls -i "$tmp/s4")"
+fi
+sleep 0.2 # deliveries into the reused file
+kill -KILL "$pid"; wait "$pid" 2>/dev/null; pid=""
+for s in $senders; do wait "$s"; done
+acked=$(cat "$tmp"/st.* | grep -c '^200$')
+echo "killed with a reused segment file ($(basename "${reused:-none}")): $acked acknowledged"
+start -- --spool "$tmp/s4" --spool-max 65536 --spool-retain 0 --output "$tmp/out4.jsonl" \
+  --exec "cat >> $tmp/exec4.jsonl"
+k=0
+while ! health | grep -q '"queued":0' || [ "$(num pending)" != 0 ]; do
+  k=$((k + 1)); [ $k -lt 500 ] || break; sleep 0.02
+done
+kill -TERM "$pid"; wait "$pid"; pid=""
+ids() { grep -o '"id":"r-[0-9]*"' "$1" | sort; }
+ids "$tmp/out4.jsonl" > "$tmp/out4.ids"
+ids "$tmp/exec4.jsonl" > "$tmp/exec4.ids"
+check "no event twice in --output" "$(uniq -d "$tmp/out4.ids" | wc -l)" 0
+check "no event twice through --exec" "$(uniq -d "$tmp/exec4.ids" | wc -l)" 0
+missing=0
+for f in "$tmp"/st.*; do
+  [ "$(cat "$f")" = 200 ] || continue
+  id="\"id\":\"r-${f##*.}\""
+  grep -qx "$id" "$tmp/out4.ids" || { missing=$((missing + 1)); echo "acknowledged, not in --output: $id"; }
+  grep -qx "$id" "$tmp/exec4.ids" || { missing=$((missing + 1)); echo "acknowledged, not executed: $id"; }
+done
+check "acknowledged deliveries lost with reused segment files" "$missing" 0
+if [ "$acked" -gt 100 ]; then
+  pass=$((pass + 1))
+else
+  fail=$((fail + 1)); echo "FAIL: too few acknowledged ($acked)"
+fi
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

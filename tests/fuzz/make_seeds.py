@@ -203,3 +203,16 @@ raw = b''.join(b'PDWJ' + len(p).to_bytes(4, 'little') + b'\x00\x00\x00\x00' + p 
 write('spool', 'raw-bad-crc', b'\x00\x00' + raw)
 write('spool', 'raw-torn', b'\x00\x00' + raw[:30])
 write('spool', 'raw-garbage', b'\x00\x00' + b'PDWJ\xff\xff\xff\xff' + b'x' * 40)
+# a last segment named above ids it holds (flag 0x20: journal-<2 + byte 1>): the stale
+# records of a reused file past its end; a spare file (flag 0x40) taken by a rotation
+write('spool', 'framed-recycled-stale-tail', b'\x21\x08' + chunks(
+    deliv(10), deliv(11), marker(11, [10]), deliv(3), deliv(4), marker(4, [3])))
+write('spool', 'framed-recycled-stale-marker-first', b'\x21\x14' + chunks(
+    marker(5, [1, 2]), deliv(3), deliv(22), deliv(23)))
+write('spool', 'framed-recycled-out-of-order', b'\x21\x00' + chunks(
+    deliv(5), deliv(6), deliv(6), deliv(7)))
+write('spool', 'framed-recycled-name-minus-one', b'\x21\x06' + chunks(deliv(7), deliv(8), deliv(6)))
+write('spool', 'framed-recycled-two-segments', b'\x23\x60' + chunks(
+    deliv(1), deliv(2), marker(2, [1]), deliv(98), deliv(99), deliv(2), deliv(100)))
+write('spool', 'framed-spare-small-segments', b'\x45\x00' + chunks(
+    *[deliv(i) for i in range(1, 8)], marker(7, [1, 2, 3, 4, 5])))
