@@ -6,6 +6,9 @@
 #                          threading and default pool size); the ratio uses the faster floor
 #   2. http_serve_spool    pdwebhook serve with Basic auth, dedup and --spool (each request
 #                          answered once its delivery is fdatasync'ed; group commit)
+#      http_serve_spool_retain0 the same with --spool-retain 0: handled segments are not
+#                          kept for retries after a restart, so they are recycled within the
+#                          run (the steady state of a long run with the default retention)
 #   3. http_serve_memory   the same without --spool (worker from memory: not durable)
 #   4. http_octokit        @octokit/webhooks' Node middleware (bench/peers/server.mjs)
 # wrk: 1 thread, 32 connections, a warm-up run, then REPEAT measured runs; the median run
@@ -25,7 +28,7 @@ DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-3}
 REPEAT=${REPEAT:-3}
 CONNECTIONS=${CONNECTIONS:-32}
-TARGETS=${TARGETS:-"http_floor_mhd http_floor_mhd_epoll http_serve_spool http_serve_memory http_octokit"}
+TARGETS=${TARGETS:-"http_floor_mhd http_floor_mhd_epoll http_serve_spool http_serve_spool_retain0 http_serve_memory http_octokit"}
 # serve's default --threads: the online CPUs, at most 16 (tools/serve.c)
 THREADS=${THREADS:-$(n=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1); [ "$n" -gt 16 ] && n=16; echo "$n")}
 CORPUS=${CORPUS:-$ROOT/tests/fixtures}
@@ -115,9 +118,10 @@ for t in $TARGETS; do
     measure $t floor.lua >>"$WORK/rows.jsonl"
     stop
     ;;
-  http_serve_spool | http_serve_memory)
+  http_serve_spool | http_serve_spool_retain0 | http_serve_memory)
     spool=
     [ $t = http_serve_spool ] && spool="--spool $WORK/spool"
+    [ $t = http_serve_spool_retain0 ] && spool="--spool $WORK/spool --spool-retain 0"
     threads=
     "$BUILD/tools/pdwebhook" serve --help | grep -q -- --threads && threads="--threads $THREADS"
     # shellcheck disable=SC2086
@@ -156,6 +160,9 @@ for r in floors:
     print("http.sh: floor %s %.0f req/s" % (r["name"], r["req_per_s"]))
 if s and f:
     print("http.sh: serve (spool) / bare libmicrohttpd (faster floor, %s) = %.2f (target >= 0.5)" % (f["name"], s["req_per_s"] / f["req_per_s"]))
+z = rows.get("http_serve_spool_retain0")
+if z and f:
+    print("http.sh: serve (spool, --spool-retain 0: segments recycled) / bare libmicrohttpd (faster floor) = %.2f" % (z["req_per_s"] / f["req_per_s"]))
 m = rows.get("http_serve_memory")
 if m and f:
     print("http.sh: serve (memory) / bare libmicrohttpd (faster floor) = %.2f" % (m["req_per_s"] / f["req_per_s"]))

@@ -29,6 +29,7 @@ with open(t + "/pat.dat", "w") as f:
             f.write("%d %d\n" % (k, r["ns_per_event"]))
 with open(t + "/http.dat", "w") as f:
     for label, key in [("octokit middleware", "http_octokit"), ("serve, spool", "http_serve_spool"),
+                       ("serve, spool, retain 0", "http_serve_spool_retain0"),
                        ("serve, memory", "http_serve_memory"), ("bare libmicrohttpd", "http_floor_mhd"),
                        ("bare libmicrohttpd, epoll pool", "http_floor_mhd_epoll")]:
         r = rows.get(key)
