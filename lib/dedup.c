@@ -161,17 +161,25 @@ static int mem_claim_v1(void *self, const char *key, size_t len, uint64_t now_ms
     return claim_key(self, key, len, now_ms, ttl_ms, 0);
 }
 
-static int mem_confirm(void *self, const char *key, size_t len)
+/* Confirm a key that is held: as of *now_ms and kept ttl_ms from it (confirm_for), or,
+ * with now_ms NULL, as of the latest time a claim passed and with its TTL unchanged
+ * (confirm). */
+static int confirm_key(pdw_dedup_memory *m, const char *key, size_t len,
+                       const uint64_t *now_ms, uint64_t ttl_ms)
 {
-    pdw_dedup_memory *m = self;
     uint64_t h = hash_key(m->seed, key, len);
     int found, rc = PDW_ENOTFOUND;
     pthread_mutex_lock(&m->lock);
+    if (now_ms && *now_ms > m->now_ms)
+        m->now_ms = *now_ms;
+    uint64_t t = now_ms ? *now_ms : m->now_ms;
     size_t i = probe(m, key, len, h, &found);
     if (found) {
         slot *s = &m->ring[m->index[i] - 1];
-        if (s->expires_ms > m->now_ms) {
+        if (s->expires_ms > t) {
             s->confirmed = 1;
+            if (now_ms)
+                s->expires_ms = ttl_ms > UINT64_MAX - t ? UINT64_MAX : t + ttl_ms;
             rc = 0;
         }
     }
@@ -179,27 +187,16 @@ static int mem_confirm(void *self, const char *key, size_t len)
     return rc;
 }
 
+static int mem_confirm(void *self, const char *key, size_t len)
+{
+    return confirm_key(self, key, len, NULL, 0);
+}
+
 /* Confirmed, and kept ttl_ms from now_ms: the claim held the key only for the lease. */
 static int mem_confirm_for(void *self, const char *key, size_t len, uint64_t now_ms,
                            uint64_t ttl_ms)
 {
-    pdw_dedup_memory *m = self;
-    uint64_t h = hash_key(m->seed, key, len);
-    int found, rc = PDW_ENOTFOUND;
-    pthread_mutex_lock(&m->lock);
-    if (now_ms > m->now_ms)
-        m->now_ms = now_ms;
-    size_t i = probe(m, key, len, h, &found);
-    if (found) {
-        slot *s = &m->ring[m->index[i] - 1];
-        if (s->expires_ms > now_ms) {
-            s->confirmed = 1;
-            s->expires_ms = ttl_ms > UINT64_MAX - now_ms ? UINT64_MAX : now_ms + ttl_ms;
-            rc = 0;
-        }
-    }
-    pthread_mutex_unlock(&m->lock);
-    return rc;
+    return confirm_key(self, key, len, &now_ms, ttl_ms);
 }
 
 static int mem_release(void *self, const char *key, size_t len)
