@@ -133,10 +133,7 @@ int pdw__ct_equal(const void *a, size_t a_len, const void *s, size_t s_len)
     /* Eight bytes at a time where both strings have them; the branches test lengths only
      * (public), never contents. */
     for (; i + 8 <= s_len && i + 8 <= a_len; i += 8) {
-        uint64_t x, y;
-        memcpy(&x, pa + i, 8);
-        memcpy(&y, ps + i, 8);
-        acc |= x ^ y;
+        acc |= pdw__load64(pa + i) ^ pdw__load64(ps + i);
     }
     for (; i < s_len; i++) {
         unsigned char x = i < a_len ? pa[i] : 0;

@@ -5,6 +5,8 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 #include "pdwebhook/pdwebhook.h"
@@ -21,6 +23,14 @@ char *pdw__strdup(const pdw_allocator *a, const char *s);
 char *pdw__strndup(const pdw_allocator *a, const char *s, size_t n);
 /* Overwrite memory in a way the compiler may not drop (for secrets). */
 void pdw__wipe(void *p, size_t n);
+
+/* The 8 bytes at p as one word, in memory order (any alignment). */
+static inline uint64_t pdw__load64(const unsigned char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
 
 /* ---- clock.c ---------------------------------------------------------------------- */
 uint64_t pdw__mono_ms(void); /* CLOCK_MONOTONIC in ms: for timeouts and backoff */

@@ -1,6 +1,6 @@
 /* Internal: the byte-level pieces of JSON text that the validating scanner (scan.c) and the
  * DOM builder (dom.c) both read: white space, hexadecimal digits, UTF-8 encoding of a code
- * point, unaligned 8-byte loads. Header-only (static inline), so each stays in its
+ * point (8-byte loads: pdw__load64() in internal.h). Header-only (static inline), so each stays in its
  * caller's loop. */
 #ifndef PDW_JSONBYTES_H
 #define PDW_JSONBYTES_H
@@ -9,18 +9,12 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "internal.h" /* pdw__load64() */
+
 /* Nonzero for JSON white space (RFC 8259: tab, line feed, carriage return, space). */
 static const unsigned char pdw__json_ws[256] = {
     ['\t'] = 1, ['\n'] = 1, ['\r'] = 1, [' '] = 1,
 };
-
-/* The 8 bytes at p as one word, in memory order (any alignment). */
-static inline uint64_t pdw__load64(const unsigned char *p)
-{
-    uint64_t w;
-    memcpy(&w, p, 8);
-    return w;
-}
 
 /* The first byte at or after p that is not white space, or end. */
 static inline const unsigned char *pdw__skip_ws(const unsigned char *p, const unsigned char *end)

@@ -238,12 +238,9 @@ static void verdict_reset(pdw_verdict *v)
 
 /* ---- request checks ---------------------------------------------------------------- */
 
-/* The 8 bytes at p as one word (any alignment). */
 static uint64_t word_at(const char *p)
 {
-    uint64_t w;
-    memcpy(&w, p, sizeof w);
-    return w;
+    return pdw__load64((const unsigned char *)p);
 }
 
 /* The 8 bytes at p equal the lower-case word lw, ASCII case-insensitively: the letters of
