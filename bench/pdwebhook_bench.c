@@ -42,7 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <pdwebhook/pdwebhook.h>
+#include <pdwebhook/durable.h>
 
 #ifdef PDW_BENCH_SIMDJSON
 #include "simdjson_row.h"

@@ -2,7 +2,7 @@
  * matching, the query token, configuration checks, allocation failures and wiping. */
 #include "pdw_test.h"
 
-#include "internal.h"
+#include "core/core.h"
 
 /* ---- helpers ----------------------------------------------------------------------- */
 

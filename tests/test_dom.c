@@ -9,8 +9,8 @@
 #include <locale.h>
 #include <math.h>
 
-#include "dom.h"
-#include "internal.h"
+#include "json/dom.h"
+#include "core/core.h"
 
 #define JFLAGS (JSON_REJECT_DUPLICATES | JSON_DECODE_ANY)
 #define DFLAGS (JSON_COMPACT | JSON_REAL_PRECISION(17) | JSON_ENCODE_ANY)

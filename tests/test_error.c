@@ -1,6 +1,6 @@
 /* The error table: names, messages, statuses, the error struct, the version. */
 #include "pdw_test.h"
-#include "internal.h"
+#include "core/core.h"
 
 static void test_every_code_has_name_message_status(void **state)
 {

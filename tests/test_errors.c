@@ -8,7 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core/core.h"
+#include "pdwebhook/durable.h"
+#include "pdwebhook/subscriptions.h"
 
 #ifndef PDW_ERRORS_MD
 #error "PDW_ERRORS_MD must name docs/ERRORS.md"

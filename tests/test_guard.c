@@ -13,7 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core/core.h"
 
 /* ---- guarded buffers ---------------------------------------------------------------- */
 

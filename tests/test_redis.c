@@ -8,7 +8,8 @@
 #include <string.h>
 
 #include "pdw_test.h"
-#include "pdwebhook/pdwebhook.h"
+#include "pdwebhook/durable.h"
+#include "pdwebhook/redis.h"
 
 #ifdef PDW_TEST_REDIS_SERVER
 #include <fcntl.h>
@@ -171,23 +172,6 @@ static void test_unreachable_fails_fast(void **state)
     o.connect_timeout_ms = 500;
     o.reconnect_min_ms = 60000;
     int rc = pdw_redis_new(&r, "redis://:TOPSECRET@127.0.0.1:1", &o, &e);
-    if (!pdw_redis_available()) {
-        assert_int_equal(rc, PDW_ENOTBUILT);
-        assert_null(r);
-        /* the stubs: the vtables of every version, their functions PDW_ENOTBUILT */
-        pdw_dedup_store st;
-        st.confirm_for = NULL;
-        assert_int_equal(pdw_redis_dedup_store_init(NULL, &st, 2), 0);
-        assert_int_equal(st.version, 2);
-        assert_null(st.confirm_for); /* not a member of version 2 */
-        assert_int_equal(st.confirm(st.self, "k", 1), PDW_ENOTBUILT);
-        assert_int_equal(pdw_redis_dedup_store_init(NULL, &st, PDW_DEDUP_STORE_VERSION), 0);
-        assert_int_equal(st.version, PDW_DEDUP_STORE_VERSION);
-        assert_int_equal(st.claim(st.self, "k", 1, 0, 1000), PDW_ENOTBUILT);
-        assert_int_equal(st.confirm_for(st.self, "k", 1, 0, 1000), PDW_ENOTBUILT);
-        assert_int_equal(pdw_redis_dedup_store_init(NULL, &st, 4), PDW_EVERSIONSTRUCT);
-        return;
-    }
     assert_int_equal(rc, 0);
     pdw_error_clear(&e);
     assert_int_equal(pdw_redis_ping(r, &e), PDW_EREDIS);
@@ -317,8 +301,6 @@ static void test_bad_arguments(void **state)
     pdw_redis *r = NULL;
     pdw_error e;
     pdw_error_clear(&e);
-    if (!pdw_redis_available())
-        return;
     assert_int_equal(pdw_redis_new(&r, "redis://h:99999", NULL, &e), PDW_EINVAL);
     assert_non_null(strstr(e.message, "port"));
     assert_null(r);
@@ -567,8 +549,6 @@ static int deliver(pdw_receiver *r, unsigned attempt, pdw_verdict *v)
 static void test_redis_lease_after_crash(void **state)
 {
     (void)state;
-    if (!pdw_redis_available())
-        skip();
     rserver rs;
     rserver_start(&rs);
     const uint64_t lease = 2000ull * time_scale();
@@ -636,8 +616,6 @@ static void test_redis_lease_after_crash(void **state)
 static void test_redis_confirm_for_ttl(void **state)
 {
     (void)state;
-    if (!pdw_redis_available())
-        skip();
     rserver rs;
     rserver_start(&rs);
     node n;
@@ -697,8 +675,6 @@ static void test_redis_confirm_for_ttl(void **state)
 static void test_redis_version2_store_no_lease(void **state)
 {
     (void)state;
-    if (!pdw_redis_available())
-        skip();
     rserver rs;
     rserver_start(&rs);
     node n;

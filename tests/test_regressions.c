@@ -5,8 +5,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "crc32c.h"
-#include "internal.h"
+#include "durable/crc32c.h"
+#include "core/core.h"
+#include "pdwebhook/durable.h"
+#include "pdwebhook/subscriptions.h"
 
 static char dir[64];
 

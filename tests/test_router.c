@@ -6,7 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "internal.h"
+#include "core/core.h"
 
 /* ---- helpers ------------------------------------------------------------------------ */
 

@@ -5,7 +5,7 @@
 #include <dirent.h>
 #include <jansson.h>
 
-#include "internal.h"
+#include "core/core.h"
 
 #define JFLAGS (JSON_REJECT_DUPLICATES | JSON_DECODE_ANY)
 

@@ -11,9 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "crc32c.h"
+#include "durable/crc32c.h"
 #include "pdw_test.h"
-#include "pdwebhook/pdwebhook.h"
+#include "pdwebhook/durable.h"
 #include "pdwebhook/spool.h"
 
 /* ---- helpers ------------------------------------------------------------------------ */

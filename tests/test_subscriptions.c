@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "pdwebhook/pdwebhook.h"
+#include "pdwebhook/subscriptions.h"
 
 #define URL "https://hooks.example.com/pipedrive?token=TOPSECRET"
 #define PW "hunter2-SECRETPW"

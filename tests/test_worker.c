@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include "pdw_test.h"
-#include "internal.h"
-#include "pdwebhook/pdwebhook.h"
+#include "core/core.h"
+#include "pdwebhook/durable.h"
 
 static char *tmpdir(void)
 {

@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <pdwebhook/redis.h>
+
 #include "cli.h"
 #include "execrun.h"
 

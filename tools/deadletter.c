@@ -7,6 +7,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <pdwebhook/durable.h>
+
 #include "cli.h"
 
 static void usage(FILE *out)

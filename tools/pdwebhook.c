@@ -57,12 +57,11 @@ int main(int argc, char **argv)
 #endif
     }
     if (strcmp(cmd, "consume") == 0) {
-        if (!pdw_redis_available()) {
-            fprintf(stderr, "pdwebhook: 'consume' needs Redis support: install libhiredis-dev "
-                            "and rebuild\n");
-            return 2;
-        }
+#ifdef PDW_HAVE_REDIS
         return pdw_cmd_consume(argc - 1, argv + 1);
+#else
+        return missing(cmd, "Redis support (libhiredis-dev)");
+#endif
     }
     if (strcmp(cmd, "inspect") == 0)
         return pdw_cmd_inspect(argc - 1, argv + 1);

@@ -7,6 +7,34 @@
 
 #include "serve_redis.h"
 
+#ifndef PDW_HAVE_REDIS
+/* Built without libpdwebhook-redis: --redis is refused at start with a clear message. */
+int serve_redis_open(serve_redis **out, const serve_redis_config *c)
+{
+    (void)c;
+    *out = NULL;
+    fprintf(stderr, "pdwebhook serve: --redis needs Redis support: install libhiredis-dev "
+                    "and rebuild\n");
+    return -1;
+}
+void serve_redis_dedup(serve_redis *r, pdw_dedup_store *out) { (void)r; (void)out; }
+int serve_redis_handle(const pdw_spool_record *rec, unsigned attempt, char *errbuf,
+                       size_t errcap, void *user)
+{
+    (void)rec; (void)attempt; (void)user;
+    snprintf(errbuf, errcap, "built without Redis support");
+    return -1;
+}
+void serve_redis_cancel(serve_redis *r) { (void)r; }
+void serve_redis_close(serve_redis *r) { (void)r; }
+int serve_redis_health(serve_redis *r, json_t *o, uint64_t spool_pending, int64_t now_ms)
+{
+    (void)r; (void)o; (void)spool_pending; (void)now_ms;
+    return 0;
+}
+#else
+#include <pdwebhook/redis.h>
+
 struct serve_redis {
     pdw_redis *dedup_conn, *stream_conn; /* two, so that forwarding never delays a claim */
     pdw_redis_dedup *dedup;
@@ -143,3 +171,4 @@ int serve_redis_health(serve_redis *r, json_t *o, uint64_t spool_pending, int64_
 #undef N
     return down;
 }
+#endif /* PDW_HAVE_REDIS */

@@ -12,7 +12,7 @@
 #define PDW_SERVE_REDIS_H
 
 #include <jansson.h>
-#include <pdwebhook/pdwebhook.h>
+#include <pdwebhook/durable.h>
 
 #include "sinks.h"
 

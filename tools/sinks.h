@@ -12,7 +12,7 @@
 #ifndef PDW_SINKS_H
 #define PDW_SINKS_H
 
-#include <pdwebhook/pdwebhook.h>
+#include <pdwebhook/durable.h>
 
 typedef struct sinks sinks;
 

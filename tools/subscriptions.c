@@ -15,6 +15,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <pdwebhook/subscriptions.h>
+
 #include "cli.h"
 
 #define DEFAULT_BASE_URL "https://api.pipedrive.com/v1"

@@ -1,6 +1,9 @@
 /**
  * @file pdwebhook/pdwebhook.h
- * @brief pdwebhook: receive Pipedrive webhooks correctly. Include this one header.
+ * @brief pdwebhook: receive Pipedrive webhooks correctly. The core library's header.
+ *
+ * The core (libpdwebhook, `pkg-config pdwebhook`, `pdwebhook::pdwebhook`) starts no
+ * thread and opens no file or socket:
  *
  * - pdwebhook/common.h: allocator, pdw_free(), pdw_version()
  * - pdwebhook/error.h: codes, pdw_strerror(), ::pdw_error
@@ -8,12 +11,12 @@
  * - pdwebhook/router.h: patterns to callbacks
  * - pdwebhook/dedup.h: duplicate deliveries
  * - pdwebhook/receiver.h: the request pipeline and status policy
- * - pdwebhook/subscriptions.h: plan and compare Pipedrive webhook subscriptions
- * - pdwebhook/spool.h: the durable journal of accepted deliveries
  * - pdwebhook/health.h: the ban model (failed first attempts, predicted bans, losses)
- * - pdwebhook/worker.h: hand spooled deliveries on (order, retries, dead letters)
- * - pdwebhook/redis.h: scale-out on Redis (shared dedup, event stream, consumers); its
- *   functions return ::PDW_ENOTBUILT when the library was built without hiredis
+ *
+ * The other libraries, each with its own header, pkg-config file and CMake component:
+ * - pdwebhook/durable.h (libpdwebhook-durable): the spool, the worker, dead letters
+ * - pdwebhook/redis.h (libpdwebhook-redis): scale-out on Redis
+ * - pdwebhook/subscriptions.h (libpdwebhook-subscriptions): plan webhook subscriptions
  */
 #ifndef PDWEBHOOK_H
 #define PDWEBHOOK_H
@@ -24,10 +27,6 @@
 #include "router.h"
 #include "dedup.h"
 #include "receiver.h"
-#include "subscriptions.h"
-#include "spool.h"
 #include "health.h"
-#include "worker.h"
-#include "redis.h"
 
 #endif

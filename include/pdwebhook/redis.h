@@ -35,11 +35,10 @@
  *   an idle time).
  *
  * @par Availability
- * This header is always installed and the functions always exported (one ABI for every
- * build). When the library was built without hiredis (CMake option `PDWEBHOOK_REDIS`,
- * default: on when `libhiredis-dev` is found), every function that needs Redis returns
- * ::PDW_ENOTBUILT; pdw_redis_available() says which. pdw_redis_url_parse() always works.
- * The header does not include hiredis.
+ * These functions are libpdwebhook-redis (`pkg-config --libs pdwebhook-redis`,
+ * `pdwebhook::redis`), built and installed only where hiredis was found (CMake option
+ * `PDWEBHOOK_REDIS`, default: on when `libhiredis-dev` is found). It links
+ * libpdwebhook-durable and the core. The header does not include hiredis.
  *
  * @par Connections and threads
  * A ::pdw_redis is one connection, guarded by a mutex: every function may be called from
@@ -64,13 +63,6 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/**
- * @brief Whether this library was built with Redis support.
- * @return 1 when it was, 0 when the Redis functions return ::PDW_ENOTBUILT.
- * @par Thread safety: any thread.
- */
-PDW_EXTERN int pdw_redis_available(void);
 
 /* ---- URL ----------------------------------------------------------------------------- */
 
@@ -134,7 +126,7 @@ PDW_EXTERN int pdw_redis_options_init(pdw_redis_options *opts, unsigned version)
  * @param url `redis://...` (see pdw_redis_url_parse()); copied, the password wiped on free.
  * @param opts options, or NULL for the defaults.
  * @param err optional error detail, or NULL.
- * @return 0, ::PDW_EINVAL (bad URL), ::PDW_ENOMEM, ::PDW_EVERSIONSTRUCT, ::PDW_ENOTBUILT.
+ * @return 0, ::PDW_EINVAL (bad URL), ::PDW_ENOMEM, ::PDW_EVERSIONSTRUCT.
  */
 PDW_EXTERN int pdw_redis_new(pdw_redis **out, const char *url, const pdw_redis_options *opts,
                              pdw_error *err);
@@ -151,7 +143,7 @@ PDW_EXTERN void pdw_redis_free(pdw_redis *r);
  * @param r the connection.
  * @param err optional error detail, or NULL.
  * @return 0, ::PDW_EREDIS (unreachable, or refused a command), ::PDW_EREDISAUTH (wrong
- *   or missing credentials), ::PDW_EINVAL, ::PDW_ENOTBUILT.
+ *   or missing credentials), ::PDW_EINVAL.
  */
 PDW_EXTERN int pdw_redis_ping(pdw_redis *r, pdw_error *err);
 
@@ -226,7 +218,7 @@ PDW_EXTERN int pdw_redis_dedup_options_init(pdw_redis_dedup_options *opts, unsig
  * @param conn the connection (borrowed).
  * @param opts options, or NULL for the defaults.
  * @param err optional error detail, or NULL.
- * @return 0, ::PDW_EINVAL, ::PDW_ENOMEM, ::PDW_EVERSIONSTRUCT, ::PDW_ENOTBUILT.
+ * @return 0, ::PDW_EINVAL, ::PDW_ENOMEM, ::PDW_EVERSIONSTRUCT.
  */
 PDW_EXTERN int pdw_redis_dedup_new(pdw_redis_dedup **out, pdw_redis *conn,
                                    const pdw_redis_dedup_options *opts, pdw_error *err);
@@ -260,8 +252,7 @@ PDW_EXTERN void pdw_redis_dedup_store(pdw_redis_dedup *d, pdw_dedup_store *out);
  * @param[out] out filled with functions bound to @p d (valid while @p d lives).
  * @param version ::PDW_DEDUP_STORE_VERSION, 2 or 1.
  * @return 0, ::PDW_EINVAL (NULL argument), ::PDW_EVERSIONSTRUCT (unknown version: @p out
- *   untouched). Without Redis support built in, the functions it gives return
- *   ::PDW_ENOTBUILT.
+ *   untouched).
  * @par Thread safety
  * Any thread; the functions it gives are thread-safe.
  */
@@ -312,7 +303,7 @@ PDW_EXTERN int pdw_redis_stream_options_init(pdw_redis_stream_options *opts, uns
  * @param conn the connection (borrowed).
  * @param opts options, or NULL for the defaults.
  * @param err optional error detail, or NULL.
- * @return 0, ::PDW_EINVAL, ::PDW_ENOMEM, ::PDW_EVERSIONSTRUCT, ::PDW_ENOTBUILT.
+ * @return 0, ::PDW_EINVAL, ::PDW_ENOMEM, ::PDW_EVERSIONSTRUCT.
  */
 PDW_EXTERN int pdw_redis_stream_new(pdw_redis_stream **out, pdw_redis *conn,
                                     const pdw_redis_stream_options *opts, pdw_error *err);
@@ -332,8 +323,7 @@ PDW_EXTERN void pdw_redis_stream_free(pdw_redis_stream *s);
  * @param id_cap the size of @p id_out (32 is enough).
  * @param err optional error detail, or NULL.
  * @return 1 appended now, 0 already in the stream (appended before: nothing done),
- *   ::PDW_EREDIS, ::PDW_EREDISAUTH, ::PDW_EINVAL (body does not parse), ::PDW_ENOMEM,
- *   ::PDW_ENOTBUILT.
+ *   ::PDW_EREDIS, ::PDW_EREDISAUTH, ::PDW_EINVAL (body does not parse), ::PDW_ENOMEM.
  * @par Thread safety: any thread.
  */
 PDW_EXTERN int pdw_redis_stream_add(pdw_redis_stream *s, const pdw_spool_record *rec,
@@ -469,7 +459,7 @@ PDW_EXTERN int pdw_redis_consumer_options_init(pdw_redis_consumer_options *opts,
  * @param opts options; required.
  * @param err optional error detail, or NULL.
  * @return 0, ::PDW_EINVAL, ::PDW_EREDIS, ::PDW_EREDISAUTH, ::PDW_EIO (dead-letter file),
- *   ::PDW_ENOMEM, ::PDW_EVERSIONSTRUCT, ::PDW_ENOTBUILT.
+ *   ::PDW_ENOMEM, ::PDW_EVERSIONSTRUCT.
  */
 PDW_EXTERN int pdw_redis_consumer_new(pdw_redis_consumer **out, pdw_redis *conn,
                                       const pdw_redis_consumer_options *opts, pdw_error *err);

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "internal.h"
+#include "core/core.h"
 
 static const pdw_credential creds[] = {
     { "pipedrive", "s3cret" },

@@ -9,9 +9,9 @@
 #include <jansson.h>
 #include <string.h>
 
-#include "dom.h"
+#include "json/dom.h"
 #include "fuzz.h"
-#include "internal.h"
+#include "core/core.h"
 
 #define JFLAGS (JSON_REJECT_DUPLICATES | JSON_DECODE_ANY)
 #define DFLAGS (JSON_COMPACT | JSON_REAL_PRECISION(17) | JSON_ENCODE_ANY)

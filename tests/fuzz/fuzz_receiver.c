@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "internal.h"
+#include "core/core.h"
 
 #define MAX_HEADERS 32
 

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "internal.h"
+#include "core/core.h"
 
 #define MAX_REG 64
 #define MAX_RUN 256

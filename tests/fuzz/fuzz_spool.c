@@ -28,9 +28,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "crc32c.h"
+#include "durable/crc32c.h"
 #include "fuzz.h"
-#include "internal.h"
+#include "core/core.h"
+#include "pdwebhook/durable.h"
+#include "pdwebhook/subscriptions.h"
 
 static char dir[64];
 

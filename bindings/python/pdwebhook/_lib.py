@@ -15,9 +15,9 @@ from ctypes import (CFUNCTYPE, POINTER, Structure, c_char, c_char_p, c_int, c_lo
 
 #: The SONAME number this binding is written for: it loads ``libpdwebhook.so.<SOVERSION>``
 #: and refuses a library whose major version differs (docs/ABI.md: SONAME == major).
-SOVERSION = 0
+SOVERSION = 1
 #: Oldest minor version of that major that has every function used here.
-MIN_MINOR = 1
+MIN_MINOR = 0
 
 #: Environment variable naming the library: a file, or a directory holding
 #: ``libpdwebhook.so.<SOVERSION>``; several may be given, separated by os.pathsep.

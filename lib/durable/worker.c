@@ -9,7 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "durable/durable.h"
+#include "pdwebhook/worker.h"
 
 #define SHARD_MAX_DEPTH 2048 /* the scanner's own cap */
 /* Wake-ups. A shard that just handled something looks at its queue again after LINGER_MS
@@ -49,7 +50,7 @@ struct pdw_worker {
     void *dead_user;
     pdw_worker_sync_cb sync;
     void *sync_user;
-    int dl_fd;
+    pdw_dead_letters *dl; /* NULL: no dead-letter file */
 
     pthread_mutex_t lock; /* queues, stats, done list, stopping */
     pthread_cond_t flush_cond;
@@ -164,16 +165,14 @@ static void *flusher_main(void *arg)
 static void dead_letter(pdw_worker *w, const pdw_spool_record *rec, unsigned attempts,
                         const char *error)
 {
-    if (w->dl_fd >= 0) {
+    if (w->dl) {
         json_t *o = json_object();
         if (o) {
             json_object_set_new(o, "id", json_integer((json_int_t)rec->id));
             json_object_set_new(o, "delivery_key", json_stringn(rec->key, rec->key_len));
             json_object_set_new(o, "received_ms", json_integer(rec->received_ms));
         }
-        pthread_mutex_lock(&w->lock); /* one line at a time from the worker's threads */
-        pdw__dead_letter_append(w->dl_fd, o, rec->body, rec->body_len, attempts, error);
-        pthread_mutex_unlock(&w->lock);
+        pdw_dead_letters_append(w->dl, o, rec->body, rec->body_len, attempts, error);
     }
     if (w->on_dead)
         w->on_dead(rec, attempts, error, w->dead_user);
@@ -284,8 +283,7 @@ static void destroy(pdw_worker *w)
         }
         pthread_cond_destroy(&w->shards[i].cond);
     }
-    if (w->dl_fd >= 0)
-        close(w->dl_fd);
+    pdw_dead_letters_free(w->dl);
     pthread_cond_destroy(&w->flush_cond);
     pthread_mutex_destroy(&w->lock);
     pdw__free(&a, w->done);
@@ -330,7 +328,6 @@ int pdw_worker_start(pdw_worker **out, const pdw_worker_options *opts, pdw_error
     if (!w)
         return pdw__error_set(err, PDW_ENOMEM, -1, NULL);
     w->alloc = a;
-    w->dl_fd = -1;
     w->spool = opts->spool;
     w->receiver = opts->receiver;
     w->handle = opts->handle ? opts->handle : default_handle;
@@ -363,12 +360,10 @@ int pdw_worker_start(pdw_worker **out, const pdw_worker_options *opts, pdw_error
         pdw__cond_init(&w->shards[i].cond);
     }
     if (opts->dead_letter_path) {
-        w->dl_fd = open(opts->dead_letter_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        if (w->dl_fd < 0) {
-            int e = errno;
+        int rc = pdw_dead_letters_open(&w->dl, opts->dead_letter_path, err);
+        if (rc < 0) {
             destroy(w);
-            return pdw__error_set(err, PDW_EIO, -1, "cannot open the dead-letter file: %s",
-                                  strerror(e));
+            return rc;
         }
     }
     for (unsigned i = 0; i < w->nshards; i++) {
@@ -403,19 +398,27 @@ static unsigned shard_hash(const pdw_worker *w, const char *object, const char *
 }
 
 /* The shard of a record whose event is not at hand: parse the body for its entity. A body
- * that does not parse hashes like an event without object and id (shard of "", ""). */
-static unsigned shard_of(pdw_worker *w, const pdw_spool_record *rec)
+ * that does not parse hashes like an event without object and id (shard of "", ""). Only
+ * running out of memory fails (PDW_ENOMEM): a guess would break the order per entity. */
+static int shard_of(pdw_worker *w, const pdw_spool_record *rec, unsigned *k)
 {
-    pdw_event ev;
-    unsigned k;
+    pdw_event *ev = NULL;
     /* the largest depth any receiver accepts: a body it took must hash by its entity here
      * too, or a recovered record could land on another shard than a live one */
-    if (pdw__event_init(&ev, rec->body, rec->body_len, SHARD_MAX_DEPTH, &w->alloc, NULL) == 0)
-        k = shard_hash(w, ev.object, ev.entity_id);
-    else
-        k = shard_hash(w, "", "");
-    pdw__event_fini(&ev);
-    return k;
+    pdw_parse_options po = PDW_PARSE_OPTIONS_INIT;
+    po.max_depth = SHARD_MAX_DEPTH;
+    po.allocator = &w->alloc;
+    int rc = pdw_event_parse(&ev, rec->body, rec->body_len, &po, NULL);
+    if (rc == PDW_ENOMEM)
+        return rc;
+    if (rc == 0) {
+        const char *id = pdw_event_entity_id(ev);
+        *k = shard_hash(w, pdw_event_object(ev), id ? id : "");
+    } else {
+        *k = shard_hash(w, "", "");
+    }
+    pdw_event_free(ev);
+    return 0;
 }
 
 static int valid_record(const pdw_spool_record *rec)
@@ -459,7 +462,9 @@ int pdw_worker_submit(pdw_worker *w, const pdw_spool_record *rec)
 {
     if (!w || !valid_record(rec))
         return PDW_EINVAL;
-    return enqueue(w, rec, shard_of(w, rec));
+    unsigned k;
+    int rc = shard_of(w, rec, &k);
+    return rc < 0 ? rc : enqueue(w, rec, k);
 }
 
 int pdw_worker_submit_event(pdw_worker *w, const pdw_spool_record *rec, const pdw_event *ev)
@@ -470,10 +475,13 @@ int pdw_worker_submit_event(pdw_worker *w, const pdw_spool_record *rec, const pd
      * was parsed from must be the record's body (the same bytes, usually the same
      * pointer), or a record recovered after a restart could land on another shard than
      * the ones submitted now. */
-    if (ev->body_len != rec->body_len ||
-        (ev->body != rec->body && rec->body_len && memcmp(ev->body, rec->body, rec->body_len) != 0))
+    size_t body_len;
+    const char *body = pdw_event_body(ev, &body_len);
+    if (body_len != rec->body_len ||
+        (body != rec->body && rec->body_len && memcmp(body, rec->body, rec->body_len) != 0))
         return PDW_EINVAL;
-    return enqueue(w, rec, shard_hash(w, ev->object, ev->entity_id));
+    const char *id = pdw_event_entity_id(ev);
+    return enqueue(w, rec, shard_hash(w, pdw_event_object(ev), id ? id : ""));
 }
 
 int pdw_worker_submit_entity(pdw_worker *w, const pdw_spool_record *rec, const char *object,

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "internal.h"
+#include "core/core.h"
 
 #define DEFAULT_MAX_BODY (1024u * 1024u)
 #define DEFAULT_TTL_MS (24ull * 3600ull * 1000ull)

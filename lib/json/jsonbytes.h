@@ -1,6 +1,6 @@
 /* Internal: the byte-level pieces of JSON text that the validating scanner (scan.c) and the
  * DOM builder (dom.c) both read: white space, hexadecimal digits, UTF-8 encoding of a code
- * point (8-byte loads: pdw__load64() in internal.h). Header-only (static inline), so each stays in its
+ * point (8-byte loads: pdw__load64() in util/util.h). Header-only (static inline), so each stays in its
  * caller's loop. */
 #ifndef PDW_JSONBYTES_H
 #define PDW_JSONBYTES_H
@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "internal.h" /* pdw__load64() */
+#include "util/util.h" /* pdw__load64() */
 
 /* Nonzero for JSON white space (RFC 8259: tab, line feed, carriage return, space). */
 static const unsigned char pdw__json_ws[256] = {

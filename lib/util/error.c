@@ -1,8 +1,9 @@
-/* The error table: names, messages, HTTP statuses and response bodies, from one X-macro. */
+/* The error table: names, messages, HTTP statuses and response bodies, from one X-macro.
+ * Hidden here (each library has its copy); the core library exports it (core/common.c). */
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "util/util.h"
 
 typedef struct err_row {
     int code;
@@ -29,19 +30,19 @@ static const err_row *find(int code)
     return r->code == code ? r : NULL;
 }
 
-const char *pdw_strerror(int code)
+const char *pdw__err_message(int code)
 {
     const err_row *r = find(code);
     return r ? r->message : "unknown error";
 }
 
-const char *pdw_err_name(int code)
+const char *pdw__err_name(int code)
 {
     const err_row *r = find(code);
     return r ? r->name : "PDW_EUNKNOWN";
 }
 
-int pdw_err_http_status(int code)
+int pdw__err_status(int code)
 {
     const err_row *r = find(code);
     return r ? r->status : 500;
@@ -53,15 +54,6 @@ const char *pdw__error_body(int code, size_t *len)
     const char *b = r ? r->body : "{\"ok\":false,\"error\":\"PDW_EUNKNOWN\"}";
     *len = strlen(b);
     return b;
-}
-
-void pdw_error_clear(pdw_error *err)
-{
-    if (err) {
-        err->code = PDW_OK;
-        err->offset = -1;
-        err->message[0] = '\0';
-    }
 }
 
 int pdw__error_set(pdw_error *err, int code, long long offset, const char *fmt, ...)
@@ -76,7 +68,7 @@ int pdw__error_set(pdw_error *err, int code, long long offset, const char *fmt, 
         vsnprintf(err->message, sizeof err->message, fmt, ap);
         va_end(ap);
     } else {
-        snprintf(err->message, sizeof err->message, "%s", pdw_strerror(code));
+        snprintf(err->message, sizeof err->message, "%s", pdw__err_message(code));
     }
     return code;
 }

@@ -14,8 +14,8 @@
  * bytes) ends the build with NULL. Containers go into their parent as soon as they are
  * opened, so the root owns everything built so far and one json_decref() cleans up.
  * Without recursion the C stack use is fixed; deeper nests use one heap stack. */
-#include "dom.h"
-#include "jsonbytes.h"
+#include "json/dom.h"
+#include "json/jsonbytes.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "util/util.h"
 
 static void *sys_malloc(size_t n, void *user)
 {
@@ -83,19 +83,4 @@ void pdw__wipe(void *p, size_t n)
     volatile unsigned char *v = p;
     while (n--)
         *v++ = 0;
-}
-
-void pdw_free(void *ptr)
-{
-    free(ptr);
-}
-
-const char *pdw_version(void)
-{
-    return PDW_VERSION_STRING;
-}
-
-unsigned pdw_version_number(void)
-{
-    return (unsigned)PDW_VERSION_NUMBER;
 }

@@ -7,7 +7,7 @@
  * several times faster; the choice is made per call from __builtin_cpu_supports(). */
 #include <string.h>
 
-#include "crc32c.h"
+#include "durable/crc32c.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define PDW_CRC_HW 1

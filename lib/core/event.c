@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dom.h"
-#include "internal.h"
+#include "json/dom.h"
+#include "core/core.h"
 
 /* ---- small readers over scanner values ---------------------------------------------- */
 

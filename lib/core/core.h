@@ -1,6 +1,7 @@
-/* Internal declarations shared by the library's modules. Not installed. */
-#ifndef PDW_INTERNAL_H
-#define PDW_INTERNAL_H
+/* The core layer (lib/core): declarations shared by its modules. Not installed.
+ * Below it: lib/json (the scanner and DOM) and lib/util. */
+#ifndef PDW_CORE_H
+#define PDW_CORE_H
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -9,66 +10,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "pdwebhook/pdwebhook.h"
-#include "scan.h"
+#include <jansson.h>
 
-/* ---- alloc.c ---------------------------------------------------------------------- */
-/* Fill *dst from src (NULL = the C library's functions). EINVAL if src is incomplete. */
-int pdw__alloc_set(pdw_allocator *dst, const pdw_allocator *src);
-void *pdw__malloc(const pdw_allocator *a, size_t n);
-void *pdw__calloc(const pdw_allocator *a, size_t n, size_t size); /* overflow-checked */
-void *pdw__realloc(const pdw_allocator *a, void *p, size_t n);
-void pdw__free(const pdw_allocator *a, void *p);
-char *pdw__strdup(const pdw_allocator *a, const char *s);
-char *pdw__strndup(const pdw_allocator *a, const char *s, size_t n);
-/* Overwrite memory in a way the compiler may not drop (for secrets). */
-void pdw__wipe(void *p, size_t n);
-
-/* The 8 bytes at p as one word, in memory order (any alignment). */
-static inline uint64_t pdw__load64(const unsigned char *p)
-{
-    uint64_t w;
-    memcpy(&w, p, 8);
-    return w;
-}
-
-/* ---- clock.c ---------------------------------------------------------------------- */
-uint64_t pdw__mono_ms(void); /* CLOCK_MONOTONIC in ms: for timeouts and backoff */
-int64_t pdw__wall_ms(void);  /* CLOCK_REALTIME in ms since the epoch: for what is stored */
-void pdw__sleep_ms(uint64_t ms);
-/* A condition variable for timed waits: on the monotonic clock where available, so that a
- * wall clock set back cannot stretch a wait. 0 or the pthread error. */
-int pdw__cond_init(pthread_cond_t *c);
-/* An absolute deadline ms from now for pthread_cond_timedwait() on a condition made by
- * pdw__cond_init() (and only on those: the clocks must agree). */
-struct timespec pdw__deadline_in(uint64_t ms);
-struct timespec pdw__deadline_in_us(uint64_t us); /* the same in microseconds */
-
-/* ---- deadletter.c ----------------------------------------------------------------- */
-/* Append a dead letter to fd: the caller's fields in o (taken over, may be NULL = ENOMEM)
- * plus failed_at_ms, attempts, error and the body. 0, PDW_ENOMEM or PDW_EIO. */
-int pdw__dead_letter_append(int fd, json_t *o, const char *body, size_t body_len,
-                            unsigned attempts, const char *error);
-
-/* ---- error.c ---------------------------------------------------------------------- */
-/* Record an error in err when err is not NULL and still PDW_OK; returns code. */
-int pdw__error_set(pdw_error *err, int code, long long offset, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 4, 5)))
-#endif
-    ;
-/* The default JSON response body for a code: {"ok":true} / {"ok":false,"error":"PDW_E.."} */
-const char *pdw__error_body(int code, size_t *len);
-
-/* ---- names.c ---------------------------------------------------------------------- */
-enum { PDW__ACT_CREATE = 0, PDW__ACT_CHANGE = 1, PDW__ACT_DELETE = 2, PDW__ACT_COUNT = 3 };
-/* Map an action as delivered or as written in a pattern ("added", "change", "merged", ...)
- * to its canonical id; *is_merged set to 1 for "merged". Returns -1 when unknown. */
-int pdw__action_id(const char *s, size_t n, int *is_merged);
-/* "create", "change", "delete" */
-const char *pdw__action_name(int id);
-/* An object name: 1..PDW_NAME_MAX bytes of [A-Za-z0-9_]. 1 valid, 0 not. */
-int pdw__object_valid(const char *s, size_t n);
+#include "json/scan.h"
+#include "pdwebhook/pdwebhook.h" /* the core's own public API */
+#include "util/util.h"
 
 /* ---- event.c ---------------------------------------------------------------------- */
 struct pdw_event {

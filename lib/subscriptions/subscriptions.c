@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "util/util.h"
 #include "pdwebhook/subscriptions.h"
 
 /* Subscription actions. Unlike the router's vocabulary, `merged` is its own action here:

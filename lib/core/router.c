@@ -21,7 +21,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "internal.h"
+#include "core/core.h"
 
 /* Longest pattern: the longest action word ("updated"/"deleted", 7), the dot and the
  * longest object name. Scanning stops a byte beyond it, so an unterminated or huge string

@@ -1,7 +1,8 @@
 /* The event vocabulary: v1 and v2 action words mapped onto one canonical set. */
 #include <string.h>
 
-#include "internal.h"
+#include "pdwebhook/event.h" /* PDW_NAME_MAX */
+#include "util/util.h"
 
 typedef struct action_word {
     const char *word;

@@ -1,7 +1,6 @@
-/* Scale-out on Redis (see pdwebhook/redis.h): URL parsing (always built), and, when the
- * library is built with hiredis (PDW_HAVE_REDIS), a reconnecting connection, the shared
- * dedup store, the stream writer with its exactly-once guard, and the consumer. Without
- * hiredis every Redis function returns PDW_ENOTBUILT, so that the ABI is the same.
+/* Scale-out on Redis (see pdwebhook/redis.h): URL parsing, a reconnecting connection, the
+ * shared dedup store, the stream writer with its exactly-once guard, and the consumer.
+ * This library (libpdwebhook-redis) is built only when hiredis is found.
  *
  * hiredis allocates its own buffers with malloc (0.14 has no allocator hook); everything
  * of ours goes through the allocator of the connection's options. */
@@ -9,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "durable/durable.h"
 #include "pdwebhook/redis.h"
 
 /* ---- options (always) ----------------------------------------------------------------- */
@@ -210,192 +209,6 @@ int pdw_redis_url_parse(const char *url, pdw_redis_url *out, pdw_error *err)
     return 0;
 }
 
-#ifndef PDW_HAVE_REDIS
-
-/* ---- built without hiredis ------------------------------------------------------------ */
-
-#define NOT_BUILT(err)                                                                        \
-    pdw__error_set(err, PDW_ENOTBUILT, -1,                                                    \
-                   "Redis support is not built in: install libhiredis-dev and rebuild")
-
-int pdw_redis_available(void)
-{
-    return 0;
-}
-
-int pdw_redis_new(pdw_redis **out, const char *url, const pdw_redis_options *opts,
-                  pdw_error *err)
-{
-    (void)url, (void)opts;
-    if (out)
-        *out = NULL;
-    return NOT_BUILT(err);
-}
-
-void pdw_redis_free(pdw_redis *r)
-{
-    (void)r;
-}
-
-int pdw_redis_ping(pdw_redis *r, pdw_error *err)
-{
-    (void)r;
-    return NOT_BUILT(err);
-}
-
-void pdw_redis_get_stats(pdw_redis *r, pdw_redis_stats *out)
-{
-    (void)r;
-    if (out)
-        memset(out, 0, sizeof *out);
-}
-
-int pdw_redis_dedup_new(pdw_redis_dedup **out, pdw_redis *conn,
-                        const pdw_redis_dedup_options *opts, pdw_error *err)
-{
-    (void)conn, (void)opts;
-    if (out)
-        *out = NULL;
-    return NOT_BUILT(err);
-}
-
-void pdw_redis_dedup_free(pdw_redis_dedup *d)
-{
-    (void)d;
-}
-
-static int nb_claim(void *self, const char *key, size_t len, uint64_t now, uint64_t ttl)
-{
-    (void)self, (void)key, (void)len, (void)now, (void)ttl;
-    return PDW_ENOTBUILT;
-}
-
-/* release and confirm alike: there is no store to act on */
-static int nb_key_op(void *self, const char *key, size_t len)
-{
-    (void)self, (void)key, (void)len;
-    return PDW_ENOTBUILT;
-}
-
-static int nb_confirm_for(void *self, const char *key, size_t len, uint64_t now, uint64_t ttl)
-{
-    (void)self, (void)key, (void)len, (void)now, (void)ttl;
-    return PDW_ENOTBUILT;
-}
-
-void pdw_redis_dedup_store(pdw_redis_dedup *d, pdw_dedup_store *out)
-{
-    out->version = 1; /* the version-1 members only (see dedup.h) */
-    out->claim = nb_claim;
-    out->release = nb_key_op;
-    out->self = d;
-}
-
-int pdw_redis_dedup_store_init(pdw_redis_dedup *d, pdw_dedup_store *out, unsigned version)
-{
-    if (!out)
-        return PDW_EINVAL;
-    if (version < 1 || version > PDW_DEDUP_STORE_VERSION)
-        return PDW_EVERSIONSTRUCT;
-    pdw_redis_dedup_store(d, out);
-    out->version = version; /* and the members of that version only */
-    if (version >= 2)
-        out->confirm = nb_key_op;
-    if (version >= 3)
-        out->confirm_for = nb_confirm_for;
-    return 0;
-}
-
-void pdw_redis_dedup_get_stats(pdw_redis_dedup *d, pdw_redis_dedup_stats *out)
-{
-    (void)d;
-    if (out)
-        memset(out, 0, sizeof *out);
-}
-
-int pdw_redis_stream_new(pdw_redis_stream **out, pdw_redis *conn,
-                         const pdw_redis_stream_options *opts, pdw_error *err)
-{
-    (void)conn, (void)opts;
-    if (out)
-        *out = NULL;
-    return NOT_BUILT(err);
-}
-
-void pdw_redis_stream_free(pdw_redis_stream *s)
-{
-    (void)s;
-}
-
-int pdw_redis_stream_add(pdw_redis_stream *s, const pdw_spool_record *rec, char *id_out,
-                         size_t id_cap, pdw_error *err)
-{
-    (void)s, (void)rec;
-    if (id_out && id_cap)
-        id_out[0] = '\0';
-    return NOT_BUILT(err);
-}
-
-int pdw_redis_stream_handle(const pdw_spool_record *rec, unsigned attempt, char *errbuf,
-                            size_t errcap, void *user)
-{
-    (void)rec, (void)attempt, (void)user;
-    if (errbuf && errcap)
-        snprintf(errbuf, errcap, "Redis support is not built in");
-    return PDW_ENOTBUILT;
-}
-
-void pdw_redis_stream_cancel(pdw_redis_stream *s)
-{
-    (void)s;
-}
-
-void pdw_redis_stream_get_stats(pdw_redis_stream *s, pdw_redis_stream_stats *out)
-{
-    (void)s;
-    if (out)
-        memset(out, 0, sizeof *out);
-}
-
-int pdw_redis_consumer_new(pdw_redis_consumer **out, pdw_redis *conn,
-                           const pdw_redis_consumer_options *opts, pdw_error *err)
-{
-    (void)conn, (void)opts;
-    if (out)
-        *out = NULL;
-    return NOT_BUILT(err);
-}
-
-long pdw_redis_consumer_poll(pdw_redis_consumer *c, pdw_error *err)
-{
-    (void)c;
-    return NOT_BUILT(err);
-}
-
-int pdw_redis_consumer_run(pdw_redis_consumer *c, pdw_error *err)
-{
-    (void)c;
-    return NOT_BUILT(err);
-}
-
-void pdw_redis_consumer_stop(pdw_redis_consumer *c)
-{
-    (void)c;
-}
-
-void pdw_redis_consumer_get_stats(pdw_redis_consumer *c, pdw_redis_consumer_stats *out)
-{
-    (void)c;
-    if (out)
-        memset(out, 0, sizeof *out);
-}
-
-void pdw_redis_consumer_free(pdw_redis_consumer *c)
-{
-    (void)c;
-}
-
-#else /* PDW_HAVE_REDIS */
 
 #include <hiredis/hiredis.h>
 #include <jansson.h>
@@ -408,13 +221,6 @@ void pdw_redis_consumer_free(pdw_redis_consumer *c)
 #include <unistd.h>
 
 #define DEFAULT_PREFIX "pdwebhook:"
-
-int pdw_redis_available(void)
-{
-    return 1;
-}
-
-
 
 static struct timeval tv_of(uint64_t ms)
 {
@@ -1190,20 +996,23 @@ static int stream_add(pdw_redis_stream *s, const pdw_spool_record *rec, char *id
     if (!s || !rec || (!rec->body && rec->body_len) || (!rec->key && rec->key_len))
         return pdw__error_set(err, PDW_EINVAL, -1, "stream and record are required");
     const pdw_allocator *a = &s->conn->alloc;
-    pdw_event ev;
-    int rc = pdw__event_init(&ev, rec->body ? rec->body : "", rec->body_len, 0, a, err);
+    pdw_event *ev = NULL;
+    pdw_parse_options po = PDW_PARSE_OPTIONS_INIT;
+    po.allocator = a;
+    int rc = pdw_event_parse(&ev, rec->body ? rec->body : "", rec->body_len, &po, err);
+    if (rc == PDW_ENOMEM)
+        return rc;
     if (rc < 0) {
-        pdw__event_fini(&ev);
         *fail = FAIL_REFUSED;
         return pdw__error_set(err, PDW_EINVAL, -1, "the spooled body does not parse");
     }
     char buf[512], *heap;
     size_t klen;
-    const char *key = rec->key_len ? rec->key : ev.key;
-    size_t key_len = rec->key_len ? rec->key_len : strlen(ev.key);
+    const char *key = rec->key_len ? rec->key : pdw_event_delivery_key(ev);
+    size_t key_len = rec->key_len ? rec->key_len : strlen(key);
     char *k = make_key(a, buf, sizeof buf, s->prefix, "fwd:", key, key_len, &klen, &heap);
     if (!k) {
-        pdw__event_fini(&ev);
+        pdw_event_free(ev);
         return pdw__error_set(err, PDW_ENOMEM, -1, NULL);
     }
     argv_builder b;
@@ -1212,7 +1021,7 @@ static int stream_add(pdw_redis_stream *s, const pdw_spool_record *rec, char *id
     char ttl[24], maxlen[24], version[4];
     snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)s->guard_ttl_ms);
     snprintf(maxlen, sizeof maxlen, "%llu", (unsigned long long)s->maxlen);
-    snprintf(version, sizeof version, "%d", ev.version);
+    snprintf(version, sizeof version, "%d", pdw_event_version(ev));
     arg(&b, "EVAL", 4);
     arg(&b, forward_script, sizeof forward_script - 1);
     arg(&b, "2", 1);
@@ -1222,20 +1031,20 @@ static int stream_add(pdw_redis_stream *s, const pdw_spool_record *rec, char *id
     arg(&b, maxlen, strlen(maxlen));
     arg(&b, "delivery_key", 12);
     arg(&b, key, key_len);
-    arg_str(&b, "event", ev.name);
-    arg_str(&b, "delivered", ev.delivered_name);
-    arg_str(&b, "action", pdw__action_name(ev.action));
-    arg_str(&b, "object", ev.object);
+    arg_str(&b, "event", pdw_event_name(ev));
+    arg_str(&b, "delivered", pdw_event_delivered_name(ev));
+    arg_str(&b, "action", pdw_event_action(ev));
+    arg_str(&b, "object", pdw_event_object(ev));
     arg_str(&b, "version", version);
-    arg_num(&b, "attempt", (long long)ev.attempt);
-    arg_str(&b, "entity_id", ev.has_entity_id ? ev.entity_id : NULL);
-    arg_str(&b, "event_id", ev.has_event_id ? ev.event_id : NULL);
-    arg_str(&b, "webhook_id", ev.has_webhook_id ? ev.webhook_id : NULL);
-    arg_str(&b, "company_id", ev.has_company_id ? ev.company_id : NULL);
-    arg_str(&b, "user_id", ev.has_user_id ? ev.user_id : NULL);
-    if (ev.timestamp_ms > 0)
-        arg_num(&b, "timestamp_ms", ev.timestamp_ms);
-    if (ev.merge)
+    arg_num(&b, "attempt", (long long)pdw_event_attempt(ev));
+    arg_str(&b, "entity_id", pdw_event_entity_id(ev));
+    arg_str(&b, "event_id", pdw_event_event_id(ev));
+    arg_str(&b, "webhook_id", pdw_event_webhook_id(ev));
+    arg_str(&b, "company_id", pdw_event_company_id(ev));
+    arg_str(&b, "user_id", pdw_event_user_id(ev));
+    if (pdw_event_timestamp_ms(ev) > 0)
+        arg_num(&b, "timestamp_ms", pdw_event_timestamp_ms(ev));
+    if (pdw_event_is_merge(ev))
         arg_str(&b, "merge", "1");
     arg_num(&b, "received_ms", (long long)rec->received_ms);
     arg_num(&b, "spool_id", (long long)rec->id);
@@ -1246,7 +1055,7 @@ static int stream_add(pdw_redis_stream *s, const pdw_spool_record *rec, char *id
     redisReply *rep;
     rc = rcmd(s->conn, &rep, b.argc, b.argv, b.lens, 0, 0, fail, err);
     pdw__free(a, heap);
-    pdw__event_fini(&ev);
+    pdw_event_free(ev);
     if (rc < 0)
         return rc;
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
@@ -1385,7 +1194,7 @@ struct pdw_redis_consumer {
     unsigned max_attempts;
     uint64_t base_ms, max_ms, claim_idle_ms, block_ms;
     unsigned count;
-    int dl_fd;
+    pdw_dead_letters *dl; /* NULL: no dead-letter file */
     pdw_redis_dead_letter_cb on_dead;
     void *dead_user;
     pdw_redis_acked_cb on_acked;
@@ -1422,7 +1231,6 @@ int pdw_redis_consumer_new(pdw_redis_consumer **out, pdw_redis *conn,
     if (!c)
         return pdw__error_set(err, PDW_ENOMEM, -1, NULL);
     c->conn = conn;
-    c->dl_fd = -1;
     c->stream = pdw__strdup(a, stream);
     c->group = pdw__strdup(a, opts->group);
     c->name = pdw__strdup(a, opts->consumer);
@@ -1451,12 +1259,10 @@ int pdw_redis_consumer_new(pdw_redis_consumer **out, pdw_redis *conn,
         return pdw__error_set(err, PDW_ENOMEM, -1, NULL);
     }
     if (opts->dead_letter_path) {
-        c->dl_fd = open(opts->dead_letter_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        if (c->dl_fd < 0) {
-            int e = errno;
+        int rc = pdw_dead_letters_open(&c->dl, opts->dead_letter_path, err);
+        if (rc < 0) {
             pdw_redis_consumer_free(c);
-            return pdw__error_set(err, PDW_EIO, -1, "cannot open the dead-letter file: %s",
-                                  strerror(e));
+            return rc;
         }
     }
     *out = c;
@@ -1468,8 +1274,7 @@ void pdw_redis_consumer_free(pdw_redis_consumer *c)
     if (!c)
         return;
     const pdw_allocator *a = &c->conn->alloc;
-    if (c->dl_fd >= 0)
-        close(c->dl_fd);
+    pdw_dead_letters_free(c->dl);
     pthread_mutex_destroy(&c->lock);
     pdw__free(a, c->stream);
     pdw__free(a, c->group);
@@ -1606,7 +1411,7 @@ static int ack(pdw_redis_consumer *c, const char *id)
 static void dead_letter(pdw_redis_consumer *c, const pdw_redis_entry *e, unsigned attempts,
                         const char *error)
 {
-    if (c->dl_fd >= 0) {
+    if (c->dl) {
         json_t *o = json_object();
         if (o) {
             json_object_set_new(o, "stream_id", json_string(e->id));
@@ -1615,7 +1420,7 @@ static void dead_letter(pdw_redis_consumer *c, const pdw_redis_entry *e, unsigne
             json_object_set_new(o, "received_ms", json_integer(e->received_ms));
             json_object_set_new(o, "consumer", json_string(c->name));
         }
-        pdw__dead_letter_append(c->dl_fd, o, e->body, e->body_len, attempts, error);
+        pdw_dead_letters_append(c->dl, o, e->body, e->body_len, attempts, error);
     }
     if (c->on_dead)
         c->on_dead(e, attempts, error, c->dead_user);
@@ -1864,4 +1669,3 @@ int pdw_redis_consumer_run(pdw_redis_consumer *c, pdw_error *err)
     return 0;
 }
 
-#endif /* PDW_HAVE_REDIS */

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "internal.h"
+#include "core/core.h"
 
 #define DEFAULT_CAPACITY 65536
 

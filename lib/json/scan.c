@@ -6,8 +6,10 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "internal.h"
-#include "jsonbytes.h"
+#include "json/scan.h"
+#include "pdwebhook/event.h" /* PDW_DEFAULT_MAX_DEPTH */
+#include "util/util.h"
+#include "json/jsonbytes.h"
 
 #if defined(__SSE2__)
 #include <emmintrin.h> /* baseline on x86-64 */

@@ -6,7 +6,7 @@
 #include <limits.h>
 #include <string.h>
 
-#include "internal.h"
+#include "core/core.h"
 
 /* Longest Authorization value accepted. Real Basic values are far shorter; the limit keeps
  * the decoded credentials in a fixed stack buffer, so the request path never allocates. */

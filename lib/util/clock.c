@@ -5,7 +5,7 @@
 #include <time.h>
 #include <unistd.h> /* _POSIX_MONOTONIC_CLOCK */
 
-#include "internal.h"
+#include "util/util.h"
 
 uint64_t pdw__mono_ms(void)
 {

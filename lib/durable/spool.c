@@ -71,8 +71,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "crc32c.h"
-#include "internal.h"
+#include "durable/crc32c.h"
+#include "durable/durable.h"
 
 #define HDR 12                       /* magic, payload length, CRC */
 #define DELIV_FIXED 19               /* type, id, received_ms, key length */
