@@ -435,16 +435,6 @@ static int check_basic(const pdw__auth *auth, const char *h, size_t len)
     return rc;
 }
 
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 static int check_token(const pdw__auth *auth, const char *q, size_t qlen)
 {
@@ -486,8 +476,8 @@ static int check_token(const pdw__auth *auth, const char *q, size_t qlen)
         if (c == '+') {
             buf[o++] = ' '; /* application/x-www-form-urlencoded */
         } else if (c == '%') {
-            int hi = j + 2 < vlen ? hex_value((unsigned char)val[j + 1]) : -1;
-            int lo = j + 2 < vlen ? hex_value((unsigned char)val[j + 2]) : -1;
+            int hi = j + 2 < vlen ? pdw__hex_value((unsigned char)val[j + 1]) : -1;
+            int lo = j + 2 < vlen ? pdw__hex_value((unsigned char)val[j + 2]) : -1;
             if (hi < 0 || lo < 0) {
                 rc = PDW_EAUTHMALFORMED;
                 break;

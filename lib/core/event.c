@@ -63,15 +63,7 @@ static long long read_uint(const pdw__val *v)
     } else if (v->type != PDW__J_STRING || v->escaped) {
         return -1;
     }
-    if (n == 0 || n > 18)
-        return -1;
-    long long x = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return -1;
-        x = x * 10 + (p[i] - '0');
-    }
-    return x;
+    return pdw__decimal(p, n);
 }
 
 /* Days since 1970-01-01 of a civil date (proleptic Gregorian; H. Hinnant's algorithm). */

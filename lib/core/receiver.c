@@ -331,15 +331,7 @@ static long long parse_length(const pdw_header *h)
     const char *p = h->value;
     size_t n = h->value_len;
     trim(&p, &n);
-    if (n == 0 || n > 18)
-        return -1;
-    long long x = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return -1;
-        x = x * 10 + (p[i] - '0');
-    }
-    return x;
+    return pdw__decimal(p, n);
 }
 
 /* Everything that needs no body. *declared gets Content-Length or -1. */

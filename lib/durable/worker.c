@@ -63,30 +63,6 @@ struct pdw_worker {
     pdw_worker_stats stats;
 };
 
-
-
-
-static uint64_t next_rand(uint64_t *s)
-{
-    /* xorshift64*: jitter only, no need for more */
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 0x2545F4914F6CDD1DULL;
-}
-
-/* Delay before attempt n+1 after n failures: base * 2^(n-1), capped, drawn in [d/2, d]. */
-static uint64_t backoff(pdw_worker *w, shard *s, unsigned failures)
-{
-    uint64_t d = w->base_ms;
-    for (unsigned i = 1; i < failures && d < w->max_ms; i++)
-        d *= 2;
-    if (d > w->max_ms)
-        d = w->max_ms;
-    uint64_t half = d / 2;
-    return half + (half ? next_rand(&s->rng) % (half + 1) : 0);
-}
-
 static int default_handle(const pdw_spool_record *rec, unsigned attempt, char *errbuf,
                           size_t errcap, void *user)
 {
@@ -197,7 +173,7 @@ static int run_job(pdw_worker *w, shard *s, job *j)
             dead_letter(w, &j->rec, attempt, errbuf);
             return JOB_DEAD;
         }
-        uint64_t delay = backoff(w, s, attempt);
+        uint64_t delay = pdw__backoff_ms(w->base_ms, w->max_ms, attempt, &s->rng);
         uint64_t until = pdw__mono_ms() + delay;
         pthread_mutex_lock(&w->lock);
         w->stats.retries++;

@@ -38,16 +38,6 @@ OPTIONS_INIT_FN(pdw_redis_consumer_options_init, pdw_redis_consumer_options,
 
 /* ---- URL (always) --------------------------------------------------------------------- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Percent-decode s[0..n) into out (cap bytes with the NUL). -1: bad escape, NUL or control
  * byte; -2: too long. */
@@ -59,7 +49,7 @@ static int pct_decode(const char *s, size_t n, char *out, size_t cap)
         if (c == '%') {
             if (i + 2 >= n)
                 return -1;
-            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            int hi = pdw__hex_value((unsigned char)s[i + 1]), lo = pdw__hex_value((unsigned char)s[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             c = hi * 16 + lo;
@@ -77,17 +67,10 @@ static int pct_decode(const char *s, size_t n, char *out, size_t cap)
 
 static int parse_uint(const char *s, size_t n, unsigned long max, unsigned long *out)
 {
-    unsigned long v = 0;
-    if (n == 0 || n > 10)
+    long long v = n <= 10 ? pdw__decimal(s, n) : -1;
+    if (v < 0 || (unsigned long long)v > max)
         return -1;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (unsigned long)(s[i] - '0');
-    }
-    if (v > max)
-        return -1;
-    *out = v;
+    *out = (unsigned long)v;
     return 0;
 }
 
@@ -1321,24 +1304,6 @@ static int nap(pdw_redis_consumer *c, uint64_t ms)
     return 1;
 }
 
-static uint64_t next_rand(uint64_t *s)
-{
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 0x2545F4914F6CDD1DULL;
-}
-
-static uint64_t backoff(pdw_redis_consumer *c, unsigned failures)
-{
-    uint64_t d = c->base_ms;
-    for (unsigned i = 1; i < failures && d < c->max_ms; i++)
-        d *= 2;
-    if (d > c->max_ms)
-        d = c->max_ms;
-    uint64_t half = d / 2;
-    return half + (half ? next_rand(&c->rng) % (half + 1) : 0);
-}
 
 static int ensure_group(pdw_redis_consumer *c, pdw_error *err)
 {
@@ -1454,7 +1419,7 @@ static int handle_entry(pdw_redis_consumer *c, const pdw_redis_entry *e)
             break;
         }
         count(c, &c->stats.retries, 1);
-        if (nap(c, backoff(c, attempt)))
+        if (nap(c, pdw__backoff_ms(c->base_ms, c->max_ms, attempt, &c->rng)))
             return ENTRY_STOPPED;
         attempt++;
     }

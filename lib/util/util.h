@@ -35,6 +35,17 @@ static inline uint64_t pdw__load64(const unsigned char *p)
     return w;
 }
 
+/* ---- bytes.c ---------------------------------------------------------------------- */
+/* The value of a hexadecimal digit (either case), or -1. */
+int pdw__hex_value(unsigned char c);
+/* p[0..n) as a decimal of 1 to 18 digits (no sign, no space), or -1. */
+long long pdw__decimal(const char *p, size_t n);
+/* The next number of a xorshift64* generator (*s must not be 0): for jitter only. */
+uint64_t pdw__rand64(uint64_t *s);
+/* The delay before attempt n+1 after n failures: base * 2^(n-1), capped at max, drawn
+ * in [d/2, d] from *rng so that many retriers do not come back at once. */
+uint64_t pdw__backoff_ms(uint64_t base_ms, uint64_t max_ms, unsigned failures, uint64_t *rng);
+
 /* ---- clock.c ---------------------------------------------------------------------- */
 uint64_t pdw__mono_ms(void); /* CLOCK_MONOTONIC in ms: for timeouts and backoff */
 int64_t pdw__wall_ms(void);  /* CLOCK_REALTIME in ms since the epoch: for what is stored */
