@@ -372,10 +372,8 @@ static json_t *value(bld *b, int *opened)
         v = number(b);
         break;
     }
-    /* jansson reads one byte past a number or literal and puts it back; a NUL put back
-     * that way is lost, so a NUL right after one is skipped (scan.h says the same). */
-    if (v && b->p < b->end && *b->p == '\0')
-        b->p++;
+    /* A NUL right after a number or literal is refused like any stray byte, as the
+     * scanner does (jansson would skip it: see lib/json/scan.c, after_token). */
     return v;
 }
 

@@ -892,10 +892,11 @@ value_ws:
     }
 
 after_token:
-    /* jansson quirk: a NUL byte right after a number or literal is dropped by its lexer
-     * (it "ungets" the NUL, and a NUL in its look-ahead buffer means "empty"). */
-    if (p < end && *p == '\0')
-        p++;
+    /* jansson drops a NUL byte right after a number or literal (its lexer "ungets" the NUL,
+     * and a NUL in its look-ahead buffer means "empty"), so it accepts `123\0`. We do not
+     * (JSONTestSuite n_multidigit_number_then_00): a raw NUL is never JSON; it falls
+     * through to the checks below and is refused as any other stray byte. This is the one
+     * input on which the scanner is stricter than jansson (docs/DECISIONS.md). */
 after_value:
     p = pdw__skip_ws(p, end);
     if (d == 0) {

@@ -2,8 +2,10 @@
  *
  * The whole input is a body. Properties:
  *  - the scanner's verdict equals json_loadb(JSON_REJECT_DUPLICATES | JSON_DECODE_ANY)'s
- *    (the contract of lib/scan.h): accepted with an object top level <=> scan returns 0,
- *    accepted with another top level <=> PDW_ENOTOBJECT;
+ *    (the contract of lib/json/scan.h) on every input without a NUL byte: accepted with an
+ *    object top level <=> scan returns 0, accepted with another top level <=>
+ *    PDW_ENOTOBJECT; an input with a NUL byte is always refused (jansson drops a NUL
+ *    after a number or literal; the scanner does not: lib/json/scan.c, after_token);
  *  - a failing scan or parse fills pdw_error with the same code and an offset in range;
  *  - a parsed event's accessors all work, its DOM equals jansson's, and its changed-field
  *    list answers pdw_event_changed() consistently. */
@@ -36,7 +38,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(err.offset >= 0 && (unsigned long long)err.offset <= size);
         FUZZ_CHECK(err.message[0] != '\0');
     }
-    if (j) {
+    if (j && memchr(body, '\0', size) != NULL) {
+        FUZZ_CHECK(rc == PDW_EJSON);
+        json_decref(j);
+        j = NULL;
+    } else if (j) {
         FUZZ_CHECK(json_is_object(j) ? rc == 0 : rc == PDW_ENOTOBJECT);
     } else {
         FUZZ_CHECK(rc == PDW_EJSON || rc == PDW_EUTF8 || rc == PDW_EDEPTH ||
