@@ -588,6 +588,198 @@ static void test_timed_wait_clock(void **state)
     pthread_cond_destroy(&c);
 }
 
+/* ---- memory bounded by max_queued_bytes, not by the backlog ------------------------- */
+
+/* A handler that waits at a gate, then checks each body (its padding tells its length). */
+typedef struct gate {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int open;
+    int seen[400];
+    int bad, calls;
+} gate;
+
+static char *big_body_in(char *buf, size_t cap, int seq)
+{
+    char pad[1025];
+    memset(pad, 'x', 1024);
+    pad[1024] = '\0';
+    snprintf(buf, cap,
+             "{\"meta\":{\"version\":\"2.0\",\"action\":\"change\",\"entity\":\"deal\","
+             "\"entity_id\":\"%d\",\"id\":\"b%d\"},\"data\":{\"seq\":%d,\"pad\":\"%s\"},"
+             "\"previous\":{}}",
+             seq % 8, seq, seq, pad);
+    return buf;
+}
+
+static char *big_body(int seq) /* the test's thread only */
+{
+    static char buf[2048];
+    return big_body_in(buf, sizeof buf, seq);
+}
+
+static int gate_handle(const pdw_spool_record *rec, unsigned attempt, char *errbuf, size_t cap,
+                       void *user)
+{
+    (void)attempt, (void)errbuf, (void)cap;
+    gate *g = user;
+    pthread_mutex_lock(&g->lock);
+    while (!g->open)
+        pthread_cond_wait(&g->cond, &g->lock);
+    json_t *d = json_loadb(rec->body, rec->body_len, 0, NULL);
+    json_t *data = json_object_get(d, "data");
+    int seq = (int)json_integer_value(json_object_get(data, "seq"));
+    const char *pad = json_string_value(json_object_get(data, "pad"));
+    char want[2048];
+    big_body_in(want, sizeof want, seq);
+    if (!d || seq < 0 || seq >= 400 || !pad || strlen(pad) != 1024 || rec->key_len == 0 ||
+        rec->body_len != strlen(want) || memcmp(want, rec->body, rec->body_len) != 0)
+        g->bad++;
+    else
+        g->seen[seq]++;
+    g->calls++;
+    pthread_mutex_unlock(&g->lock);
+    json_decref(d);
+    return 0;
+}
+
+static void gate_open(gate *g)
+{
+    pthread_mutex_lock(&g->lock);
+    g->open = 1;
+    pthread_cond_broadcast(&g->cond);
+    pthread_mutex_unlock(&g->lock);
+}
+
+/* 300 deliveries of 1 KB behind a handler that does not move: the worker holds at most its
+ * budget (8 KB) of bodies, the rest by id; once the handler moves, each is handed on
+ * exactly once, with the body read back from the journal intact. */
+static void test_backlog_memory_bounded(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    pdw_spool *sp = NULL;
+    assert_int_equal(pdw_spool_open(&sp, dir, NULL, NULL, NULL), 0);
+    gate g = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, { 0 }, 0, 0 };
+    pdw_worker_options wo = PDW_WORKER_OPTIONS_INIT;
+    wo.handle = gate_handle;
+    wo.handle_user = &g;
+    wo.spool = sp;
+    wo.threads = 2;
+    wo.max_queued_bytes = 8192;
+    pdw_worker *w = NULL;
+    assert_int_equal(pdw_worker_start(&w, &wo, NULL), 0);
+    uint64_t most = 0;
+    for (int seq = 0; seq < 300; seq++) {
+        const char *body = big_body(seq);
+        pdw_spool_record rec = { append(sp, body), 1, "k", 1, body, strlen(body) };
+        assert_int_equal(pdw_worker_submit(w, &rec), 0);
+        pdw_worker_stats st;
+        pdw_worker_get_stats(w, &st);
+        if (st.queued_bytes > most)
+            most = st.queued_bytes;
+    }
+    assert_true(most <= 8192);
+    assert_true(most >= 4096); /* the budget is used before ids alone are queued */
+    gate_open(&g);
+    wait_handled(w, 300);
+    pdw_worker_stats st;
+    pdw_worker_get_stats(w, &st);
+    assert_int_equal(st.queued_bytes, 0);
+    pdw_worker_stop(w);
+    assert_int_equal(g.bad, 0);
+    assert_int_equal(g.calls, 300);
+    for (int seq = 0; seq < 300; seq++)
+        assert_int_equal(g.seen[seq], 1);
+    pdw_spool_stats ss;
+    pdw_spool_get_stats(sp, &ss);
+    assert_int_equal(ss.pending, 0);
+    pdw_spool_close(sp);
+    rmtree(dir);
+    free(dir);
+}
+
+/* After a restart, a backlog is recovered within the budget too, and handed on in order. */
+static void test_recovery_memory_bounded(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    pdw_spool *sp = NULL;
+    assert_int_equal(pdw_spool_open(&sp, dir, NULL, NULL, NULL), 0);
+    for (int seq = 0; seq < 200; seq++)
+        append(sp, big_body(seq));
+    pdw_spool_close(sp);
+    assert_int_equal(pdw_spool_open(&sp, dir, NULL, NULL, NULL), 0);
+    gate g = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, { 0 }, 0, 0 };
+    pdw_worker_options wo = PDW_WORKER_OPTIONS_INIT;
+    wo.handle = gate_handle;
+    wo.handle_user = &g;
+    wo.spool = sp;
+    wo.threads = 3;
+    wo.max_queued_bytes = 4096;
+    pdw_worker *w = NULL;
+    assert_int_equal(pdw_worker_start(&w, &wo, NULL), 0);
+    assert_int_equal(pdw_worker_recover(w), 200);
+    pdw_worker_stats st;
+    pdw_worker_get_stats(w, &st);
+    assert_true(st.queued_bytes <= 4096);
+    gate_open(&g);
+    wait_handled(w, 200);
+    pdw_worker_stop(w);
+    assert_int_equal(g.bad, 0);
+    for (int seq = 0; seq < 200; seq++)
+        assert_int_equal(g.seen[seq], 1);
+    pdw_spool_get_stats(sp, &(pdw_spool_stats){ 0 });
+    pdw_spool_close(sp);
+    /* all marked handled: nothing comes back */
+    pdw_spool_recovery rc;
+    assert_int_equal(pdw_spool_open(&sp, dir, NULL, &rc, NULL), 0);
+    pdw_spool_stats ss;
+    pdw_spool_get_stats(sp, &ss);
+    assert_int_equal(ss.pending, 0);
+    pdw_spool_close(sp);
+    rmtree(dir);
+    free(dir);
+}
+
+/* Without a spool nothing can be read back: past the budget a submit is refused with
+ * PDW_ENOSPC (503: Pipedrive retries), and accepted again once the queue has drained. */
+static void test_no_spool_over_budget_enospc(void **state)
+{
+    (void)state;
+    gate g = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, { 0 }, 0, 0 };
+    pdw_worker_options wo = PDW_WORKER_OPTIONS_INIT;
+    wo.handle = gate_handle;
+    wo.handle_user = &g;
+    wo.threads = 1;
+    wo.max_queued_bytes = 4096;
+    pdw_worker *w = NULL;
+    assert_int_equal(pdw_worker_start(&w, &wo, NULL), 0);
+    int accepted = 0, refused = 0;
+    for (int seq = 0; seq < 20; seq++) {
+        const char *body = big_body(seq);
+        pdw_spool_record rec = { 0, 1, "k", 1, body, strlen(body) };
+        int rc = pdw_worker_submit(w, &rec);
+        if (rc == 0)
+            accepted++;
+        else if (rc == PDW_ENOSPC)
+            refused++;
+        else
+            fail_msg("submit: %d", rc);
+    }
+    assert_true(accepted >= 3 && accepted <= 5); /* 4 KB of ~1.2 KB bodies (+1 running) */
+    assert_int_equal(accepted + refused, 20);
+    gate_open(&g);
+    wait_handled(w, (uint64_t)accepted);
+    const char *body = big_body(399);
+    pdw_spool_record rec = { 0, 1, "k", 1, body, strlen(body) };
+    assert_int_equal(pdw_worker_submit(w, &rec), 0);
+    wait_handled(w, (uint64_t)accepted + 1);
+    pdw_worker_stop(w);
+    assert_int_equal(g.bad, 0);
+    assert_int_equal(g.calls, accepted + 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -603,6 +795,9 @@ int main(void)
         cmocka_unit_test(test_drain_without_spool),
         cmocka_unit_test(test_stop_leaves_pending_in_spool),
         cmocka_unit_test(test_enospc_gives_503_then_recovers),
+        cmocka_unit_test(test_backlog_memory_bounded),
+        cmocka_unit_test(test_recovery_memory_bounded),
+        cmocka_unit_test(test_no_spool_over_budget_enospc),
     };
     PDW_RUN_GROUP(tests);
 }

@@ -230,6 +230,22 @@ PDW_EXTERN int pdw_spool_mark_handled(pdw_spool *s, uint64_t id);
  */
 PDW_EXTERN int pdw_spool_foreach_pending(pdw_spool *s, pdw_spool_record_cb cb, void *user);
 
+/**
+ * @brief Read one pending delivery back from the journal.
+ *
+ * For a consumer that keeps only ids in memory (the worker does so past its memory
+ * budget, pdw_worker_options::max_queued_bytes) and wants the record when it handles it.
+ * @param s the spool.
+ * @param id a pending (durable, not handled) delivery's id.
+ * @param cb called once with the record, which is borrowed for the call.
+ * @param user handed to @p cb.
+ * @return the callback's value, ::PDW_ENOTFOUND (not pending: unknown, not durable yet, or
+ *   handled), ::PDW_EIO (the record cannot be read back intact), ::PDW_ENOMEM,
+ *   ::PDW_EINVAL.
+ * @par Thread safety: any thread, concurrently with appends, flushes and markers.
+ */
+PDW_EXTERN int pdw_spool_read(pdw_spool *s, uint64_t id, pdw_spool_record_cb cb, void *user);
+
 /** @brief Counters for health views. */
 typedef struct pdw_spool_stats {
     uint64_t appended;   /**< deliveries appended since open */

@@ -87,13 +87,18 @@ typedef struct pdw_worker_options {
     pdw_worker_sync_cb sync;           /**< NULL: none */
     void *sync_user;                   /**< handed to @c sync */
     uint64_t marker_flush_ms;          /**< 0: 50 */
+    uint64_t max_queued_bytes;         /**< keys and bodies kept in memory by queued
+                                            deliveries; 0: 16 MiB. Past it, with a spool,
+                                            a delivery is queued by id and read back from
+                                            the journal when handled; without one,
+                                            submitting fails with ::PDW_ENOSPC */
 } pdw_worker_options;
 
 /** Version of ::pdw_worker_options this header describes. */
 #define PDW_WORKER_OPTIONS_VERSION 1
 /** Initialiser for ::pdw_worker_options. */
 #define PDW_WORKER_OPTIONS_INIT { PDW_WORKER_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, \
-        0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, 0 }
+        0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, 0, 0 }
 
 /** @brief Fill the options with defaults. @return 0, ::PDW_EINVAL or ::PDW_EVERSIONSTRUCT. */
 PDW_EXTERN int pdw_worker_options_init(pdw_worker_options *opts, unsigned version);
@@ -110,8 +115,14 @@ PDW_EXTERN int pdw_worker_start(pdw_worker **out, const pdw_worker_options *opts
                                 pdw_error *err);
 
 /**
- * @brief Queue a durable delivery (copied). Call it once the delivery is durable.
- * @return 0, ::PDW_ENOMEM (it stays pending in the spool and is handed on after restart).
+ * @brief Queue a durable delivery. Call it once the delivery is durable.
+ *
+ * Its key and body are copied while the queue's copies stay within
+ * pdw_worker_options::max_queued_bytes; past that, with a spool, only its id is queued and
+ * the record is read back (pdw_spool_read()) when it is handled.
+ * @return 0, ::PDW_ENOMEM (it stays pending in the spool and is handed on after restart),
+ *   ::PDW_ENOSPC (no spool, and the queue holds its budget of bytes already: answer 503
+ *   so that Pipedrive retries).
  */
 PDW_EXTERN int pdw_worker_submit(pdw_worker *w, const pdw_spool_record *rec);
 
@@ -131,7 +142,7 @@ PDW_EXTERN int pdw_worker_submit(pdw_worker *w, const pdw_spool_record *rec);
  *   entity is assigned by the same fields.
  * @return 0, ::PDW_EINVAL (NULL argument, or @p ev not parsed from @p rec's body),
  *   ::PDW_ENOMEM (with a spool the delivery stays pending there and is handed on after a
- *   restart).
+ *   restart), ::PDW_ENOSPC (as for pdw_worker_submit()).
  * @par Thread safety
  * Like pdw_worker_submit(): from any thread.
  */
@@ -152,7 +163,8 @@ PDW_EXTERN int pdw_worker_submit_event(pdw_worker *w, const pdw_spool_record *re
  * @param object the event's object ("deal"), or NULL; borrowed for the call.
  * @param entity_id the event's entity id, or NULL when it has none; borrowed for the call.
  * @return 0, ::PDW_EINVAL (NULL @p w or malformed @p rec), ::PDW_ENOMEM (with a spool the
- *   delivery stays pending there and is handed on after a restart).
+ *   delivery stays pending there and is handed on after a restart), ::PDW_ENOSPC (as for
+ *   pdw_worker_submit()).
  * @par Thread safety
  * Like pdw_worker_submit(): from any thread.
  */
@@ -161,6 +173,9 @@ PDW_EXTERN int pdw_worker_submit_entity(pdw_worker *w, const pdw_spool_record *r
 
 /**
  * @brief Queue every pending delivery of the spool (after a restart), in id order.
+ *
+ * Records are read one at a time; past pdw_worker_options::max_queued_bytes only their
+ * ids are queued, so a backlog larger than memory recovers in bounded memory.
  * @return the number queued, or a negative code.
  */
 PDW_EXTERN long pdw_worker_recover(pdw_worker *w);
@@ -172,6 +187,9 @@ typedef struct pdw_worker_stats {
     uint64_t handled;       /**< handed on since start */
     uint64_t retries;       /**< failed attempts that were retried */
     uint64_t dead_letters;  /**< given up */
+    uint64_t queued_bytes;  /**< keys and bodies held in memory by queued deliveries (at
+                                 most pdw_worker_options::max_queued_bytes, or one
+                                 delivery) */
 } pdw_worker_stats;
 
 /** @brief Read the counters. */

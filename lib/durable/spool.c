@@ -1541,6 +1541,36 @@ int pdw_spool_foreach_pending(pdw_spool *s, pdw_spool_record_cb cb, void *user)
     return rc;
 }
 
+int pdw_spool_read(pdw_spool *s, uint64_t id, pdw_spool_record_cb cb, void *user)
+{
+    if (!s || !cb)
+        return PDW_EINVAL;
+    pthread_mutex_lock(&s->lock);
+    size_t i = pend_find(s, id);
+    if (i == s->pend_len || s->pend[i].id != id || s->pend[i].seq == DEAD) {
+        pthread_mutex_unlock(&s->lock);
+        return PDW_ENOTFOUND;
+    }
+    snap e = { id, s->segs[s->pend[i].seq - s->seq0].name, s->pend[i].off };
+    pthread_mutex_unlock(&s->lock);
+
+    char f[NAME_SIZE];
+    seg_path(f, e.name);
+    int fd = openat(s->dirfd, f, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) /* deleted meanwhile: only once all of it was handled */
+        return errno == ENOENT ? PDW_ENOTFOUND : PDW_EIO;
+    buffer buf = { NULL, 0, 0 };
+    pdw_spool_record rec;
+    int rc = read_record(s, fd, &e, &buf, &rec);
+    close(fd);
+    if (rc == PDW_EIO && segment_gone(s, e.name))
+        rc = PDW_ENOTFOUND; /* recycled under us: it was handled */
+    if (rc == 0)
+        rc = cb(&rec, user);
+    pdw__free(&s->alloc, buf.p);
+    return rc;
+}
+
 void pdw_spool_get_stats(pdw_spool *s, pdw_spool_stats *out)
 {
     if (!out)

@@ -1,5 +1,13 @@
 /* The worker: spooled deliveries handed on after the answer, one entity in order, retried
- * with backoff, dead-lettered when they keep failing, marked handled in the spool. */
+ * with backoff, dead-lettered when they keep failing, marked handled in the spool.
+ *
+ * Memory. A queued delivery keeps a copy of its key and body while the queued copies stay
+ * within max_queued_bytes; past that, with a spool, only its id is queued and the record is
+ * read back from the journal (pdw_spool_read()) when its turn comes, so the worker's memory
+ * does not grow with the size of a backlog (a slow handler, a long outage of its sink, a
+ * recovery after a restart). Without a spool there is nowhere to read it back from: a
+ * submit past the budget is refused with PDW_ENOSPC (the receiver answers 503 and
+ * Pipedrive retries). */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -23,7 +31,9 @@
 
 typedef struct job {
     struct job *next;
-    pdw_spool_record rec; /* key and body owned (one block with the job) */
+    pdw_spool_record rec; /* key and body owned (one block with the job), or both NULL:
+                             only the id is queued, read back from the spool */
+    size_t held;          /* bytes of key and body held in memory */
 } job;
 
 typedef struct shard {
@@ -46,6 +56,7 @@ struct pdw_worker {
     void *handle_user;
     unsigned nshards, max_attempts;
     uint64_t base_ms, max_ms, flush_ms;
+    uint64_t max_held; /* budget of key and body bytes held by queued jobs */
     pdw_dead_letter_cb on_dead;
     void *dead_user;
     pdw_worker_sync_cb sync;
@@ -154,25 +165,54 @@ static void dead_letter(pdw_worker *w, const pdw_spool_record *rec, unsigned att
         w->on_dead(rec, attempts, error, w->dead_user);
 }
 
-enum { JOB_PENDING, JOB_HANDLED, JOB_DEAD };
+enum { JOB_PENDING, JOB_HANDLED, JOB_DEAD, JOB_GONE };
+
+typedef struct attempt_ctx {
+    pdw_worker *w;
+    unsigned attempt;
+    char errbuf[256];
+    int rc;
+} attempt_ctx;
+
+/* One attempt on a record (read back from the spool, or held by the job). */
+static int attempt_record(const pdw_spool_record *rec, void *user)
+{
+    attempt_ctx *c = user;
+    pdw_worker *w = c->w;
+    c->errbuf[0] = '\0';
+    c->rc = w->handle(rec, c->attempt, c->errbuf, sizeof c->errbuf, w->handle_user);
+    if (c->rc == 0)
+        return JOB_HANDLED;
+    if (!c->errbuf[0])
+        snprintf(c->errbuf, sizeof c->errbuf, "handler returned %d", c->rc);
+    if (c->attempt >= w->max_attempts) {
+        dead_letter(w, rec, c->attempt, c->errbuf);
+        return JOB_DEAD;
+    }
+    return JOB_PENDING;
+}
 
 /* Attempt one delivery until it is handled or dead-lettered, with backoff between tries.
- * JOB_PENDING when the worker stopped during a backoff (with a spool: it stays there).
- * Called without the mutex. */
+ * JOB_PENDING when the worker stopped during a backoff (with a spool: it stays there), or
+ * when a delivery queued by id cannot be read back (it stays pending in the spool and is
+ * tried again after the next start). Called without the mutex. */
 static int run_job(pdw_worker *w, shard *s, job *j)
 {
-    char errbuf[256];
+    attempt_ctx c = { w, 0, "", 0 };
     for (unsigned attempt = 1;; attempt++) {
-        errbuf[0] = '\0';
-        int rc = w->handle(&j->rec, attempt, errbuf, sizeof errbuf, w->handle_user);
-        if (rc == 0)
-            return JOB_HANDLED;
-        if (!errbuf[0])
-            snprintf(errbuf, sizeof errbuf, "handler returned %d", rc);
-        if (attempt >= w->max_attempts) {
-            dead_letter(w, &j->rec, attempt, errbuf);
-            return JOB_DEAD;
+        c.attempt = attempt;
+        int outcome;
+        if (j->rec.body || !w->spool) {
+            outcome = attempt_record(&j->rec, &c);
+        } else {
+            outcome = pdw_spool_read(w->spool, j->rec.id, attempt_record, &c);
+            if (outcome == PDW_ENOTFOUND)
+                return JOB_GONE; /* handled meanwhile (nothing to hand on) */
+            if (outcome < 0)
+                return JOB_PENDING; /* unreadable now: left pending in the spool */
         }
+        if (outcome != JOB_PENDING)
+            return outcome;
         uint64_t delay = pdw__backoff_ms(w->base_ms, w->max_ms, attempt, &s->rng);
         uint64_t until = pdw__mono_ms() + delay;
         pthread_mutex_lock(&w->lock);
@@ -220,14 +260,16 @@ static void *shard_main(void *arg)
 
         int outcome = run_job(w, s, j);
         uint64_t id = j->rec.id;
+        size_t held = j->held;
         pdw__free(&w->alloc, j);
 
         pthread_mutex_lock(&w->lock); /* once per job: counters, marker, next job */
+        w->stats.queued_bytes -= held;
         if (outcome == JOB_HANDLED)
             w->stats.handled++;
         else if (outcome == JOB_DEAD)
             w->stats.dead_letters++;
-        if (outcome != JOB_PENDING)
+        if (outcome == JOB_HANDLED || outcome == JOB_DEAD)
             mark_done_locked(w, id);
         w->stats.running--;
         s->linger = 1;
@@ -315,6 +357,7 @@ int pdw_worker_start(pdw_worker **out, const pdw_worker_options *opts, pdw_error
     if (w->max_ms < w->base_ms)
         w->max_ms = w->base_ms;
     w->flush_ms = opts->marker_flush_ms ? opts->marker_flush_ms : 50;
+    w->max_held = opts->max_queued_bytes ? opts->max_queued_bytes : 16u << 20;
     w->on_dead = opts->on_dead_letter;
     w->dead_user = opts->dead_letter_user;
     w->sync = opts->sync;
@@ -402,23 +445,45 @@ static int valid_record(const pdw_spool_record *rec)
     return rec && (rec->body || !rec->body_len) && (rec->key || !rec->key_len);
 }
 
-/* Copy the record into a job and queue it on shard k. */
+/* Queue the record on shard k: with its key and body copied while the queued copies stay
+ * within the budget (or when nothing is held: one delivery always fits), else by id alone
+ * (with a spool) or not at all (PDW_ENOSPC, without one). */
 static int enqueue(pdw_worker *w, const pdw_spool_record *rec, unsigned k)
 {
-    size_t size = sizeof(job) + rec->key_len + rec->body_len + 1;
-    job *j = pdw__malloc(&w->alloc, size);
-    if (!j)
+    size_t need = rec->key_len + rec->body_len + 1;
+    pthread_mutex_lock(&w->lock);
+    int copy = w->stats.queued_bytes == 0 || w->stats.queued_bytes + need <= w->max_held;
+    if (copy) /* reserved now, so that racing submits do not overshoot together */
+        w->stats.queued_bytes += need;
+    pthread_mutex_unlock(&w->lock);
+    if (!copy && !w->spool)
+        return PDW_ENOSPC;
+    job *j = pdw__malloc(&w->alloc, sizeof(job) + (copy ? need : 0));
+    if (!j) {
+        if (copy) {
+            pthread_mutex_lock(&w->lock);
+            w->stats.queued_bytes -= need;
+            pthread_mutex_unlock(&w->lock);
+        }
         return PDW_ENOMEM;
-    char *key = (char *)(j + 1), *body = key + rec->key_len;
-    if (rec->key_len)
-        memcpy(key, rec->key, rec->key_len);
-    if (rec->body_len)
-        memcpy(body, rec->body, rec->body_len);
-    body[rec->body_len] = '\0';
+    }
     j->next = NULL;
     j->rec = *rec;
-    j->rec.key = key;
-    j->rec.body = body;
+    j->held = copy ? need : 0;
+    if (copy) {
+        char *key = (char *)(j + 1), *body = key + rec->key_len;
+        if (rec->key_len)
+            memcpy(key, rec->key, rec->key_len);
+        if (rec->body_len)
+            memcpy(body, rec->body, rec->body_len);
+        body[rec->body_len] = '\0';
+        j->rec.key = key;
+        j->rec.body = body;
+    } else {
+        j->rec.key = NULL; /* read back from the spool when its turn comes */
+        j->rec.body = NULL;
+        j->rec.key_len = j->rec.body_len = 0;
+    }
     shard *s = &w->shards[k];
     pthread_mutex_lock(&w->lock);
     if (s->tail)
