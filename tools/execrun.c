@@ -3,6 +3,7 @@
 #define _GNU_SOURCE /* pipe2(): a pipe made while another thread spawns must not leak */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdint.h>
@@ -28,6 +29,13 @@ static int write_all(int fd, const char *p, size_t n)
         n -= (size_t)k;
     }
     return 0;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
 }
 
 static void sleep_ms(long ms)
@@ -174,31 +182,66 @@ int pdw_cli_exec_run(const pdw_cli_exec *x, const char *line, size_t len, char *
         snprintf(errbuf, cap, "cannot start the command: %s", strerror(rc));
         return -1;
     }
-    if (fds[1] >= 0) { /* the command may not read it all: our SIGPIPE is ignored */
-        write_all(fds[1], line, len);
-        close(fds[1]);
+    /* One deadline covers writing the event to the command's stdin and waiting for it:
+     * the pipe is non-blocking, so a command that does not read (or a background child of
+     * it that holds stdin open) cannot wedge us past the timeout. Once the command has
+     * exited, whatever it did not read is dropped and its exit status decides. */
+    int wfd = fds[1];
+    size_t off = 0;
+    if (wfd >= 0 && fcntl(wfd, F_SETFL, fcntl(wfd, F_GETFL) | O_NONBLOCK) != 0) {
+        close(wfd);
+        wfd = -1; /* cannot happen on a fresh pipe; then the command reads an empty stdin */
     }
+    uint64_t deadline = now_ms() + (uint64_t)x->timeout_s * 1000u;
     int status = 0;
-    long waited = 0, step = 1;
+    long step = 1;
     for (;;) {
+        while (wfd >= 0 && off < len) { /* our SIGPIPE is ignored: EPIPE ends the input */
+            ssize_t k = write(wfd, line + off, len - off);
+            if (k > 0)
+                off += (size_t)k;
+            else if (k < 0 && errno == EINTR)
+                continue;
+            else if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                break;
+            else
+                off = len;
+        }
+        if (wfd >= 0 && off >= len) {
+            close(wfd); /* the end of its input */
+            wfd = -1;
+        }
         pid_t r = waitpid(pid, &status, WNOHANG);
         if (r == pid)
             break;
         if (r < 0 && errno != EINTR) {
+            if (wfd >= 0)
+                close(wfd);
             snprintf(errbuf, cap, "lost the command: %s", strerror(errno));
             return -1;
         }
-        if (waited >= (long)x->timeout_s * 1000) {
+        uint64_t now = now_ms();
+        if (now >= deadline) {
             kill(-pid, SIGKILL);
             waitpid(pid, &status, 0);
-            snprintf(errbuf, cap, "command timed out after %u s", x->timeout_s);
+            if (wfd >= 0)
+                close(wfd);
+            snprintf(errbuf, cap, "command timed out after %u s%s", x->timeout_s,
+                     off < len ? " (it had not read all of its input)" : "");
             return -1;
         }
-        sleep_ms(step);
-        waited += step;
+        long wait = (long)(deadline - now) < step ? (long)(deadline - now) : step;
+        if (wfd >= 0) { /* until it can take more input, or the next look at waitpid */
+            struct pollfd pf = { wfd, POLLOUT, 0 };
+            poll(&pf, 1, (int)wait);
+        } else {
+            sleep_ms(wait);
+        }
         if (step < 20)
             step *= 2;
     }
+    if (wfd >= 0)
+        close(wfd);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         return 0;
     if (WIFEXITED(status))
