@@ -633,6 +633,9 @@ static enum MHD_Result send_health(server *s, struct MHD_Connection *c)
             json_object_set_new(o, "status",
                                 json_string("redis unreachable: deliveries wait in the spool"));
     }
+    if (sinks_health(s->sinks, o))
+        json_object_set_new(o, "status",
+                            json_string("output failing: events wait in the spool"));
     if (atomic_load(&st->spool_full))
         json_object_set_new(o, "status", json_string("spool full: answering 503"));
     char *ban = pdw_health_json(s->health, wall_ms());

@@ -25,9 +25,18 @@ typedef struct idset {
 
 struct sinks {
     sinks_config cfg;
-    FILE *out;
-    pthread_mutex_t lock; /* output writes and the id set */
+    FILE *out;            /* stdout ("-"), or NULL with fd for a file */
+    int fd;               /* --output FILE, O_APPEND; -1 when none */
+    pthread_mutex_t lock; /* output writes, the id set, the counters */
+    /* Ids whose line is written but whose event is not finished yet (an --exec still to
+     * succeed), and the ids found in the file's tail at start: an event comes back to the
+     * sinks only through a retry of this run or a restart, so an id is forgotten once its
+     * event was handed on, and the set holds the unfinished tail, not the history. */
     idset written;
+    uint64_t write_errors;     /* failed --output writes (each retried by the worker) */
+    int failing;               /* the last write failed */
+    int64_t last_error_ms;     /* when the last one failed; 0: never */
+    char last_error[160];
 };
 
 static int idset_has(const idset *s, uint64_t id)
@@ -66,6 +75,30 @@ static int idset_add(idset *s, uint64_t id)
     return 0;
 }
 
+/* Forget id (linear probing: later entries of its run shift back into the hole). */
+static void idset_del(idset *s, uint64_t id)
+{
+    if (!s->cap)
+        return;
+    size_t mask = s->cap - 1, i = (size_t)(id * 0x9E3779B97F4A7C15ULL) & mask;
+    while (s->slots[i] != id) {
+        if (s->slots[i] == 0)
+            return;
+        i = (i + 1) & mask;
+    }
+    s->slots[i] = 0;
+    s->n--;
+    for (size_t j = (i + 1) & mask; s->slots[j]; j = (j + 1) & mask) {
+        size_t home = (size_t)(s->slots[j] * 0x9E3779B97F4A7C15ULL) & mask;
+        /* move slots[j] into the hole at i unless its home lies in (i, j] */
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            s->slots[i] = s->slots[j];
+            s->slots[j] = 0;
+            i = j;
+        }
+    }
+}
+
 /* Read the "spool_id" of the lines at the end of the output file. */
 static void read_tail(sinks *s, const char *path)
 {
@@ -102,6 +135,7 @@ int sinks_open(sinks **out, const sinks_config *c)
     if (!s)
         return -1;
     s->cfg = *c;
+    s->fd = -1;
     pthread_mutex_init(&s->lock, NULL);
     if (c->output) {
         if (strcmp(c->output, "-") == 0) {
@@ -109,8 +143,9 @@ int sinks_open(sinks **out, const sinks_config *c)
         } else {
             if (c->marker_dir)
                 read_tail(s, c->output);
-            s->out = fopen(c->output, "ae"); /* e: O_CLOEXEC, kept from handlers */
-            if (!s->out) {
+            /* 0600: the lines carry whole bodies (customer data) */
+            s->fd = open(c->output, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+            if (s->fd < 0) {
                 fprintf(stderr, "pdwebhook serve: cannot open %s: %s\n", c->output,
                         strerror(errno));
                 free(s->written.slots);
@@ -133,8 +168,8 @@ void sinks_close(sinks *s)
 {
     if (!s)
         return;
-    if (s->out && s->out != stdout)
-        fclose(s->out);
+    if (s->fd >= 0)
+        close(s->fd);
     else if (s->out)
         fflush(stdout);
     free(s->written.slots);
@@ -144,6 +179,16 @@ void sinks_close(sinks *s)
 
 void sinks_clean_markers(sinks *s, int (*is_pending)(uint64_t, void *), void *user)
 {
+    /* ids read from the output's tail whose events are handled will never come back */
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < s->written.cap;) {
+        uint64_t id = s->written.slots[i];
+        if (id && !is_pending(id, user))
+            idset_del(&s->written, id); /* may shift another id into slot i: look again */
+        else
+            i++;
+    }
+    pthread_mutex_unlock(&s->lock);
     if (!s->cfg.exec || !s->cfg.marker_dir)
         return;
     DIR *d = opendir(s->cfg.marker_dir);
@@ -166,14 +211,61 @@ void sinks_clean_markers(sinks *s, int (*is_pending)(uint64_t, void *), void *us
 int sinks_sync(void *user)
 {
     sinks *s = user;
-    if (!s->out)
+    if (s->out) /* stdout: nothing to make durable */
+        return fflush(s->out) == 0 ? 0 : -1;
+    if (s->fd < 0)
+        return 0;
+    return fsync(s->fd) == 0 ? 0 : -1;
+}
+
+int sinks_health(sinks *s, json_t *o)
+{
+    if (!s || (s->fd < 0 && !s->out))
         return 0;
     pthread_mutex_lock(&s->lock);
-    int rc = fflush(s->out);
-    if (rc == 0 && s->out != stdout && fsync(fileno(s->out)) != 0)
-        rc = -1;
+    /* failing: the last write failed, or one failed in the last 5 s (on a full disk a
+     * short line may still fit between two failures of longer ones) */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    int failing = s->failing || (s->last_error_ms && now_ms - s->last_error_ms < 5000);
+    json_t *j = json_object();
+    json_object_set_new(j, "write_errors", json_integer((json_int_t)s->write_errors));
+    if (s->last_error_ms) {
+        json_object_set_new(j, "last_error", json_string(s->last_error));
+        json_object_set_new(j, "last_error_ms", json_integer(s->last_error_ms));
+    }
+    json_object_set_new(j, "unfinished", json_integer((json_int_t)s->written.n));
+    json_object_set_new(j, "failing", json_boolean(failing));
     pthread_mutex_unlock(&s->lock);
-    return rc;
+    json_object_set_new(o, "output", j);
+    return failing;
+}
+
+/* Append line[0..len) to the file as one record: a failed or short write is cut back to
+ * where the file ended, so that a full disk never leaves half a line for the retry to be
+ * glued to. Lock held. 0 or -1 with errno. */
+static int append_record(sinks *s, const char *line, size_t len)
+{
+    off_t end = lseek(s->fd, 0, SEEK_END); /* O_APPEND: every write goes here */
+    if (end < 0)
+        return -1;
+    size_t off = 0;
+    while (off < len) {
+        ssize_t k = write(s->fd, line + off, len - off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            int e = k < 0 ? errno : ENOSPC;
+            /* nothing but us writes the file: cut our fragment off */
+            while (ftruncate(s->fd, end) != 0 && errno == EINTR)
+                ;
+            errno = e;
+            return -1;
+        }
+        off += (size_t)k;
+    }
+    return 0;
 }
 
 /* ---- --output ---------------------------------------------------------------------- */
@@ -189,14 +281,30 @@ static int write_output(sinks *s, const pdw_event *ev, uint64_t id, char *errbuf
         snprintf(errbuf, cap, "out of memory");
         return -1;
     }
+    size_t len = strlen(line);
+    line[len++] = '\n'; /* replaces the NUL; the line goes by its length */
     int rc = 0;
     pthread_mutex_lock(&s->lock);
     if (!id || !idset_has(&s->written, id)) {
-        if (fputs(line, s->out) < 0 || fputc('\n', s->out) < 0 || fflush(s->out) != 0) {
-            snprintf(errbuf, cap, "cannot write the output: %s", strerror(errno));
+        int failed = s->fd >= 0 ? append_record(s, line, len) != 0
+                                : fwrite(line, 1, len, s->out) != len || fflush(s->out) != 0;
+        if (failed) {
+            int e = errno;
+            snprintf(errbuf, cap, "cannot write the output: %s", strerror(e));
+            s->write_errors++;
+            struct timespec now;
+            clock_gettime(CLOCK_REALTIME, &now);
+            s->last_error_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+            snprintf(s->last_error, sizeof s->last_error, "%s", strerror(e));
+            /* said once per failure; the worker retries with backoff */
+            fprintf(stderr, "pdwebhook serve: --output %s: cannot write event %llu: %s "
+                            "(nothing half-written is left; it is retried)\n",
+                    s->cfg.output, (unsigned long long)id, strerror(e));
             rc = -1;
-        } else if (id && idset_add(&s->written, id) < 0) {
-            rc = 0; /* written; a retry of a failing --exec could write it again */
+        } else {
+            s->failing = 0;
+            if (id && idset_add(&s->written, id) < 0)
+                rc = 0; /* written; a retry of a failing --exec could write it again */
         }
     }
     pthread_mutex_unlock(&s->lock);
@@ -236,10 +344,15 @@ static int run_exec(sinks *s, const pdw_event *ev, uint64_t id, unsigned attempt
 int sinks_event(sinks *s, const pdw_event *ev, uint64_t id, unsigned attempt, char *errbuf,
                 size_t errcap)
 {
-    if (s->out && write_output(s, ev, id, errbuf, errcap) != 0)
+    if ((s->out || s->fd >= 0) && write_output(s, ev, id, errbuf, errcap) != 0)
         return -1;
     if (s->cfg.exec && run_exec(s, ev, id, attempt, errbuf, errcap) != 0)
         return -1;
+    if (id && (s->out || s->fd >= 0)) { /* finished: it never comes back in this run */
+        pthread_mutex_lock(&s->lock);
+        idset_del(&s->written, id);
+        pthread_mutex_unlock(&s->lock);
+    }
     return 0;
 }
 
@@ -247,7 +360,7 @@ int sinks_handle(const pdw_spool_record *rec, unsigned attempt, char *errbuf, si
                  void *user)
 {
     sinks *s = user;
-    if (!s->out && !s->cfg.exec)
+    if (!s->out && s->fd < 0 && !s->cfg.exec)
         return 0; /* no sink: nothing to parse the body for */
     pdw_event *ev = NULL;
     pdw_error err;

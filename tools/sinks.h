@@ -3,7 +3,9 @@
  *
  * - --output: each line carries "spool_id". At start the tail of the file is read back, so
  *   that an event written but not yet marked handled in the spool is not written again.
- *   The file is fsync'ed before the spool's handled markers are (sinks_sync()).
+ *   The file is fsync'ed before the spool's handled markers are (sinks_sync()). Each line
+ *   is one record: a failed write (a full disk) is cut back, so no half line is left for
+ *   the retry to be glued to. The file is created 0600 (it holds whole bodies).
  * - --exec: the command runs under a small sh wrapper that writes MARKERS/<id>.pid when it
  *   starts and MARKERS/<id>.done (synced) once the command exited 0. A restarted server
  *   skips events with a .done marker, and waits for a command still running from before
@@ -28,7 +30,8 @@ typedef struct sinks_config {
 int sinks_open(sinks **out, const sinks_config *c);
 void sinks_close(sinks *s);
 
-/* Remove exec markers of events that are no longer pending (is_pending(id, user) == 0). */
+/* Forget output ids and remove exec markers of events that are no longer pending
+ * (is_pending(id, user) == 0). */
 void sinks_clean_markers(sinks *s, int (*is_pending)(uint64_t id, void *user), void *user);
 
 /* Hand one event to the sinks (id 0 when there is no spool). 0, or non-zero with errbuf. */
@@ -39,7 +42,11 @@ int sinks_event(sinks *s, const pdw_event *ev, uint64_t id, unsigned attempt, ch
 int sinks_handle(const pdw_spool_record *rec, unsigned attempt, char *errbuf, size_t errcap,
                  void *user);
 
-/* pdw_worker_sync_cb: fflush + fsync the output file. */
+/* pdw_worker_sync_cb: fsync the output file. */
 int sinks_sync(void *user);
+
+/* Add "output" (write errors, the last one, unfinished ids) to a /healthz object; 1 when
+ * the last write failed (events wait in the spool until it works again). */
+int sinks_health(sinks *s, json_t *o);
 
 #endif
