@@ -332,7 +332,8 @@ static void test_changed_v1(void **state)
 {
     (void)state;
     /* white space differences are not changes; reordered keys are still found; keys only
-     * in one side are changes; 40-hex custom field keys are named the v2 way */
+     * in one side are not changes (real bodies carry different key sets on the two
+     * sides); 40-hex custom field keys are named the v2 way */
     pdw_event *ev = parse_ok(
         "{\"v\":1,\"meta\":{\"v\":1,\"action\":\"updated\",\"object\":\"deal\",\"id\":1},"
         "\"current\":{\"id\":1,\"stage_id\":3,\"title\":\"T\",\"lab\":[1, 2],"
@@ -343,11 +344,11 @@ static void test_changed_v1(void **state)
     assert_int_equal(pdw_event_changed(ev, "title"), 0);
     assert_int_equal(pdw_event_changed(ev, "lab"), 0);
     assert_int_equal(pdw_event_changed(ev, "o"), 0);
-    assert_int_equal(pdw_event_changed(ev, "new_key"), 1);
-    assert_int_equal(pdw_event_changed(ev, "gone"), 1);
+    assert_int_equal(pdw_event_changed(ev, "new_key"), 0);
+    assert_int_equal(pdw_event_changed(ev, "gone"), 0);
     assert_int_equal(pdw_event_changed(ev, "custom_fields.0123456789abcdef0123456789abcdef01234567"),
                      1);
-    assert_int_equal(pdw_event_changed_count(ev), 4);
+    assert_int_equal(pdw_event_changed_count(ev), 2);
     pdw_event_free(ev);
 }
 

@@ -54,6 +54,12 @@ int pdw__event_init(pdw_event *ev, const char *body, size_t len, unsigned max_de
                     const pdw_allocator *a, pdw_error *err);
 void pdw__event_fini(pdw_event *ev);
 
+/* ---- changes.c -------------------------------------------------------------------- */
+/* The changed-field names of a change event (see event.h, pdw_event_changed_count()):
+ * a new array of new strings through ev->alloc, both NULL / 0 when nothing changed.
+ * 0 or PDW_ENOMEM (nothing left allocated). */
+int pdw__changes_build(const pdw_event *ev, char ***items_out, size_t *count_out);
+
 /* ---- auth.c ----------------------------------------------------------------------- */
 /* Strict RFC 4648 base64 decode (standard alphabet, '=' padding required, no white space,
  * non-zero trailing bits rejected). out must hold in_len / 4 * 3 bytes.

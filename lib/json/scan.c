@@ -1142,6 +1142,31 @@ int pdw__array_first(const pdw__val *arr, pdw__val *out)
     return 1;
 }
 
+void pdw__arr_iter_init(pdw__obj_iter *it, const pdw__val *arr)
+{
+    if (arr && arr->type == PDW__J_ARRAY && arr->len >= 2) {
+        it->p = arr->p + 1;
+        it->end = arr->p + arr->len - 1; /* the closing bracket */
+    } else {
+        it->p = it->end = NULL;
+    }
+}
+
+int pdw__arr_next(pdw__obj_iter *it, pdw__val *value)
+{
+    ucp p = (ucp)it->p, end = (ucp)it->end;
+    if (!p)
+        return 0;
+    while (p < end && (pdw__json_ws[*p] || *p == ','))
+        p++;
+    if (p >= end) {
+        it->p = it->end;
+        return 0;
+    }
+    it->p = (const char *)take_value(p, end, value);
+    return 1;
+}
+
 int pdw__val_equal(const pdw__val *a, const pdw__val *b)
 {
     if (!a || !b || a->type != b->type)

@@ -74,6 +74,10 @@ int pdw__obj_next(pdw__obj_iter *it, pdw__val *key, pdw__val *value);
 int pdw__obj_get(const pdw__val *obj, const char *key, pdw__val *out);
 /* First element of a validated array: 1 found, 0 empty or not an array. */
 int pdw__array_first(const pdw__val *arr, pdw__val *out);
+/* Iterate the elements of a validated array value (the same iterator type). */
+void pdw__arr_iter_init(pdw__obj_iter *it, const pdw__val *arr);
+/* 1 and value filled, or 0 at the end. */
+int pdw__arr_next(pdw__obj_iter *it, pdw__val *value);
 /* Two validated values are the same JSON text, white space outside strings aside and string
  * escapes decoded (1 == 1.0 is NOT equal, member order matters). 1 equal, 0 not. */
 int pdw__val_equal(const pdw__val *a, const pdw__val *b);
