@@ -183,6 +183,38 @@ PDW_EXTERN const char *pdw_event_changed_field(const pdw_event *ev, size_t i);
  */
 PDW_EXTERN int pdw_event_changed(const pdw_event *ev, const char *field);
 
+/**
+ * @brief When the change happened, to the microsecond when the body says so.
+ *
+ * `meta.timestamp_micro` when present (v1 since about 2017; v2 if Pipedrive sends it),
+ * else pdw_event_timestamp_ms() times 1000 (v1 `timestamp_milli` or `timestamp`, v2
+ * `meta.timestamp`). For ordering the changes of one entity (pdwebhook/recency.h).
+ * @return microseconds since the Unix epoch (UTC), or -1 when the body has no time.
+ */
+PDW_EXTERN int64_t pdw_event_timestamp_us(const pdw_event *ev);
+
+/**
+ * @brief Key of the change itself, equal in its v1 and its v2 delivery.
+ *
+ * During a v1 → v2 migration Pipedrive runs both versions: one change arrives twice, with
+ * different delivery keys ("1:..." and "2:..."). This key names the change, not the
+ * delivery: "c:" object ":" what ":" entity id ":" time in ms ":" user id, where what is
+ * the canonical action (`create`, `change`, `delete`) or `merge` (a v1 `merged` delivery, a
+ * v2 `change` with `merged_from_id`), the time is pdw_event_timestamp_ms() and the user
+ * `meta.user_id` (empty when absent).
+ *
+ * Equal for retries of one delivery, and for the two versions of one change as far as
+ * Pipedrive stamps both with the same millisecond (v1 `timestamp_micro` / 1000 and v2
+ * `meta.timestamp`); if they ever differ, the keys differ and the change is handed on
+ * twice (never lost). Two different changes of one entity by one user within the same
+ * millisecond share a key; use it to drop the second version's copy, not instead of
+ * pdw_event_delivery_key().
+ * @return a NUL-terminated string shorter than ::PDW_DELIVERY_KEY_MAX, borrowed from the
+ *   event (built on first use, like the changed fields); NULL when the event has no entity
+ *   id or no time.
+ */
+PDW_EXTERN const char *pdw_event_change_key(const pdw_event *ev);
+
 #ifdef __cplusplus
 }
 #endif

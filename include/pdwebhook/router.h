@@ -23,6 +23,7 @@
 #include "common.h"
 #include "error.h"
 #include "event.h"
+#include "recency.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -144,6 +145,29 @@ PDW_EXTERN int pdw_router_dispatch(const pdw_router *r, const pdw_event *ev,
 
 /** @brief Number of patterns registered. */
 PDW_EXTERN size_t pdw_router_count(const pdw_router *r);
+
+/**
+ * @brief Skip superseded events: check each event with @p tracker before its handlers.
+ *
+ * An event older than a change of the same entity dispatched already
+ * (pdw_recency_check() says ::PDW_RECENCY_STALE: typically a retry, 3 to 150 s late, of
+ * an older change) runs none of the pattern handlers and not the fallback; @p cb runs
+ * instead, when given (log it, count it, or apply what is still useful: a late `create`
+ * is stale too). Every other event is recorded in the tracker and dispatched as usual.
+ * A second dispatch of the same event (a worker retrying a failed handler) is
+ * ::PDW_RECENCY_SAME, so it runs the handlers again.
+ *
+ * The result of a stale dispatch: `matched` 1 when @p cb ran, else 0; a non-zero return
+ * of @p cb is a failure like a handler's (pattern "(stale)"). One tracker may serve
+ * several routers (they then share what "seen" means).
+ * @param r the router.
+ * @param tracker borrowed: must outlive the router.
+ * @param cb run for stale events, or NULL to drop them.
+ * @param user handed back to @p cb.
+ * @return 0, ::PDW_EFROZEN, ::PDW_EINVAL.
+ */
+PDW_EXTERN int pdw_router_on_stale(pdw_router *r, pdw_recency *tracker, pdw_handler_cb cb,
+                                   void *user);
 
 #ifdef __cplusplus
 }

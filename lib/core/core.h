@@ -46,6 +46,11 @@ struct pdw_event {
     int changed_state; /* 0 not built, 1 built, <0 failed */
     char **changed;
     size_t changed_count;
+    /* order and identity of the change (recency.c) */
+    long long timestamp_us;   /* -1 when none */
+    long long timestamp_unit; /* its precision in µs: 1, 1000 or 1000000 */
+    int change_key_state;     /* 0 not built, 1 built, -1 none */
+    char change_key[PDW_DELIVERY_KEY_MAX];
 };
 
 /* Parse body (borrowed: must outlive the event) into a caller-provided event.

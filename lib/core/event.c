@@ -169,6 +169,19 @@ static long long read_timestamp(const pdw__val *v)
     return -1;
 }
 
+/* The precision, in µs, of a timestamp read_timestamp() could read: a fraction of a second
+ * counts in ms (parse_datetime() keeps ms), whole seconds in seconds, an integer by the
+ * magnitude scale_auto() reads it with. */
+static long long timestamp_unit(const pdw__val *v)
+{
+    if (memchr(v->p, '.', v->len))
+        return 1000;
+    long long x = read_uint(v);
+    if (x < 0 || x < 100000000000LL)
+        return 1000000; /* "YYYY-MM-DD HH:MM:SS", RFC 3339 without a fraction, seconds */
+    return x < 100000000000000LL ? 1000 : 1;
+}
+
 /* The raw text of a timestamp for the delivery key (decoded string or number text). */
 static int raw_text(const pdw__val *v, char *buf, size_t cap)
 {
@@ -327,6 +340,19 @@ static int build(pdw_event *ev, pdw_error *err)
     }
     if (ev->timestamp_ms < 0)
         ev->timestamp_ms = read_timestamp(&s->m_timestamp);
+
+    /* the precise time, for ordering (pdw_event_timestamp_us(), recency.c), with the
+     * precision the body gives it */
+    long long us = has(&s->m_timestamp_micro) ? read_uint(&s->m_timestamp_micro) : -1;
+    ev->timestamp_us = -1;
+    ev->timestamp_unit = 0;
+    if (us >= 0) {
+        ev->timestamp_us = us;
+        ev->timestamp_unit = 1;
+    } else if (ev->timestamp_ms >= 0 && ev->timestamp_ms <= INT64_MAX / 1000) {
+        ev->timestamp_us = ev->timestamp_ms * 1000;
+        ev->timestamp_unit = tv == &s->m_timestamp_milli ? 1000 : timestamp_unit(&s->m_timestamp);
+    }
 
     /* delivery key: see pdw_event_delivery_key() in event.h */
     char ts[PDW_ID_MAX + 1];

@@ -70,6 +70,9 @@ struct pdw_router {
     void *fallback_user;
     pdw_handler_error_cb on_error;
     void *on_error_user;
+    pdw_recency *recency;               /* borrowed; NULL: no staleness check */
+    pdw_handler_cb on_stale;            /* NULL: stale events are dropped */
+    void *on_stale_user;
 };
 
 /* ---- small helpers ------------------------------------------------------------------ */
@@ -421,6 +424,18 @@ int pdw_router_on_error(pdw_router *r, pdw_handler_error_cb cb, void *user)
     return 0;
 }
 
+int pdw_router_on_stale(pdw_router *r, pdw_recency *tracker, pdw_handler_cb cb, void *user)
+{
+    if (!r || !tracker)
+        return PDW_EINVAL;
+    if (is_frozen(r))
+        return PDW_EFROZEN;
+    r->recency = tracker;
+    r->on_stale = cb;
+    r->on_stale_user = user;
+    return 0;
+}
+
 void pdw_router_freeze(pdw_router *r)
 {
     if (r)
@@ -461,6 +476,20 @@ int pdw_router_dispatch(const pdw_router *r, const pdw_event *ev, pdw_dispatch_r
      * only read the cache line. */
     if (!is_frozen(r))
         atomic_store_explicit(&((pdw_router *)r)->frozen, 1, memory_order_relaxed);
+
+    /* A change of the entity newer than this one was dispatched already: the handlers
+     * would act on superseded data. The tracker records the event otherwise. */
+    if (r->recency && pdw_recency_check(r->recency, ev) == PDW_RECENCY_STALE) {
+        if (r->on_stale) {
+            res.matched = 1;
+            int rc = r->on_stale(ev, r->on_stale_user);
+            if (rc != 0)
+                note_failure(r, ev, "(stale)", rc, &res);
+        }
+        if (result)
+            *result = res;
+        return res.failed ? PDW_EHANDLER : 0;
+    }
 
     /* The up-to-four candidate lists; no allocation, they live on the stack. */
     const bucket *lists[4];
