@@ -52,5 +52,17 @@ done
 printf '{"meta":{"version":"2.0","action":"create","entity":"deal"},"a":1,"a":2}' > "$tmp/dup.json"
 "$bin" inspect "$tmp/dup.json" | grep -q '"error":"PDW_EDUPKEY"' && ok || bad "duplicate keys"
 
+# what "changed" means (docs/API.md, "Changed fields"); bodies in derived/ (derived/README.md)
+changed() { "$bin" inspect "$1" | sed -n 's/.*"changed":\(\[[^]]*\]\).*/\1/p'; }
+# v1: previous and current differ only in which keys they carry -> nothing changed
+[ "$(changed derived/v1-updated.activity-keys-only.json)" = '[]' ] && ok || bad "v1 key sets reported as changes: $(changed derived/v1-updated.activity-keys-only.json)"
+[ "$(changed derived/v1-updated.activity-keysets.json)" = '["done","marked_as_done_time","update_time"]' ] && ok || bad "v1 activity: $(changed derived/v1-updated.activity-keysets.json)"
+# v1: a currency-only change of a monetary custom field -> custom_fields.<hash>
+[ "$(changed derived/v1-updated.deal-currency.json)" = '["update_time","custom_fields.d4de1c1518b4531717c676029a45911c340390a6"]' ] && ok || bad "v1 currency: $(changed derived/v1-updated.deal-currency.json)"
+# v2: a previous entry equal to data (next_activity_id: null in both) is not reported
+[ "$(changed v2-change.lead-pipedrive-docs.json)" = '["is_archived","update_time","value"]' ] && ok || bad "v2 lead: $(changed v2-change.lead-pipedrive-docs.json)"
+# v1 merge: previous is the record merged away -> no field changes
+[ "$(changed v1-merged.organization-django_pipedrive.json)" = '[]' ] && ok || bad "v1 merge: $(changed v1-merged.organization-django_pipedrive.json)"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

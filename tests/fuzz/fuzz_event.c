@@ -90,6 +90,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_CHECK(pdw_event_changed(ev, f) == 1);
         }
         FUZZ_CHECK(pdw_event_changed_field(ev, n) == NULL);
+        for (size_t i = 0; i < n; i++) /* folded companion keys are listed once */
+            for (size_t k = i + 1; k < n; k++)
+                FUZZ_CHECK(strcmp(pdw_event_changed_field(ev, i),
+                                  pdw_event_changed_field(ev, k)) != 0);
+        FUZZ_CHECK(pdw_event_timestamp_us(ev) >= -1);
+        const char *ck = pdw_event_change_key(ev);
+        FUZZ_CHECK(ck == NULL || (strncmp(ck, "c:", 2) == 0 &&
+                                  strlen(ck) < PDW_DELIVERY_KEY_MAX));
+        FUZZ_CHECK((ck == NULL) == (pdw_event_entity_id(ev) == NULL ||
+                                    pdw_event_timestamp_ms(ev) < 0));
+        /* the tracker: a second check of one event is never newer or stale */
+        pdw_recency_options ro = PDW_RECENCY_OPTIONS_INIT;
+        ro.capacity = 8;
+        pdw_recency *rec = NULL;
+        if (pdw_recency_new(&rec, &ro, NULL) == 0) {
+            int first = pdw_recency_check(rec, ev), again = pdw_recency_check(rec, ev);
+            FUZZ_CHECK(first == PDW_RECENCY_NEWER || first == PDW_RECENCY_UNKNOWN);
+            FUZZ_CHECK(again == (first == PDW_RECENCY_NEWER ? PDW_RECENCY_SAME : first));
+            pdw_recency_free(rec);
+        }
         json_t *dom = pdw_event_json(ev);
         FUZZ_CHECK(dom != NULL && json_equal(dom, j));
         pdw_event_free(ev);
