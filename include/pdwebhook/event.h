@@ -166,10 +166,17 @@ PDW_EXTERN json_t *pdw_event_json(const pdw_event *ev);
 /**
  * @brief Number of changed fields (computed on first use, then cached).
  *
- * v1: top-level keys of `current` (or `current[0]` for users) whose value differs from
- * `previous` (present in one only, or different JSON, insignificant white space aside).
- * v2: keys of `previous`; custom fields as "custom_fields.<hash>". create and delete
- * events have none.
+ * v1 (`updated`): the top-level keys that `current` and `previous` (or `current[0]` and
+ * `previous[0]` for users) both carry and whose values are not the same JSON; a key on one
+ * side only is not a change. A custom field `<40-hex hash>` and its companion keys
+ * (`<hash>_currency`, `<hash>_until`, address parts such as `<hash>_postal_code`: any
+ * `<hash>_<a-z0-9_>`) are one field, "custom_fields.<hash>", listed once. A `merged`
+ * delivery has none (its `previous` is the record merged away).
+ * v2 (`change`): the keys of `previous` (custom fields as "custom_fields.<hash>") minus
+ * those whose value is the same JSON in `data`. v2 may leave out fields that did change
+ * (`update_time` beside `stage_id`): see docs/EVENTS.md.
+ * "The same JSON": objects whatever their member order, strings decoded, numbers by their
+ * text. create and delete events have none.
  * @return the count; 0 also on out-of-memory (see pdw_event_changed()).
  */
 PDW_EXTERN size_t pdw_event_changed_count(const pdw_event *ev);
