@@ -29,6 +29,8 @@ for lib in pdwebhook pdwebhook-durable pdwebhook-redis pdwebhook-subscriptions; 
   else
     bad "$pkg.symbols differs from abi/$lib.txt (< symbols file, > abi):"
     diff "$tmp/sym" "$tmp/abi" | grep '^[<>]'
+    echo "  (add each new symbol as ' name@Base VERSION', VERSION the first release with it;"
+    echo "   remove a symbol only with a SONAME bump, docs/ABI.md)"
   fi
 done
 echo "$pass passed, $fail failed"
