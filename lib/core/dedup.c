@@ -256,8 +256,7 @@ int pdw_dedup_memory_new(pdw_dedup_memory **out, const pdw_dedup_memory_options 
         pdw__free(&a, m);
         return pdw__error_set(err, PDW_ENOMEM, -1, NULL);
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    struct timespec ts = pdw__clock_now(CLOCK_MONOTONIC);
     m->seed = (uint64_t)(uintptr_t)m ^ ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec;
     *out = m;
     return 0;

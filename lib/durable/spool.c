@@ -517,9 +517,17 @@ static int list_segments(pdw_spool *s, const char *dir, uint64_t **out, size_t *
     DIR *d = opendir(dir);
     if (!d)
         return PDW_EIO;
-    struct dirent *e;
     int rc = 0;
-    while ((e = readdir(d)) != NULL) {
+    for (;;) {
+        /* NULL is the end only with errno untouched: an error (EOVERFLOW from a 32-bit
+         * readdir on ext4, EIO) would otherwise hide the segments after it */
+        errno = 0;
+        struct dirent *e = readdir(d);
+        if (!e) {
+            if (errno != 0)
+                rc = PDW_EIO;
+            break;
+        }
         uint64_t v;
         if (!seg_parse(e->d_name, &v))
             continue;
@@ -940,8 +948,7 @@ int pdw_spool_open(pdw_spool **out, const char *dir, const pdw_spool_options *op
 
 static uint64_t mono_us(void)
 {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    struct timespec t = pdw__clock_now(CLOCK_MONOTONIC);
     return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
 }
 

@@ -7,17 +7,25 @@
 
 #include "util/util.h"
 
+struct timespec pdw__clock_now(clockid_t id)
+{
+    struct timespec t = { 0, 0 };
+    if (clock_gettime(id, &t) == 0 || clock_gettime(CLOCK_REALTIME, &t) == 0)
+        return t;
+    t.tv_sec = time(NULL);
+    t.tv_nsec = 0;
+    return t;
+}
+
 uint64_t pdw__mono_ms(void)
 {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    struct timespec t = pdw__clock_now(CLOCK_MONOTONIC);
     return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
 }
 
 int64_t pdw__wall_ms(void)
 {
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
+    struct timespec t = pdw__clock_now(CLOCK_REALTIME);
     return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
@@ -57,8 +65,7 @@ int pdw__cond_init(pthread_cond_t *c)
 
 struct timespec pdw__deadline_in_us(uint64_t us)
 {
-    struct timespec t;
-    clock_gettime(PDW__COND_CLOCK, &t); /* the clock of pdw__cond_init()'s conditions */
+    struct timespec t = pdw__clock_now(PDW__COND_CLOCK); /* pdw__cond_init()'s clock */
     t.tv_sec += (time_t)(us / 1000000u);
     t.tv_nsec += (long)(us % 1000000u) * 1000L;
     if (t.tv_nsec >= 1000000000L) {

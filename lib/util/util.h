@@ -47,6 +47,9 @@ uint64_t pdw__rand64(uint64_t *s);
 uint64_t pdw__backoff_ms(uint64_t base_ms, uint64_t max_ms, unsigned failures, uint64_t *rng);
 
 /* ---- clock.c ---------------------------------------------------------------------- */
+/* clock_gettime(id) that never leaves the time unset: a clock the system refuses (EINVAL,
+ * or EPERM under a seccomp filter) gives CLOCK_REALTIME, then time(NULL). */
+struct timespec pdw__clock_now(clockid_t id);
 uint64_t pdw__mono_ms(void); /* CLOCK_MONOTONIC in ms: for timeouts and backoff */
 int64_t pdw__wall_ms(void);  /* CLOCK_REALTIME in ms since the epoch: for what is stored */
 void pdw__sleep_ms(uint64_t ms);
