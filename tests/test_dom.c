@@ -529,14 +529,14 @@ static void test_mutations(void **state)
     }
     /* seeded byte mutations */
     static const char interesting[] = "{}[]:,\"\\u0nte-.+E9 \t\x00\xc3\xa9\xff";
-    unsigned long x = 12345;
+    uint64_t x = 12345; /* 64 bits on every target: the LCG's constants need them */
     for (int round = 0; round < 4000; round++) {
         char *m = malloc(c.n);
         assert_non_null(m);
         memcpy(m, c.p, c.n);
         int edits = 1 + round % 3;
         for (int e = 0; e < edits; e++) {
-            x = x * 6364136223846793005ul + 1442695040888963407ul;
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
             size_t at = (size_t)(x >> 33) % c.n;
             m[at] = interesting[(x >> 13) % (sizeof interesting - 1)];
         }

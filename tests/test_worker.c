@@ -300,7 +300,7 @@ static void test_retries_then_success(void **state)
     assert_int_equal(st.retries, 2);
     assert_int_equal(atomic_load(&f.calls), 3);
     /* backoff happened: at least 10 ms (half of 20) + 20 ms (half of 40) */
-    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    long long ms = (long long)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
     assert_true(ms >= 30);
     pdw_worker_stop(w);
     pdw_spool_stats ss;
