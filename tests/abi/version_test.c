@@ -10,6 +10,14 @@
 
 static int passed, failed;
 
+#define MEMBER_SIZE(type, member) sizeof(((type *)0)->member)
+
+/* n rounded up to a multiple of a (a power of two, from _Alignof) */
+static size_t align_up(size_t n, size_t a)
+{
+    return (n + a - 1) / a * a;
+}
+
 static void check(int ok, const char *what, const char *detail)
 {
     printf("%s %s%s%s\n", ok ? "ok  " : "FAIL", what, detail ? ": " : "", detail ? detail : "");
@@ -56,16 +64,27 @@ int main(void)
     check(pdw_strerror(-100000) != NULL && pdw_err_name(-100000) != NULL,
           "unknown codes give strings, not NULL", NULL);
 
-    /* Appended members: right after the previous version's last one, and last. */
+    /* Appended members: right after the previous version's last one (at the next offset
+     * the member's alignment allows: a uint64_t after a pointer is padded on 32-bit ARM, not
+     * on i386), and last (the struct padded to its own alignment only). Any ABI, any byte
+     * order. */
     typedef int (*fn_ptr)(void);
     check(offsetof(pdw_dedup_store, confirm_for) ==
-                  offsetof(pdw_dedup_store, confirm) + sizeof(fn_ptr) &&
-              sizeof(pdw_dedup_store) == offsetof(pdw_dedup_store, confirm_for) + sizeof(fn_ptr),
+                  align_up(offsetof(pdw_dedup_store, confirm) + MEMBER_SIZE(pdw_dedup_store, confirm),
+                           _Alignof(fn_ptr)) &&
+              sizeof(pdw_dedup_store) ==
+                  align_up(offsetof(pdw_dedup_store, confirm_for) +
+                               MEMBER_SIZE(pdw_dedup_store, confirm_for),
+                           _Alignof(pdw_dedup_store)),
           "pdw_dedup_store version 3 appends confirm_for after confirm", NULL);
     check(offsetof(pdw_receiver_options, inflight_lease_ms) ==
-                  offsetof(pdw_receiver_options, allocator) + sizeof(void *) &&
+                  align_up(offsetof(pdw_receiver_options, allocator) +
+                               MEMBER_SIZE(pdw_receiver_options, allocator),
+                           _Alignof(uint64_t)) &&
               sizeof(pdw_receiver_options) ==
-                  offsetof(pdw_receiver_options, inflight_lease_ms) + sizeof(uint64_t),
+                  align_up(offsetof(pdw_receiver_options, inflight_lease_ms) +
+                               MEMBER_SIZE(pdw_receiver_options, inflight_lease_ms),
+                           _Alignof(pdw_receiver_options)),
           "pdw_receiver_options version 2 appends inflight_lease_ms after allocator", NULL);
 
     /* Older versions are filled up to their own end only (a canary right after it). */
