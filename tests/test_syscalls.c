@@ -107,6 +107,7 @@ static void test_readdir_error_fails_the_open(void **state)
         for (int at = 1; at <= entries + 1; at++) {
             pdw_error err;
             pdw_spool_recovery r;
+            pdw_error_clear(&err);
             s = NULL;
             readdir_errno = errors[i];
             readdir_fail_at = at;
