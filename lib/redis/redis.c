@@ -1122,9 +1122,8 @@ int pdw_redis_stream_handle(const pdw_spool_record *rec, unsigned attempt, char 
         delay = delay ? delay * 2 : s->conn->rmin;
         if (delay > s->conn->rmax)
             delay = s->conn->rmax;
-        struct timespec t = pdw__deadline_in(delay);
         if (!s->cancelled)
-            pthread_cond_timedwait(&s->cond, &s->lock, &t);
+            pdw__cond_wait_ms(&s->cond, &s->lock, delay);
         pthread_mutex_unlock(&s->lock);
     }
     if (waiting) {

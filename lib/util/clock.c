@@ -79,3 +79,9 @@ struct timespec pdw__deadline_in(uint64_t ms)
 {
     return pdw__deadline_in_us(ms > UINT64_MAX / 1000u ? UINT64_MAX / 1000u * 1000u : ms * 1000u);
 }
+
+int pdw__cond_wait_ms(pthread_cond_t *c, pthread_mutex_t *m, uint64_t ms)
+{
+    struct timespec t = pdw__deadline_in(ms);
+    return pthread_cond_timedwait(c, m, &t);
+}

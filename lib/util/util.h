@@ -60,6 +60,9 @@ int pdw__cond_init(pthread_cond_t *c);
  * pdw__cond_init() (and only on those: the clocks must agree). */
 struct timespec pdw__deadline_in(uint64_t ms);
 struct timespec pdw__deadline_in_us(uint64_t us); /* the same in microseconds */
+/* pthread_cond_timedwait() for at most ms on such a condition; 0 or the pthread error.
+ * No time type crosses it: lib/redis, compiled with hiredis's time_t, uses this one. */
+int pdw__cond_wait_ms(pthread_cond_t *c, pthread_mutex_t *m, uint64_t ms);
 
 /* ---- error.c ---------------------------------------------------------------------- */
 /* Record an error in err when err is not NULL and still PDW_OK; returns code. */
