@@ -432,12 +432,14 @@ typedef struct hook {
     int calls;
     char key[PDW_DELIVERY_KEY_MAX];
     size_t body_len;
+    void *request_user; /* what the last call was handed */
 } hook;
 
-static int accept_hook(const pdw_event *ev, void *user)
+static int accept_hook(const pdw_event *ev, void *request_user, void *user)
 {
     hook *h = user;
     h->calls++;
+    h->request_user = request_user;
     snprintf(h->key, sizeof h->key, "%s", pdw_event_delivery_key(ev));
     pdw_event_body(ev, &h->body_len);
     return h->rc;
@@ -446,7 +448,7 @@ static int accept_hook(const pdw_event *ev, void *user)
 static void test_accept_hook(void **state)
 {
     (void)state;
-    hook h = { PDW_ESTORE, 0, "", 0 };
+    hook h = { PDW_ESTORE, 0, "", 0, NULL };
     pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
     o.accept = accept_hook;
     o.accept_user = &h;
@@ -736,7 +738,7 @@ static void test_inflight_retry_then_first_succeeds(void **state)
 static void test_accept_deferred(void **state)
 {
     (void)state;
-    hook h = { PDW_ACCEPT_DEFERRED, 0, "", 0 };
+    hook h = { PDW_ACCEPT_DEFERRED, 0, "", 0, NULL };
     pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
     o.accept = accept_hook;
     o.accept_user = &h;
@@ -775,7 +777,7 @@ static void test_accept_deferred(void **state)
     pdw_receiver_free(r);
 
     /* any other value >= 0: accepted and confirmed at once */
-    hook h2 = { 5, 0, "", 0 };
+    hook h2 = { 5, 0, "", 0, NULL };
     pdw_receiver_options o2 = PDW_RECEIVER_OPTIONS_INIT;
     o2.accept = accept_hook;
     o2.accept_user = &h2;
@@ -902,7 +904,7 @@ static pdw_receiver *deferring_receiver(pdw_receiver_options *o, hook *h)
 static void test_lease_crash_retry_after_lease(void **state)
 {
     (void)state;
-    hook h = { PDW_ACCEPT_DEFERRED, 0, "", 0 };
+    hook h = { PDW_ACCEPT_DEFERRED, 0, "", 0, NULL };
     pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
     assert_int_equal(o.version, 2);
     assert_int_equal(o.inflight_lease_ms, 0); /* the default: 60 s */
@@ -934,7 +936,7 @@ static void test_lease_crash_retry_after_lease(void **state)
     pdw_receiver_free(r);
 
     /* a lease of one's own */
-    hook h2 = { PDW_ACCEPT_DEFERRED, 0, "", 0 };
+    hook h2 = { PDW_ACCEPT_DEFERRED, 0, "", 0, NULL };
     pdw_receiver_options o2 = PDW_RECEIVER_OPTIONS_INIT;
     o2.inflight_lease_ms = 5000;
     r = deferring_receiver(&o2, &h2);
@@ -947,6 +949,151 @@ static void test_lease_crash_retry_after_lease(void **state)
     fake_now = T0 + 5000;
     assert_int_equal(run(r, &q, &v), PDW_OK);
     assert_int_equal(h2.calls, 2);
+    pdw_receiver_free(r);
+}
+
+/* The accept hook gets the request's own context (pdw_request::user): through
+ * pdw_receiver_handle(), and through pdw_receiver_begin() / pdw_receiver_finish(); a
+ * version-1 request (no user member) gives NULL. */
+static void test_accept_hook_request_user(void **state)
+{
+    (void)state;
+    hook h = { 0, 0, "", 0, NULL };
+    pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
+    o.accept = accept_hook;
+    o.accept_user = &h;
+    pdw_receiver *r = make_receiver(&o, NULL);
+    int ctx1 = 1, ctx2 = 2;
+    req q;
+    pdw_verdict v;
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    assert_int_equal(q.r.version, 2);
+    q.r.user = &ctx1;
+    assert_int_equal(run(r, &q, &v), PDW_OK);
+    assert_int_equal(h.calls, 1);
+    assert_ptr_equal(h.request_user, &ctx1);
+
+    /* two steps: the user given to begin reaches the hook run by finish */
+    char other[sizeof V2 + 8];
+    snprintf(other, sizeof other, "%s", V2);
+    memcpy(strstr(other, "ev-1"), "ev-2", 4);
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", other, strlen(other));
+    q.r.user = &ctx2;
+    pdw_receiver_pending *p = NULL;
+    pdw_verdict init = PDW_VERDICT_INIT;
+    v = init;
+    assert_int_equal(pdw_receiver_begin(&p, r, &q.r, &v), 0);
+    q.r.user = NULL; /* kept by begin: the request struct may be gone by the body */
+    assert_int_equal(pdw_receiver_finish(p, other, strlen(other), &v, NULL), PDW_OK);
+    pdw_receiver_pending_free(p);
+    assert_int_equal(h.calls, 2);
+    assert_ptr_equal(h.request_user, &ctx2);
+
+    /* a version-1 request: no user member is read */
+    memcpy(strstr(other, "ev-2"), "ev-3", 4);
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", other, strlen(other));
+    q.r.version = 1;
+    q.r.user = &ctx1; /* past the end of a version-1 struct: must be ignored */
+    assert_int_equal(run(r, &q, &v), PDW_OK);
+    assert_int_equal(h.calls, 3);
+    assert_null(h.request_user);
+    q.r.version = 3;
+    assert_int_equal(run(r, &q, &v), PDW_EVERSIONSTRUCT);
+    assert_int_equal(h.calls, 3);
+    pdw_receiver_free(r);
+}
+
+/* pdw_receiver_settle(): 0 confirms a deferred claim (a retry is a duplicate) and leaves
+ * the verdict; a failure releases it (the retry is new) and answers what an accept hook
+ * failing with that code gets: 503 + the receiver's Retry-After. */
+static void test_settle_deferred(void **state)
+{
+    (void)state;
+    hook h = { PDW_ACCEPT_DEFERRED, 0, "", 0, NULL };
+    pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
+    o.retry_after_seconds = 17;
+    pdw_receiver *r = deferring_receiver(&o, &h);
+    fake_now = T0;
+    char buf[sizeof V2 + 8];
+    req q, retry;
+    pdw_verdict v, vr;
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    make_retry(&retry, buf, sizeof buf);
+    assert_int_equal(run(r, &q, &v), PDW_OK);
+    assert_int_equal(run(r, &retry, &vr), PDW_EINFLIGHT);
+    /* the flush failed */
+    assert_int_equal(pdw_receiver_settle(r, PDW_EIO, &v), PDW_EIO);
+    assert_int_equal(v.status, 503);
+    assert_int_equal(v.reason, PDW_EIO);
+    assert_string_equal(header_of(&v, "Retry-After"), "17");
+    assert_int_equal(v.num_headers, 1);
+    assert_string_equal(v.body, "{\"ok\":false,\"error\":\"PDW_EIO\"}");
+    assert_int_equal(strlen(v.body), v.body_len);
+    assert_string_equal(v.event, "change.deal"); /* kept */
+    assert_string_equal(v.delivery_key, h.key);
+    /* released: Pipedrive's retry is new, deferred again, and confirmed this time */
+    assert_int_equal(run(r, &retry, &vr), PDW_OK);
+    assert_int_equal(h.calls, 2);
+    assert_int_equal(pdw_receiver_settle(r, 0, &vr), 0);
+    assert_int_equal(vr.status, 200);
+    assert_int_equal(vr.reason, PDW_OK);
+    assert_int_equal(run(r, &retry, &v), PDW_EDUPLICATE);
+    assert_int_equal(h.calls, 2);
+    /* a code that is not one of ours is a store failure, as for the hook */
+    assert_int_equal(pdw_receiver_settle(r, -1000, &vr), PDW_ESTORE);
+    assert_int_equal(vr.status, 503);
+    /* refused: a positive outcome, NULLs, a verdict without a terminated key */
+    assert_int_equal(pdw_receiver_settle(r, 1, &vr), PDW_EINVAL);
+    assert_int_equal(pdw_receiver_settle(NULL, 0, &vr), PDW_EINVAL);
+    assert_int_equal(pdw_receiver_settle(r, 0, NULL), PDW_EINVAL);
+    memset(vr.delivery_key, 'k', sizeof vr.delivery_key);
+    assert_int_equal(pdw_receiver_settle(r, 0, &vr), PDW_EINVAL);
+    pdw_receiver_free(r);
+}
+
+/* pdw_receiver_remember(): a delivery found in a journal is a duplicate until the dedup
+ * TTL after its arrival (not after the call), whatever the lease. */
+static void test_remember(void **state)
+{
+    (void)state;
+    hook h = { 0, 0, "", 0, NULL };
+    pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
+    o.dedup_ttl_ms = 3600000; /* one hour */
+    pdw_receiver *r = deferring_receiver(&o, &h);
+    char buf[sizeof V2 + 8];
+    req q, retry;
+    pdw_verdict v;
+    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
+    make_retry(&retry, buf, sizeof buf);
+    /* learn the key the receiver makes for V2 */
+    fake_now = T0;
+    assert_int_equal(run(r, &q, &v), PDW_OK);
+    char key[PDW_DELIVERY_KEY_MAX];
+    snprintf(key, sizeof key, "%s", v.delivery_key);
+    pdw_receiver_free(r);
+
+    h.calls = 0;
+    r = deferring_receiver(&o, &h); /* a restart: an empty store */
+    fake_now = T0 + 1000;
+    assert_int_equal(pdw_receiver_remember(r, key, strlen(key), (int64_t)T0), 0);
+    assert_int_equal(pdw_receiver_remember(r, key, strlen(key), (int64_t)T0), 0); /* again */
+    fake_now = T0 + 2000;
+    assert_int_equal(run(r, &retry, &v), PDW_EDUPLICATE);
+    fake_now = T0 + 3599999;
+    assert_int_equal(run(r, &retry, &v), PDW_EDUPLICATE);
+    assert_int_equal(h.calls, 0);
+    fake_now = T0 + 3600000; /* one hour after it arrived */
+    assert_int_equal(run(r, &retry, &v), PDW_OK);
+    assert_int_equal(h.calls, 1);
+    assert_int_equal(pdw_receiver_remember(NULL, key, 1, 0), PDW_EINVAL);
+    assert_int_equal(pdw_receiver_remember(r, NULL, 1, 0), PDW_EINVAL);
+    pdw_receiver_free(r);
+
+    /* dedup disabled: nothing to remember */
+    pdw_receiver_options od = PDW_RECEIVER_OPTIONS_INIT;
+    od.disable_dedup = 1;
+    r = make_receiver(&od, NULL);
+    assert_int_equal(pdw_receiver_remember(r, key, strlen(key), (int64_t)T0), 0);
     pdw_receiver_free(r);
 }
 
@@ -981,7 +1128,7 @@ static void test_lease_confirmed_duplicate_for_ttl(void **state)
     pdw_receiver_free(r);
 
     /* an accept hook that returns 0: confirmed by the receiver too */
-    hook h0 = { 0, 0, "", 0 };
+    hook h0 = { 0, 0, "", 0, NULL };
     pdw_receiver_options o0 = PDW_RECEIVER_OPTIONS_INIT;
     r = deferring_receiver(&o0, &h0);
     fake_now = T0;
@@ -992,7 +1139,7 @@ static void test_lease_confirmed_duplicate_for_ttl(void **state)
     pdw_receiver_free(r);
 
     /* deferred, confirmed 20 s later: kept for the TTL from the confirm */
-    hook h = { PDW_ACCEPT_DEFERRED, 0, "", 0 };
+    hook h = { PDW_ACCEPT_DEFERRED, 0, "", 0, NULL };
     pdw_receiver_options o2 = PDW_RECEIVER_OPTIONS_INIT;
     r = deferring_receiver(&o2, &h);
     fake_now = T0;
@@ -1009,7 +1156,7 @@ static void test_lease_confirmed_duplicate_for_ttl(void **state)
     pdw_receiver_free(r);
 
     /* confirmed after its lease ran out: not held any more, said so; a retry is new */
-    hook h3 = { PDW_ACCEPT_DEFERRED, 0, "", 0 };
+    hook h3 = { PDW_ACCEPT_DEFERRED, 0, "", 0, NULL };
     pdw_receiver_options o3 = PDW_RECEIVER_OPTIONS_INIT;
     r = deferring_receiver(&o3, &h3);
     fake_now = T0;
@@ -1041,7 +1188,7 @@ static void test_lease_version2_store_unchanged(void **state)
     assert_non_null(old);
     assert_int_equal(pdw_dedup_memory_store_init(m, (pdw_dedup_store *)(void *)old, 2), 0);
     assert_int_equal(old->version, 2);
-    hook h = { PDW_ACCEPT_DEFERRED, 0, "", 0 };
+    hook h = { PDW_ACCEPT_DEFERRED, 0, "", 0, NULL };
     pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
     o.dedup = (pdw_dedup_store *)(void *)old;
     o.inflight_lease_ms = 5000; /* ignored: a version-2 store has no lease */
@@ -1074,7 +1221,7 @@ static void test_lease_version2_store_unchanged(void **state)
     pdw_dedup_store s3;
     assert_int_equal(pdw_dedup_memory_store_init(m, &s3, PDW_DEDUP_STORE_VERSION), 0);
     s3.confirm_for = NULL;
-    hook h3 = { PDW_ACCEPT_DEFERRED, 0, "", 0 };
+    hook h3 = { PDW_ACCEPT_DEFERRED, 0, "", 0, NULL };
     pdw_receiver_options o3 = PDW_RECEIVER_OPTIONS_INIT;
     o3.dedup = &s3;
     r = deferring_receiver(&o3, &h3);
@@ -1098,7 +1245,7 @@ static void test_lease_disabled_at_ttl(void **state)
     make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
     make_retry(&retry, buf, sizeof buf);
     for (size_t i = 0; i < sizeof leases / sizeof *leases; i++) {
-        hook h = { PDW_ACCEPT_DEFERRED, 0, "", 0 };
+        hook h = { PDW_ACCEPT_DEFERRED, 0, "", 0, NULL };
         pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
         o.dedup_ttl_ms = 10000;
         o.inflight_lease_ms = leases[i];
@@ -1113,7 +1260,7 @@ static void test_lease_disabled_at_ttl(void **state)
         pdw_receiver_free(r);
     }
     /* just below the TTL: a lease */
-    hook h = { PDW_ACCEPT_DEFERRED, 0, "", 0 };
+    hook h = { PDW_ACCEPT_DEFERRED, 0, "", 0, NULL };
     pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
     o.dedup_ttl_ms = 10000;
     o.inflight_lease_ms = 9999;
@@ -1124,7 +1271,7 @@ static void test_lease_disabled_at_ttl(void **state)
     assert_int_equal(run(r, &retry, &v), PDW_OK);
     pdw_receiver_free(r);
     /* a TTL shorter than the default lease: the default lease is off too */
-    hook h2 = { PDW_ACCEPT_DEFERRED, 0, "", 0 };
+    hook h2 = { PDW_ACCEPT_DEFERRED, 0, "", 0, NULL };
     pdw_receiver_options o2 = PDW_RECEIVER_OPTIONS_INIT;
     o2.dedup_ttl_ms = 30000;
     r = deferring_receiver(&o2, &h2);
@@ -1182,7 +1329,7 @@ static void test_options_version1_struct(void **state)
     assert_null(o->allocator);
     assert_int_equal(o->dedup_ttl_ms, 0);
     static const pdw_credential creds[] = { { "pipedrive", "s3cret" } };
-    hook h = { PDW_ACCEPT_DEFERRED, 0, "", 0 };
+    hook h = { PDW_ACCEPT_DEFERRED, 0, "", 0, NULL };
     o->credentials = creds;
     o->num_credentials = 1;
     o->accept = accept_hook;
@@ -1566,6 +1713,9 @@ int main(void)
         cmocka_unit_test(test_dedup_ttl_via_clock),
         cmocka_unit_test(test_lease_crash_retry_after_lease),
         cmocka_unit_test(test_lease_confirmed_duplicate_for_ttl),
+        cmocka_unit_test(test_accept_hook_request_user),
+        cmocka_unit_test(test_settle_deferred),
+        cmocka_unit_test(test_remember),
         cmocka_unit_test(test_lease_version2_store_unchanged),
         cmocka_unit_test(test_lease_disabled_at_ttl),
         cmocka_unit_test(test_options_version1_struct),

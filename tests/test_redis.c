@@ -496,8 +496,9 @@ typedef struct rhook {
     char key[PDW_DELIVERY_KEY_MAX];
 } rhook;
 
-static int rhook_accept(const pdw_event *ev, void *user)
+static int rhook_accept(const pdw_event *ev, void *request_user, void *user)
 {
+    (void)request_user;
     rhook *h = user;
     h->calls++;
     snprintf(h->key, sizeof h->key, "%s", pdw_event_delivery_key(ev));

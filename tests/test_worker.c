@@ -496,8 +496,9 @@ typedef struct intake {
     pdw_spool *sp;
 } intake;
 
-static int journal(const pdw_event *ev, void *user)
+static int journal(const pdw_event *ev, void *request_user, void *user)
 {
+    (void)request_user;
     intake *in = user;
     size_t len;
     const char *body = pdw_event_body(ev, &len);

@@ -203,11 +203,8 @@ static int64_t wall_ms(void)
 
 /* ---- intake: the accept hook and the handlers --------------------------------------- */
 
-static int append_async(server *s, const pdw_event *ev, pdw_spool_record *rec);
-
-/* The request whose body the receiver is handling on this thread: the accept hook is
- * called inside pdw_receiver_finish() and has no other way to reach it. */
-static _Thread_local request_ctx *tl_request;
+static int append_async(server *s, request_ctx *r, const pdw_event *ev,
+                        pdw_spool_record *rec);
 
 static void spool_failed(server *s, int rc, const char *message)
 {
@@ -219,18 +216,19 @@ static void spool_failed(server *s, int rc, const char *message)
 /* The library's accept hook (asynchronous mode): journal the delivery (durable when the
  * call returns), then queue it for the worker. A full disk answers 503 + Retry-After.
  * In async commit the append does not wait: the request is answered after the flush. */
-static int accept_event(const pdw_event *ev, void *user)
+static int accept_event(const pdw_event *ev, void *request_user, void *user)
 {
     server *s = user;
+    request_ctx *r = request_user; /* pdw_request::user, given to pdw_receiver_begin() */
     pdw_spool_record rec;
     memset(&rec, 0, sizeof rec);
     rec.body = pdw_event_body(ev, &rec.body_len);
     rec.key = pdw_event_delivery_key(ev);
     rec.key_len = strlen(rec.key);
     rec.received_ms = wall_ms();
-    if (s->async_commit && tl_request) {
+    if (s->async_commit && r) {
         /* answered after the flush, which may still fail: settle() confirms or releases */
-        int rc = append_async(s, ev, &rec);
+        int rc = append_async(s, r, ev, &rec);
         return rc < 0 ? rc : PDW_ACCEPT_DEFERRED;
     }
     if (s->spool) {
@@ -390,9 +388,9 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
  * (settle) and is answered. Requests arriving during a flush form the next batch. */
 
 /* Journal the delivery of the request on this thread, without waiting for the disk. */
-static int append_async(server *s, const pdw_event *ev, pdw_spool_record *rec)
+static int append_async(server *s, request_ctx *r, const pdw_event *ev,
+                        pdw_spool_record *rec)
 {
-    request_ctx *r = tl_request;
     char *key = malloc(rec->key_len + 1);
     if (!key)
         return PDW_ENOMEM; /* 503, as a failed append */
@@ -723,6 +721,7 @@ static void fill_request(request_ctx *r, const char *method, pdw_request *req)
     }
     req->body = r->body;
     req->body_len = r->len;
+    req->user = r; /* for the accept hook (kept by pdw_receiver_begin()) */
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -803,9 +802,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (!r->pending)
         return MHD_NO; /* no head check passed: never handled */
-    tl_request = r;
     pdw_receiver_finish(r->pending, r->body, r->len, &r->verdict, NULL);
-    tl_request = NULL;
     if (r->spool_id && commit_wait(s, r))
         return MHD_YES; /* suspended until the flush */
     return answer(s, c, r, method, &r->verdict);

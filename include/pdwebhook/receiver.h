@@ -98,12 +98,22 @@ typedef struct pdw_request {
     size_t query_len;          /**< its length */
     const char *body;          /**< the body bytes (ignored by pdw_receiver_check_head()) */
     size_t body_len;           /**< their number */
+    /* ---- version 2 ---- */
+    void *user;                /**< (version 2) this request's context, handed to the
+                                    accept hook (::pdw_accept_cb) as its @c request_user
+                                    when the request reaches it: how the hook finds the
+                                    request it runs for (a connection to suspend, a place
+                                    for the journal's id) without thread-local state.
+                                    pdw_receiver_begin() keeps it for
+                                    pdw_receiver_finish(). NULL: none. Never dereferenced
+                                    by the library */
 } pdw_request;
 
-/** Version of ::pdw_request this header describes. */
-#define PDW_REQUEST_VERSION 1
-/** Initialiser for ::pdw_request. */
-#define PDW_REQUEST_INIT { PDW_REQUEST_VERSION, NULL, 0, NULL, 0, NULL, 0, NULL, 0 }
+/** Version of ::pdw_request this header describes (2: with @c user). Version 1 (without
+ *  @c user, a shorter struct) is still accepted: its hook gets a NULL @c request_user. */
+#define PDW_REQUEST_VERSION 2
+/** Initialiser for ::pdw_request: the version, every other member 0 / NULL. */
+#define PDW_REQUEST_INIT { PDW_REQUEST_VERSION, NULL, 0, NULL, 0, NULL, 0, NULL, 0, NULL }
 
 /** Most headers a verdict carries. */
 #define PDW_VERDICT_MAX_HEADERS 4
@@ -146,8 +156,10 @@ typedef struct pdw_credential {
  * retries meanwhile get 503 ::PDW_EINFLIGHT. The caller must end it, once it knows, with
  * pdw_receiver_confirm() (the delivery is safe: later retries are duplicates) or
  * pdw_receiver_release() (it is not: the next retry is handed on again), passing the
- * event's delivery key. For a program that answers only after an asynchronous commit
- * (e.g. a group-committed journal) and may still turn the answer into a 503.
+ * event's delivery key, or with pdw_receiver_settle(), which also turns the verdict into
+ * the receiver's 503 when the delivery was not kept. For a program that answers only
+ * after an asynchronous commit (e.g. a group-committed journal) and may still turn the
+ * answer into a 503; pdwebhook/intake.h does all of it.
  */
 #define PDW_ACCEPT_DEFERRED 1
 
@@ -161,13 +173,19 @@ typedef struct pdw_credential {
  * releases it (see ::PDW_ACCEPT_DEFERRED). Any other value >= 0 is taken as 0. Return a
  * negative code (say ::PDW_ESTORE on a full disk) and the claim is released and the
  * delivery answered 503 with `Retry-After`, so Pipedrive retries.
+ *
+ * Called on the thread that called pdw_receiver_handle() or pdw_receiver_finish(), inside
+ * that call, at most once per request.
  * @param ev the event, borrowed for the call (copy the body with pdw_event_body(), the key
  *   with pdw_event_delivery_key()).
- * @param user as set in the options.
+ * @param request_user the request's own context: pdw_request::user of the request given
+ *   to pdw_receiver_handle() or pdw_receiver_begin() (NULL when unset, or for a version-1
+ *   ::pdw_request).
+ * @param user as set in the options (@c accept_user): the same for every request.
  * @return 0, ::PDW_ACCEPT_DEFERRED, or a negative `PDW_E*` code (a negative value that is
  *   not one of ours is answered as ::PDW_ESTORE).
  */
-typedef int (*pdw_accept_cb)(const pdw_event *ev, void *user);
+typedef int (*pdw_accept_cb)(const pdw_event *ev, void *request_user, void *user);
 
 /** @brief Clock for dedup expiry. @return milliseconds, monotonic enough for TTLs. */
 typedef uint64_t (*pdw_clock_cb)(void *user);
@@ -194,7 +212,7 @@ typedef struct pdw_receiver_options {
     size_t dedup_capacity;               /**< built-in store size; 0: 65536 keys */
     uint64_t dedup_ttl_ms;               /**< how long a confirmed key is kept; 0: 24 hours */
     pdw_accept_cb accept;                /**< NULL: dispatch synchronously */
-    void *accept_user;                   /**< handed to @c accept */
+    void *accept_user;                   /**< handed to @c accept as its last argument */
     pdw_clock_cb clock;                  /**< NULL: CLOCK_REALTIME in ms */
     void *clock_user;                    /**< handed to @c clock */
     const pdw_allocator *allocator;      /**< NULL: malloc/realloc/free; copied */
@@ -367,6 +385,59 @@ PDW_EXTERN int pdw_receiver_confirm(pdw_receiver *r, const char *key, size_t key
  * From any thread, like pdw_receiver_handle().
  */
 PDW_EXTERN int pdw_receiver_release(pdw_receiver *r, const char *key, size_t key_len);
+
+/**
+ * @brief Settle the dedup claim of a delivery whose accept hook returned
+ * ::PDW_ACCEPT_DEFERRED, and give its final answer, from its verdict.
+ *
+ * For a program that answers only after an asynchronous commit (a group-committed
+ * journal: see pdwebhook/intake.h, which calls it for you): once the commit is over, call
+ * it with the commit's outcome and the verdict pdw_receiver_handle() or
+ * pdw_receiver_finish() filled (200 ::PDW_OK, deferred), and send what the verdict says
+ * afterwards.
+ * - @p outcome 0 (the delivery is safe): its claim is confirmed, as
+ *   pdw_receiver_confirm() does; the verdict is left as it is (a failing confirm is
+ *   ignored, as the receiver ignores it: the delivery was kept).
+ * - @p outcome negative (say ::PDW_EIO: the flush failed): its claim is released, as
+ *   pdw_receiver_release() does, so that Pipedrive's retry is taken as new, and the
+ *   verdict is refilled exactly as the receiver answers an accept hook that failed with
+ *   @p outcome: 503, `Retry-After` from the receiver's @c retry_after_seconds, the code's
+ *   JSON body, @c reason @p outcome (a negative value that is not one of ours:
+ *   ::PDW_ESTORE). The status policy stays in one place.
+ *
+ * The delivery key is read from @c verdict->delivery_key; the verdict's other members
+ * (event, attempt, webhook id) are kept.
+ * @param r the receiver that filled @p verdict.
+ * @param outcome 0 or a negative `PDW_E*` code.
+ * @param[in,out] verdict the deferred delivery's verdict.
+ * @return 0 (@p outcome 0), the verdict's new reason (@p outcome negative), or
+ *   ::PDW_EINVAL (NULL argument, @p outcome positive, or a verdict without a
+ *   NUL-terminated key; nothing done).
+ * @par Thread safety
+ * From any thread, like pdw_receiver_handle(); one call per deferred delivery.
+ */
+PDW_EXTERN int pdw_receiver_settle(pdw_receiver *r, int outcome, pdw_verdict *verdict);
+
+/**
+ * @brief Remember a delivery accepted before, e.g. found in a journal at start: later
+ * retries of it are duplicates.
+ *
+ * The key is claimed and confirmed in the receiver's dedup store as if the delivery had
+ * been accepted at @p received_ms: it is kept for the receiver's dedup TTL
+ * (::pdw_receiver_options::dedup_ttl_ms) from then. A key the store holds confirmed
+ * already is left as it is. Nothing is handed on.
+ * @param r the receiver.
+ * @param key the delivery key, no NUL needed; borrowed for the call.
+ * @param key_len its length.
+ * @param received_ms when the delivery arrived, in the receiver's clock (ms since the
+ *   epoch by default).
+ * @return 0 (also with dedup disabled), ::PDW_EINVAL (NULL argument), or the store's
+ *   negative code.
+ * @par Thread safety
+ * From any thread, like pdw_receiver_handle().
+ */
+PDW_EXTERN int pdw_receiver_remember(pdw_receiver *r, const char *key, size_t key_len,
+                                     int64_t received_ms);
 
 /**
  * @brief Parse and dispatch a body accepted earlier (by the accept hook) to the router.

@@ -362,13 +362,24 @@ static int check_head(const pdw_receiver *r, const pdw_request *req, pdw_verdict
     return 0;
 }
 
+/* Version 1 of pdw_request ends before `user` (a shorter struct: never read past it). */
+static int request_version_ok(const pdw_request *req)
+{
+    return req->version == 1 || req->version == PDW_REQUEST_VERSION;
+}
+
+static void *req_user(const pdw_request *req)
+{
+    return req->version >= 2 ? req->user : NULL;
+}
+
 int pdw_receiver_check_head(const pdw_receiver *r, const pdw_request *req, pdw_verdict *v)
 {
     long long declared;
     if (!r || !req || !v)
         return PDW_EINVAL;
     verdict_reset(v);
-    if (req->version != PDW_REQUEST_VERSION)
+    if (!request_version_ok(req))
         return decide(r, v, PDW_EVERSIONSTRUCT, 0);
     return check_head(r, req, v, &declared);
 }
@@ -412,10 +423,10 @@ static void claim_release(pdw_receiver *r, const pdw_event *ev)
         (void)r->dedup.release(r->dedup.self, ev->key, strlen(ev->key));
 }
 
-static int hand_on(pdw_receiver *r, const pdw_event *ev, pdw_verdict *v)
+static int hand_on(pdw_receiver *r, const pdw_event *ev, void *request_user, pdw_verdict *v)
 {
     if (r->accept) {
-        int rc = r->accept(ev, r->accept_user);
+        int rc = r->accept(ev, request_user, r->accept_user);
         if (rc >= 0) {
             if (rc != PDW_ACCEPT_DEFERRED) /* deferred: the caller confirms or releases */
                 claim_confirm(r, ev);
@@ -446,7 +457,7 @@ static int hand_on(pdw_receiver *r, const pdw_event *ev, pdw_verdict *v)
 /* Everything after the head: size against the limit and the declared length, parse,
  * dedup, hand on. The head (method, media type, credentials) has passed. */
 static int handle_body(pdw_receiver *r, const char *body, size_t body_len, long long declared,
-                       pdw_verdict *v, pdw_error *err)
+                       void *request_user, pdw_verdict *v, pdw_error *err)
 {
     int rc;
     if (body_len > r->max_body)
@@ -502,7 +513,7 @@ static int handle_body(pdw_receiver *r, const char *body, size_t body_len, long 
                                   "dedup store failed: %s", pdw_strerror(rc));
         }
     }
-    rc = hand_on(r, &ev, v);
+    rc = hand_on(r, &ev, request_user, v);
     pdw__event_fini(&ev);
     if (rc < 0 && rc != PDW_EHANDLER)
         pdw__error_set(err, rc, -1, NULL);
@@ -517,12 +528,12 @@ int pdw_receiver_handle(pdw_receiver *r, const pdw_request *req, pdw_verdict *v,
     if (!r || !req || !v)
         return pdw__error_set(err, PDW_EINVAL, -1, "receiver, request and verdict are required");
     verdict_reset(v);
-    if (req->version != PDW_REQUEST_VERSION || v->version != PDW_VERDICT_VERSION)
+    if (!request_version_ok(req) || v->version != PDW_VERDICT_VERSION)
         return pdw__error_set(err, decide(r, v, PDW_EVERSIONSTRUCT, 0), -1,
                               "request or verdict struct version");
     if ((rc = check_head(r, req, v, &declared)) < 0)
         return pdw__error_set(err, rc, -1, NULL);
-    return handle_body(r, req->body, req->body_len, declared, v, err);
+    return handle_body(r, req->body, req->body_len, declared, req_user(req), v, err);
 }
 
 /* ---- in two steps: the head, then the body --------------------------------------------
@@ -533,6 +544,7 @@ int pdw_receiver_handle(pdw_receiver *r, const pdw_request *req, pdw_verdict *v,
 
 struct pdw_receiver_pending {
     pdw_receiver *r;
+    void *request_user; /* the request's pdw_request::user, for the accept hook */
     long long declared; /* Content-Length, or -1 */
     int spent;          /* finish ran */
 };
@@ -547,7 +559,7 @@ int pdw_receiver_begin(pdw_receiver_pending **out, pdw_receiver *r, const pdw_re
     if (!out || !r || !req || !v)
         return PDW_EINVAL;
     verdict_reset(v);
-    if (req->version != PDW_REQUEST_VERSION || v->version != PDW_VERDICT_VERSION)
+    if (!request_version_ok(req) || v->version != PDW_VERDICT_VERSION)
         return decide(r, v, PDW_EVERSIONSTRUCT, 0);
     if ((rc = check_head(r, req, v, &declared)) < 0)
         return rc;
@@ -555,6 +567,7 @@ int pdw_receiver_begin(pdw_receiver_pending **out, pdw_receiver *r, const pdw_re
     if (!p)
         return decide(r, v, PDW_ENOMEM, 0);
     p->r = r;
+    p->request_user = req_user(req);
     p->declared = declared;
     p->spent = 0;
     *out = p;
@@ -575,7 +588,7 @@ int pdw_receiver_finish(pdw_receiver_pending *p, const char *body, size_t len, p
         return pdw__error_set(err, decide(r, v, PDW_EINVAL, 0), -1,
                               "pending request already finished");
     p->spent = 1;
-    return handle_body(r, body, len, p->declared, v, err);
+    return handle_body(r, body, len, p->declared, p->request_user, v, err);
 }
 
 void pdw_receiver_pending_free(pdw_receiver_pending *p)
@@ -602,6 +615,51 @@ int pdw_receiver_release(pdw_receiver *r, const char *key, size_t key_len)
     if (!r->dedup_on)
         return 0;
     return r->dedup.release(r->dedup.self, key ? key : "", key_len);
+}
+
+int pdw_receiver_settle(pdw_receiver *r, int outcome, pdw_verdict *v)
+{
+    if (!r || !v || outcome > 0)
+        return PDW_EINVAL;
+    size_t key_len = strnlen(v->delivery_key, sizeof v->delivery_key);
+    if (key_len == sizeof v->delivery_key)
+        return PDW_EINVAL; /* not a verdict the receiver filled */
+    if (outcome == 0) {
+        /* as claim_confirm(): a failing confirm is ignored, the delivery is kept */
+        if (r->dedup_on)
+            (void)dedup_confirm(r, v->delivery_key, key_len);
+        return 0;
+    }
+    if (r->dedup_on)
+        (void)r->dedup.release(r->dedup.self, v->delivery_key, key_len);
+    /* exactly the answer to an accept hook that failed with this code (hand_on()) */
+    v->num_headers = 0;
+    return decide(r, v, outcome >= PDW__ERRNO_MIN ? outcome : PDW_ESTORE, 503);
+}
+
+int pdw_receiver_remember(pdw_receiver *r, const char *key, size_t key_len,
+                          int64_t received_ms)
+{
+    if (!r || (!key && key_len))
+        return PDW_EINVAL;
+    if (!r->dedup_on)
+        return 0;
+    if (!key)
+        key = "";
+    uint64_t at = received_ms > 0 ? (uint64_t)received_ms : 0;
+    /* claimed and confirmed as if it had been accepted at received_ms: the key is kept
+     * for the dedup TTL from then (a version-3 store through confirm_for; a version-2 one
+     * keeps the claim's TTL, given here in full) */
+    int rc = r->dedup.claim(r->dedup.self, key, key_len, at, r->ttl_ms);
+    if (rc < 0)
+        return rc;
+    if (rc == PDW_CLAIM_DUPLICATE)
+        return 0; /* known and confirmed already (version 1: known) */
+    if (r->dedup.confirm_for)
+        return r->dedup.confirm_for(r->dedup.self, key, key_len, at, r->ttl_ms);
+    if (r->dedup.confirm)
+        return r->dedup.confirm(r->dedup.self, key, key_len);
+    return 0;
 }
 
 int pdw_receiver_dispatch_body(pdw_receiver *r, const char *body, size_t len,

@@ -32,8 +32,9 @@ static int handler(const pdw_event *ev, void *user)
     return (g_flags & 0x04) ? 7 : 0;
 }
 
-static int accept_hook(const pdw_event *ev, void *user)
+static int accept_hook(const pdw_event *ev, void *request_user, void *user)
 {
+    (void)request_user;
     (void)user;
     size_t n;
     FUZZ_CHECK(pdw_event_body(ev, &n) != NULL || n == 0);

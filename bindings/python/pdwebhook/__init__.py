@@ -577,7 +577,7 @@ class Receiver:
 
     # -- the trampoline: Python handlers behind C callbacks --
     def _trampoline(self, func, label, accept=False):
-        def trampoline(ev_ptr, _user):
+        def trampoline(ev_ptr, *_users):  # handlers: (ev, user); accept: (ev, request_user, user)
             # Nothing may escape into C: ctypes would print the exception and return 0,
             # silently turning a failure into a success.
             try:

@@ -34,7 +34,7 @@ PDW_ID_MAX = 64
 PDW_DELIVERY_KEY_MAX = 320
 PDW_VERDICT_MAX_HEADERS = 4
 PDW_RECEIVER_OPTIONS_VERSION = 2
-PDW_REQUEST_VERSION = 1
+PDW_REQUEST_VERSION = 2
 PDW_VERDICT_VERSION = 1
 
 PDW_OK = 0
@@ -77,6 +77,7 @@ class pdw_request(Structure):
         ("query_len", c_size_t),
         ("body", c_void_p),
         ("body_len", c_size_t),
+        ("user", c_void_p),  # version 2: handed to the accept hook as request_user
     ]
 
 
@@ -119,7 +120,7 @@ class pdw_dispatch_result(Structure):
 # Callback types (router.h, receiver.h). The event pointer stays a c_void_p.
 pdw_handler_cb = CFUNCTYPE(c_int, c_void_p, c_void_p)
 pdw_handler_error_cb = CFUNCTYPE(None, c_void_p, c_char_p, c_int, c_void_p)
-pdw_accept_cb = CFUNCTYPE(c_int, c_void_p, c_void_p)
+pdw_accept_cb = CFUNCTYPE(c_int, c_void_p, c_void_p, c_void_p)  # ev, request_user, user
 pdw_clock_cb = CFUNCTYPE(c_uint64, c_void_p)
 
 

@@ -39,6 +39,7 @@ int main(void)
     F(pdw_request, version); F(pdw_request, method); F(pdw_request, method_len);
     F(pdw_request, headers); F(pdw_request, num_headers); F(pdw_request, query);
     F(pdw_request, query_len); F(pdw_request, body); F(pdw_request, body_len);
+    F(pdw_request, user);
     end();
     BEGIN(pdw_verdict);
     F(pdw_verdict, version); F(pdw_verdict, status); F(pdw_verdict, reason);
