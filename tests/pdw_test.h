@@ -118,4 +118,23 @@ static inline pdw_allocator pdw_chaos_allocator(pdw_chaos *c)
     return a;
 }
 
+/* A fresh directory /tmp/pdw-<what>-XXXXXX (malloc'd; remove it with pdw_test_rmtree()). */
+static inline char *pdw_test_tmpdir(const char *what)
+{
+    char tmpl[128];
+    snprintf(tmpl, sizeof tmpl, "/tmp/pdw-%s-XXXXXX", what);
+    char *d = strdup(tmpl);
+    assert_non_null(d);
+    assert_non_null(mkdtemp(d));
+    return d;
+}
+
+/* rm -rf DIR (a directory made by pdw_test_tmpdir()). */
+static inline void pdw_test_rmtree(const char *d)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
+    assert_int_equal(system(cmd), 0);
+}
+
 #endif

@@ -14,16 +14,12 @@
 
 static char *tmpdir(void)
 {
-    char *d = strdup("/tmp/pdw-worker-XXXXXX");
-    assert_non_null(mkdtemp(d));
-    return d;
+    return pdw_test_tmpdir("worker");
 }
 
 static void rmtree(const char *d)
 {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-    assert_int_equal(system(cmd), 0);
+    pdw_test_rmtree(d);
 }
 
 static void sleep_ms(long ms)

@@ -8,6 +8,8 @@
  * - pdwebhook/spool.h: the durable journal of accepted deliveries (group commit)
  * - pdwebhook/worker.h: hand spooled deliveries on (order, retries, dead letters)
  * - pdwebhook/deadletter.h: the file of deliveries given up
+ * - pdwebhook/intake.h: all of it as one object for a server: receiver + journal + worker
+ *   + group commit, answering through a completion callback
  */
 #ifndef PDWEBHOOK_DURABLE_H
 #define PDWEBHOOK_DURABLE_H
@@ -16,5 +18,6 @@
 #include "spool.h"
 #include "worker.h"
 #include "deadletter.h"
+#include "intake.h"
 
 #endif

@@ -405,8 +405,9 @@ PDW_EXTERN int pdw_receiver_release(pdw_receiver *r, const char *key, size_t key
  *   JSON body, @c reason @p outcome (a negative value that is not one of ours:
  *   ::PDW_ESTORE). The status policy stays in one place.
  *
- * The delivery key is read from @c verdict->delivery_key; the verdict's other members
- * (event, attempt, webhook id) are kept.
+ * The delivery key is read from @c verdict->delivery_key (an empty one: nothing was
+ * claimed, nothing is released); the verdict's other members (event, attempt, webhook
+ * id) are kept.
  * @param r the receiver that filled @p verdict.
  * @param outcome 0 or a negative `PDW_E*` code.
  * @param[in,out] verdict the deferred delivery's verdict.

@@ -630,7 +630,7 @@ int pdw_receiver_settle(pdw_receiver *r, int outcome, pdw_verdict *v)
             (void)dedup_confirm(r, v->delivery_key, key_len);
         return 0;
     }
-    if (r->dedup_on)
+    if (r->dedup_on && key_len) /* no key: refused before anything was claimed */
         (void)r->dedup.release(r->dedup.self, v->delivery_key, key_len);
     /* exactly the answer to an accept hook that failed with this code (hand_on()) */
     v->num_headers = 0;
