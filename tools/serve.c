@@ -1,12 +1,15 @@
-/* pdwebhook serve: a ready Pipedrive endpoint on libmicrohttpd.
+/* pdwebhook serve: a ready Pipedrive endpoint on libmicrohttpd, an HTTP adapter over the
+ * durable intake (pdwebhook/intake.h).
  *
- * The request path runs the library's pipeline (auth, parse, dedup). With --spool DIR an
+ * The intake runs the library's pipeline (auth, parse, dedup). With --spool DIR an
  * accepted delivery is appended to the durable journal (group commit: concurrent requests
  * share one fdatasync) and answered 200 only once it is on disk; the worker then hands it
  * to --output and --exec, retrying with backoff and dead-lettering what keeps failing, so a
  * slow or failing handler never delays an answer to Pipedrive. Without --spool the same
  * worker runs from memory (nothing survives a crash). --sync runs the sinks inside the
- * request instead and answers their result (a failing handler then costs ban points). */
+ * request instead and answers their result (a failing handler then costs ban points): it
+ * uses the receiver alone. This file keeps only HTTP: libmicrohttpd, the epoll thread pool
+ * with requests suspended while their flush runs, the access log, /healthz, the options. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -28,8 +31,6 @@
 #include "serve_redis.h"
 
 #define MAX_CREDENTIALS 64
-#define RETRY_AFTER_S 3 /* Retry-After on 503: Pipedrive's own retries come at 3, 30, 150 s */
-#define RETRY_AFTER_TEXT "3"
 #define MAX_THREADS 16  /* default pool: the online CPUs, at most this */
 
 /* ---- configuration ----------------------------------------------------------------- */
@@ -62,31 +63,19 @@ typedef struct config {
 typedef struct stats {
     atomic_ullong received, accepted, duplicates, rejected, handler_failures, dead_letters;
     atomic_ullong spool_failures, in_flight;
-    atomic_int spool_full; /* the last append was refused for space */
     atomic_ullong by_reason[NREASONS];
 } stats;
 
 typedef struct request_ctx request_ctx;
 
-/* Group commit without a blocked thread per request (see the commit section below): the
- * requests whose delivery was appended and not yet flushed, suspended in libmicrohttpd. */
-typedef struct committer {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;     /* a request joined the queue, or stop */
-    request_ctx *head, *tail; /* suspended, waiting for the next flush */
-    int stopping;            /* no more suspensions: late requests flush for themselves */
-    int started;
-    pthread_t thread;
-} committer;
-
 typedef struct server {
     config cfg;
-    pdw_receiver *rcv;
-    pdw_dedup_memory *dedup;
-    int async_commit;      /* spool appends do not wait: requests suspend (committer) */
-    committer commit;
-    pdw_spool *spool;
-    pdw_worker *worker;
+    pdw_intake *intake;    /* every mode but --sync */
+    pdw_receiver *rcv;     /* --sync: the receiver (owned) */
+    pdw_dedup_memory *dedup; /* --redis: the local store Redis's dedup falls back to */
+    int blocking;          /* a thread per connection: it waits for its answer */
+    pthread_mutex_t wait_lock; /* (blocking) a request's answer is final */
+    pthread_cond_t wait_cond;
     pdw_health *health;
     sinks *sinks;
     serve_redis *redis;
@@ -201,52 +190,30 @@ static int64_t wall_ms(void)
     return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-/* ---- intake: the accept hook and the handlers --------------------------------------- */
+/* ---- the handlers ------------------------------------------------------------------- */
 
-static int append_async(server *s, request_ctx *r, const pdw_event *ev,
-                        pdw_spool_record *rec);
-
-static void spool_failed(server *s, int rc, const char *message)
-{
-    atomic_fetch_add(&s->stats.spool_failures, 1);
-    logf_("spool: %s", message && message[0] ? message : pdw_strerror(rc));
-}
-
-
-/* The library's accept hook (asynchronous mode): journal the delivery (durable when the
- * call returns), then queue it for the worker. A full disk answers 503 + Retry-After.
- * In async commit the append does not wait: the request is answered after the flush. */
-static int accept_event(const pdw_event *ev, void *request_user, void *user)
+/* The intake could not journal a delivery (full disk, I/O error): answered 503. */
+static void on_intake_error(int code, const char *message, void *user)
 {
     server *s = user;
-    request_ctx *r = request_user; /* pdw_request::user, given to pdw_receiver_begin() */
-    pdw_spool_record rec;
-    memset(&rec, 0, sizeof rec);
-    rec.body = pdw_event_body(ev, &rec.body_len);
-    rec.key = pdw_event_delivery_key(ev);
-    rec.key_len = strlen(rec.key);
-    rec.received_ms = wall_ms();
-    if (s->async_commit && r) {
-        /* answered after the flush, which may still fail: settle() confirms or releases */
-        int rc = append_async(s, r, ev, &rec);
-        return rc < 0 ? rc : PDW_ACCEPT_DEFERRED;
-    }
-    if (s->spool) {
-        pdw_error err;
-        pdw_error_clear(&err);
-        int rc = pdw_spool_append(s->spool, rec.key, rec.key_len, rec.received_ms, rec.body,
-                                  rec.body_len, &rec.id, &err);
-        atomic_store(&s->stats.spool_full, rc == PDW_ENOSPC);
-        if (rc < 0) {
-            spool_failed(s, rc, err.message);
-            return rc; /* 503: Pipedrive retries after 3, 30 and 150 s */
-        }
-    }
-    /* the entity that orders it comes from this event: the body is not parsed again */
-    if (pdw_worker_submit_event(s->worker, &rec, ev) != 0 && !s->spool)
-        return PDW_ENOMEM; /* without a spool a queued copy is all there is */
-    /* with a spool it stays pending there and is handed on after a restart */
-    return 0; /* durable (or queued): the receiver confirms the claim */
+    atomic_fetch_add(&s->stats.spool_failures, 1);
+    logf_("spool: %s", message && message[0] ? message : pdw_strerror(code));
+}
+
+/* The worker's handler: the Redis stream first (with --redis), then --output / --exec. */
+static int handle_delivery(const pdw_spool_record *rec, unsigned attempt, char *errbuf,
+                           size_t errcap, void *user)
+{
+    server *s = user;
+    if (s->redis)
+        return serve_redis_handle(rec, attempt, errbuf, errcap, s->redis);
+    return sinks_handle(rec, attempt, errbuf, errcap, s->sinks);
+}
+
+static int sync_sinks(void *user)
+{
+    server *s = user;
+    return sinks_sync(s->sinks);
 }
 
 /* Synchronous mode: the sinks run inside the request. */
@@ -280,19 +247,7 @@ static void on_possible_loss(const char *webhook_id, int64_t from_ms, int64_t to
           webhook_id, (long long)from_ms, (long long)to_ms);
 }
 
-/* Dedup survives restarts: the key of every delivery still in the journal (pending, or
- * handled but retained for --spool-retain) is claimed again at start, and confirmed: it is
- * durable, a retry of it is a duplicate. */
-static int claim_key(const pdw_spool_record *rec, void *user)
-{
-    server *s = user;
-    pdw_dedup_store st;
-    pdw_dedup_memory_store_init(s->dedup, &st, PDW_DEDUP_STORE_VERSION);
-    st.claim(st.self, rec->key, rec->key_len, (uint64_t)rec->received_ms, 24ull * 3600 * 1000);
-    st.confirm(st.self, rec->key, rec->key_len);
-    return 0;
-}
-
+/* The ids pending in the journal at start, for the exec markers of the sinks. */
 typedef struct claim_ctx {
     uint64_t *ids;
     size_t n, cap;
@@ -324,27 +279,26 @@ static int id_pending(uint64_t id, void *user)
 
 /* ---- HTTP ------------------------------------------------------------------------- */
 
-/* Per request: the raw URI (for the query string), the headers, the body so far; in
- * async commit, the journaled delivery waiting for its flush and the verdict to send. */
+/* Where a request submitted to the intake stands (state). */
+enum { REQ_RUNNING = 0, REQ_DONE = 1, REQ_PARKED = 2 };
+
+/* Per request: the raw URI (for the query string), the headers, the body so far; the
+ * verdict, kept (with the body) while the delivery waits for its flush. */
 struct request_ctx {
+    server *s;
     char *uri;
     pdw_header *headers;
     size_t nheaders, cap;
     char *body;
     size_t len, body_cap;
     int refused; /* a verdict was queued on the first call */
-    pdw_receiver_pending *pending; /* the head passed (credentials included) */
+    pdw_intake_pending *ipending;  /* the head passed (credentials included) */
+    pdw_receiver_pending *pending; /* the same, --sync */
     double started;
-    pdw_verdict verdict;          /* the receiver's, kept across the suspension */
+    pdw_verdict verdict;          /* the intake's, final once `state` is REQ_DONE */
     struct MHD_Connection *conn;
-    uint64_t spool_id;            /* appended without waiting; 0: none */
-    char *key;                    /* its delivery key (owned) and arrival, for the worker */
-    int64_t received_ms;
-    char object[PDW_NAME_MAX + 1]; /* its entity, so that the worker need not parse again */
-    char entity_id[PDW_ID_MAX + 1];
-    int settled;                  /* the flush has decided: verdict final */
-    char error_body[64];          /* a 503 body made after the fact */
-    request_ctx *next;            /* in the committer's queue */
+    int submitted;                /* the body went to the intake: answer its verdict */
+    atomic_int state;             /* REQ_*: the intake's callback and the suspension meet */
 };
 
 static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *c)
@@ -352,6 +306,7 @@ static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *c)
     server *s = cls;
     request_ctx *r = calloc(1, sizeof *r);
     if (r) {
+        r->s = s;
         r->uri = strdup(uri);
         r->started = now_ms();
         r->verdict = (pdw_verdict)PDW_VERDICT_INIT;
@@ -379,168 +334,55 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
     return MHD_YES;
 }
 
-/* ---- async commit: suspended requests and the committer thread -----------------------
+/* ---- waiting for the intake ----------------------------------------------------------
  *
- * In spool mode on the epoll thread pool, no thread waits for fdatasync. The accept hook
- * appends without waiting (append_async); the request is then suspended (commit_wait) and
- * queued for the committer thread, which flushes (one fdatasync for everything appended
- * meanwhile) and resumes every request it took. Each resumed request reads its own outcome
- * (settle) and is answered. Requests arriving during a flush form the next batch. */
+ * A journaled delivery is answered once its flush is over: the intake calls on_done() on
+ * its committer thread, maybe before pdw_intake_finish() has returned. On the epoll pool
+ * the request is suspended instead of waiting in its thread; the request and the callback
+ * exchange `state`, so that whichever comes second resumes it (the callback, or the
+ * request itself when the callback was first). With a thread per connection (--redis) the
+ * request's thread waits. */
 
-/* Journal the delivery of the request on this thread, without waiting for the disk. */
-static int append_async(server *s, request_ctx *r, const pdw_event *ev,
-                        pdw_spool_record *rec)
+static void on_done(pdw_verdict *v, void *user)
 {
-    char *key = malloc(rec->key_len + 1);
-    if (!key)
-        return PDW_ENOMEM; /* 503, as a failed append */
-    memcpy(key, rec->key, rec->key_len);
-    key[rec->key_len] = '\0';
-    pdw_error err;
-    pdw_error_clear(&err);
-    int rc = pdw_spool_append_nowait(s->spool, rec->key, rec->key_len, rec->received_ms,
-                                     rec->body, rec->body_len, &rec->id, &err);
-    atomic_store(&s->stats.spool_full, rc == PDW_ENOSPC);
-    if (rc < 0) {
-        free(key);
-        spool_failed(s, rc, err.message);
-        return rc; /* the receiver releases the claim and answers 503 */
-    }
-    r->spool_id = rec->id;
-    r->key = key;
-    r->received_ms = rec->received_ms;
-    const char *eid = pdw_event_entity_id(ev);
-    snprintf(r->object, sizeof r->object, "%s", pdw_event_object(ev));
-    snprintf(r->entity_id, sizeof r->entity_id, "%s", eid ? eid : "");
-    return 0;
-}
-
-/* The verdict the receiver gives when its accept hook fails with `code`. */
-static void verdict_503(request_ctx *r, int code)
-{
-    pdw_verdict *v = &r->verdict;
-    snprintf(r->error_body, sizeof r->error_body, "{\"ok\":false,\"error\":\"%s\"}",
-             pdw_err_name(code));
-    v->status = 503;
-    v->reason = code;
-    v->body = r->error_body;
-    v->body_len = strlen(r->error_body);
-    v->content_type = "application/json";
-    v->headers[0] = (pdw_header){ "Retry-After", 11, RETRY_AFTER_TEXT,
-                                  sizeof RETRY_AFTER_TEXT - 1 };
-    v->num_headers = 1;
-}
-
-/* The flush that covered r's delivery is over: confirm the dedup claim of a durable
- * delivery (the accept hook deferred it: retries meanwhile got 503 PDW_EINFLIGHT, from now
- * on they are duplicates) and hand it to the worker; turn a dropped one into exactly what
- * the receiver does when its accept hook fails (the dedup claim released, so that
- * Pipedrive's retry is taken as new; 503 + Retry-After). */
-static void settle(server *s, request_ctx *r)
-{
-    int st = pdw_spool_status(s->spool, r->spool_id);
-    if (st == 1) { /* not covered by a flush yet (only when the connection ended early) */
-        pdw_spool_flush(s->spool, NULL);
-        st = pdw_spool_status(s->spool, r->spool_id);
-    }
-    r->settled = 1;
-    if (st == 0) {
-        /* through the receiver: it confirms for its dedup TTL (the claim held the key for
-         * the in-flight lease only) in whichever store it claims in (memory, or Redis) */
-        (void)pdw_receiver_confirm(s->rcv, r->key, strlen(r->key));
-        pdw_spool_record rec = { r->spool_id, r->received_ms, r->key, strlen(r->key),
-                                 r->body, r->len };
-        /* ordered by the entity kept from the event (the body is not parsed again); on
-         * failure it stays pending in the spool and is handed on after a restart */
-        pdw_worker_submit_entity(s->worker, &rec, r->object, r->entity_id);
+    (void)v; /* r->verdict */
+    request_ctx *r = user;
+    server *s = r->s;
+    if (s->blocking) {
+        pthread_mutex_lock(&s->wait_lock);
+        atomic_store(&r->state, REQ_DONE);
+        pthread_cond_broadcast(&s->wait_cond);
+        pthread_mutex_unlock(&s->wait_lock);
         return;
     }
-    if (st == 1)
-        st = PDW_EIO; /* a flush settles every id appended before it: not reached */
-    atomic_store(&s->stats.spool_full, st == PDW_ENOSPC);
-    spool_failed(s, st, "the delivery's flush failed");
-    (void)pdw_receiver_release(s->rcv, r->key, strlen(r->key));
-    verdict_503(r, st);
+    struct MHD_Connection *c = r->conn;
+    if (atomic_exchange(&r->state, REQ_DONE) == REQ_PARKED)
+        MHD_resume_connection(c); /* it answers r->verdict when called again */
 }
 
-/* Queue r for the committer and suspend it; returns 0 instead when shutting down, after
- * flushing and settling in place (the committer is gone: nobody would resume it). */
-static int commit_wait(server *s, request_ctx *r)
+/* Hand the body to the intake. 1: the request is suspended until its answer; 0: answer
+ * r->verdict now; -1: drop the connection. */
+static int submit(server *s, request_ctx *r, struct MHD_Connection *c)
 {
-    committer *cm = &s->commit;
-    pthread_mutex_lock(&cm->lock);
-    if (!cm->stopping) {
-        r->next = NULL;
-        if (cm->tail)
-            cm->tail->next = r;
-        else
-            cm->head = r;
-        cm->tail = r;
-        /* suspended before the committer can see it: it resumes only what it dequeued */
-        MHD_suspend_connection(r->conn);
-        if (cm->head == r) /* the committer sleeps only on an empty queue */
-            pthread_cond_signal(&cm->cond);
-        pthread_mutex_unlock(&cm->lock);
-        return 1;
-    }
-    pthread_mutex_unlock(&cm->lock);
-    settle(s, r);
-    return 0;
-}
-
-static void *committer_main(void *arg)
-{
-    server *s = arg;
-    committer *cm = &s->commit;
-    pthread_mutex_lock(&cm->lock);
-    for (;;) {
-        while (!cm->head && !cm->stopping)
-            pthread_cond_wait(&cm->cond, &cm->lock);
-        request_ctx *batch = cm->head;
-        cm->head = cm->tail = NULL;
-        if (!batch)
-            break; /* stopping, and nobody waits */
-        pthread_mutex_unlock(&cm->lock);
-        /* whatever it returns, every id appended before it is settled now: each resumed
-         * request reads its own outcome */
-        pdw_spool_flush(s->spool, NULL);
-        while (batch) {
-            request_ctx *next = batch->next; /* once resumed, batch may be freed */
-            MHD_resume_connection(batch->conn);
-            batch = next;
-        }
-        pthread_mutex_lock(&cm->lock);
-    }
-    pthread_mutex_unlock(&cm->lock);
-    return NULL;
-}
-
-static int committer_start(server *s)
-{
-    committer *cm = &s->commit;
-    if (pthread_mutex_init(&cm->lock, NULL) != 0)
+    pdw_intake_pending *p = r->ipending;
+    r->ipending = NULL; /* taken over by pdw_intake_finish() */
+    r->submitted = 1;
+    int rc = pdw_intake_finish(p, r->body ? r->body : "", r->len, &r->verdict, on_done, r);
+    if (rc < 0)
         return -1;
-    if (pthread_cond_init(&cm->cond, NULL) != 0 ||
-        pthread_create(&cm->thread, NULL, committer_main, s) != 0) {
-        pthread_mutex_destroy(&cm->lock);
-        return -1;
+    if (rc != PDW_INTAKE_PENDING)
+        return 0; /* answered inside the call */
+    if (s->blocking) {
+        pthread_mutex_lock(&s->wait_lock);
+        while (atomic_load(&r->state) != REQ_DONE)
+            pthread_cond_wait(&s->wait_cond, &s->wait_lock);
+        pthread_mutex_unlock(&s->wait_lock);
+        return 0;
     }
-    cm->started = 1;
-    return 0;
-}
-
-/* Before MHD_stop_daemon (which refuses suspended connections): answer who waits. */
-static void committer_stop(server *s)
-{
-    committer *cm = &s->commit;
-    if (!cm->started)
-        return;
-    pthread_mutex_lock(&cm->lock);
-    cm->stopping = 1;
-    pthread_cond_signal(&cm->cond);
-    pthread_mutex_unlock(&cm->lock);
-    pthread_join(cm->thread, NULL);
-    cm->started = 0;
+    MHD_suspend_connection(c);
+    if (atomic_exchange(&r->state, REQ_PARKED) == REQ_DONE)
+        MHD_resume_connection(c); /* the callback came first */
+    return 1;
 }
 
 static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -550,11 +392,10 @@ static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
     server *s = cls;
     request_ctx *r = *con_cls;
     if (r) {
-        if (r->spool_id && !r->settled)
-            settle(s, r); /* the connection ended before its answer: the worker still
-                           * gets a durable delivery (or the claim is released) */
+        /* a submitted request is over only after its callback (a suspended connection
+         * ends only once resumed, a blocking one after its wait) */
+        pdw_intake_pending_free(r->ipending); /* the body never came */
         pdw_receiver_pending_free(r->pending);
-        free(r->key);
         free(r->uri);
         free(r->headers);
         free(r->body);
@@ -584,6 +425,12 @@ static enum MHD_Result send_health(server *s, struct MHD_Connection *c)
 {
     json_t *o = json_object(), *reasons = json_object();
     stats *st = &s->stats;
+    pdw_intake_stats is;
+    memset(&is, 0, sizeof is);
+    is.version = PDW_INTAKE_STATS_VERSION;
+    pdw_intake_get_stats(s->intake, &is); /* all zero with --sync */
+    pdw_spool *spool = pdw_intake_spool(s->intake);
+    int full = is.spool_full; /* the journal's last append was refused for space */
 #define N(x) json_integer((json_int_t)(x))
     json_object_set_new(o, "status", json_string("ok"));
     json_object_set_new(o, "version", json_string(pdw_version()));
@@ -599,9 +446,8 @@ static enum MHD_Result send_health(server *s, struct MHD_Connection *c)
     json_object_set_new(o, "rejected_by_reason", reasons);
     /* this health request itself is not counted as in flight */
     json_object_set_new(o, "in_flight", N(atomic_load(&st->in_flight) - 1));
-    if (s->worker) {
-        pdw_worker_stats ws;
-        pdw_worker_get_stats(s->worker, &ws);
+    if (s->intake) {
+        const pdw_worker_stats ws = is.worker;
         json_object_set_new(o, "handled", N(ws.handled));
         json_object_set_new(o, "queued", N(ws.queued + ws.running));
         json_object_set_new(o, "retries", N(ws.retries));
@@ -610,23 +456,23 @@ static enum MHD_Result send_health(server *s, struct MHD_Connection *c)
     } else {
         json_object_set_new(o, "handler_failures", N(atomic_load(&st->handler_failures)));
     }
-    if (s->spool) {
+    if (spool) {
         pdw_spool_stats ss;
-        pdw_spool_get_stats(s->spool, &ss);
+        pdw_spool_get_stats(spool, &ss);
         json_t *sp = json_object();
         json_object_set_new(sp, "pending", N(ss.pending));
         json_object_set_new(sp, "appended", N(ss.appended));
         json_object_set_new(sp, "flushes", N(ss.flushes));
         json_object_set_new(sp, "bytes", N(ss.bytes));
         json_object_set_new(sp, "segments", N(ss.segments));
-        json_object_set_new(sp, "full", json_boolean(atomic_load(&st->spool_full)));
+        json_object_set_new(sp, "full", json_boolean(full));
         json_object_set_new(sp, "full_errors", N(ss.full_errors));
         json_object_set_new(sp, "io_errors", N(ss.io_errors));
         json_object_set_new(o, "spool", sp);
     }
     if (s->redis) { /* lag: deliveries in the spool not yet handed on (to Redis first) */
         pdw_spool_stats rs;
-        pdw_spool_get_stats(s->spool, &rs);
+        pdw_spool_get_stats(spool, &rs);
         if (serve_redis_health(s->redis, o, rs.pending, wall_ms()))
             json_object_set_new(o, "status",
                                 json_string("redis unreachable: deliveries wait in the spool"));
@@ -634,14 +480,14 @@ static enum MHD_Result send_health(server *s, struct MHD_Connection *c)
     if (sinks_health(s->sinks, o))
         json_object_set_new(o, "status",
                             json_string("output failing: events wait in the spool"));
-    if (atomic_load(&st->spool_full))
+    if (full)
         json_object_set_new(o, "status", json_string("spool full: answering 503"));
     char *ban = pdw_health_json(s->health, wall_ms());
     json_t *bj = ban ? json_loads(ban, 0, NULL) : NULL;
     pdw_free(ban);
     if (bj) {
         json_t *warnings = json_object_get(bj, "warnings");
-        if (json_array_size(warnings) && !atomic_load(&st->spool_full))
+        if (json_array_size(warnings) && !full)
             json_object_set_new(o, "status", json_string("warning"));
         json_object_set_new(o, "ban_model", bj);
     }
@@ -721,7 +567,6 @@ static void fill_request(request_ctx *r, const char *method, pdw_request *req)
     }
     req->body = r->body;
     req->body_len = r->len;
-    req->user = r; /* for the accept hook (kept by pdw_receiver_begin()) */
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -754,7 +599,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         pdw_verdict v = PDW_VERDICT_INIT;
         /* the head (credentials included) is checked here, once: the body step trusts
          * only the pending object that a passing check makes */
-        if (pdw_receiver_begin(&r->pending, s->rcv, &req, &v) != 0) {
+        int rc = s->intake ? pdw_intake_begin(&r->ipending, s->intake, &req, &v)
+                           : pdw_receiver_begin(&r->pending, s->rcv, &req, &v);
+        if (rc != 0) {
             r->refused = 1; /* before reading the body */
             return answer(s, c, r, method, &v);
         }
@@ -795,16 +642,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (r->refused)
         return MHD_YES;
-    if (r->spool_id) { /* resumed by the committer: the flush is over */
-        if (!r->settled)
-            settle(s, r);
+    if (r->submitted) /* resumed: the intake's answer is final */
         return answer(s, c, r, method, &r->verdict);
+    if (r->ipending) {
+        int rc = submit(s, r, c);
+        if (rc < 0)
+            return MHD_NO;
+        return rc ? MHD_YES : answer(s, c, r, method, &r->verdict);
     }
     if (!r->pending)
         return MHD_NO; /* no head check passed: never handled */
     pdw_receiver_finish(r->pending, r->body, r->len, &r->verdict, NULL);
-    if (r->spool_id && commit_wait(s, r))
-        return MHD_YES; /* suspended until the flush */
     return answer(s, c, r, method, &r->verdict);
 }
 
@@ -1097,13 +945,17 @@ static int open_listener(const char *listen_on, char *shown, size_t shown_cap)
 static void shutdown_all(server *s)
 {
     serve_redis_cancel(s->redis); /* forwarding waits for Redis no longer */
-    pdw_worker_stop(s->worker); /* running handlers finish; markers flushed */
-    pdw_spool_close(s->spool);
+    pdw_intake_stop(s->intake);   /* running handlers finish; markers flushed */
+    pdw_intake_free(s->intake);   /* the journal closed */
     sinks_close(s->sinks);
     pdw_receiver_free(s->rcv);
     serve_redis_close(s->redis);
     pdw_dedup_memory_free(s->dedup);
     pdw_health_free(s->health);
+    if (s->blocking) {
+        pthread_cond_destroy(&s->wait_cond);
+        pthread_mutex_destroy(&s->wait_lock);
+    }
     for (size_t i = 0; i < MAX_CREDENTIALS; i++)
         free(s->cfg.cred_storage[i]);
 }
@@ -1141,39 +993,6 @@ int pdw_cmd_serve(int argc, char **argv)
         return 2;
     }
 
-    /* the journal first: what it recovers is claimed in dedup before any request */
-    char markers[4200], dead[4200];
-    claim_ctx cc = { NULL, 0, 0 };
-    if (c->spool) {
-        pdw_spool_options so = PDW_SPOOL_OPTIONS_INIT;
-        so.max_bytes = c->spool_max;
-        so.retain_ms = c->spool_retain_s * 1000ull;
-        so.on_record = claim_key;
-        so.record_user = s;
-        pdw_spool_recovery rec;
-        if (pdw_spool_open(&s->spool, c->spool, &so, &rec, &err) != 0) {
-            fprintf(stderr, "pdwebhook serve: spool %s: %s\n", c->spool, err.message);
-            shutdown_all(s);
-            return 2;
-        }
-        if (rec.torn_bytes || rec.skipped_bytes)
-            logf_("spool: cut a torn tail of %llu bytes, skipped %llu corrupt bytes",
-                  (unsigned long long)rec.torn_bytes, (unsigned long long)rec.skipped_bytes);
-        pdw_spool_foreach_pending(s->spool, collect_pending, &cc);
-        snprintf(markers, sizeof markers, "%s/exec-markers", c->spool);
-        snprintf(dead, sizeof dead, "%s/deadletter.jsonl", c->spool);
-        if (!c->dead_letter)
-            c->dead_letter = dead;
-    }
-    sinks_config sc = { c->output, c->exec, c->exec_timeout, c->spool ? markers : NULL };
-    if (sinks_open(&s->sinks, &sc) != 0) {
-        free(cc.ids);
-        shutdown_all(s);
-        return 2;
-    }
-    sinks_clean_markers(s->sinks, id_pending, &cc);
-    free(cc.ids);
-
     pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
     pdw_dedup_store store;
     pdw_dedup_memory_store_init(s->dedup, &store, PDW_DEDUP_STORE_VERSION);
@@ -1183,59 +1002,100 @@ int pdw_cmd_serve(int argc, char **argv)
     o.insecure_no_auth = c->insecure;
     o.max_body = c->max_body;
     o.dedup = &store;
+    o.inflight_lease_ms = c->inflight_lease_s * 1000ull;
     if (c->redis) { /* Redis's dedup, the local store as its fallback (copied first) */
         serve_redis_config rcfg = { c->redis, c->stream, c->redis_prefix, c->stream_maxlen,
-                                    &store, s->sinks };
+                                    &store, NULL };
         if (serve_redis_open(&s->redis, &rcfg) != 0) {
             shutdown_all(s);
             return 2;
         }
         serve_redis_dedup(s->redis, &store);
     }
-    o.inflight_lease_ms = c->inflight_lease_s * 1000ull;
-    o.retry_after_seconds = RETRY_AFTER_S;
+
+    char markers[4200], dead[4200];
     if (c->sync_mode) {
         o.handler_error_status = c->sync_failure_status;
-    } else {
-        o.accept = accept_event;
-        o.accept_user = s;
-    }
-    if (pdw_receiver_new(&s->rcv, &o, &err) != 0) {
-        fprintf(stderr, "pdwebhook serve: %s\n", err.message);
-        shutdown_all(s);
-        return 2;
-    }
-    if (c->sync_mode)
-        pdw_router_on(pdw_receiver_router(s->rcv), "*.*", sync_handler, s, NULL);
-    pdw_router_freeze(pdw_receiver_router(s->rcv));
-
-    if (!c->sync_mode) {
-        pdw_worker_options wo = PDW_WORKER_OPTIONS_INIT;
-        wo.spool = s->spool;
-        wo.handle = sinks_handle;
-        wo.handle_user = s->sinks;
-        if (s->redis) { /* the Redis stream first, then --output / --exec */
-            wo.handle = serve_redis_handle;
-            wo.handle_user = s->redis;
+        if (pdw_receiver_new(&s->rcv, &o, &err) != 0) {
+            fprintf(stderr, "pdwebhook serve: %s\n", err.message);
+            shutdown_all(s);
+            return 2;
         }
-        wo.sync = sinks_sync;
-        wo.sync_user = s->sinks;
+    } else {
+        /* the intake opens the journal: what it holds is remembered in dedup before any
+         * request, and handed on at start */
+        pdw_spool_options so = PDW_SPOOL_OPTIONS_INIT;
+        so.max_bytes = c->spool_max;
+        so.retain_ms = c->spool_retain_s * 1000ull;
+        if (c->spool) {
+            snprintf(markers, sizeof markers, "%s/exec-markers", c->spool);
+            snprintf(dead, sizeof dead, "%s/deadletter.jsonl", c->spool);
+            if (!c->dead_letter)
+                c->dead_letter = dead;
+        }
+        pdw_worker_options wo = PDW_WORKER_OPTIONS_INIT;
+        wo.handle = handle_delivery; /* the Redis stream first, then --output / --exec */
+        wo.handle_user = s;
+        wo.sync = sync_sinks;
+        wo.sync_user = s;
         wo.threads = c->workers;
         wo.max_attempts = c->max_attempts;
         wo.backoff_base_ms = c->backoff_ms;
         wo.dead_letter_path = c->dead_letter;
         wo.on_dead_letter = on_dead_letter;
         wo.dead_letter_user = s;
-        if (pdw_worker_start(&s->worker, &wo, &err) != 0) {
+        pdw_intake_options io = PDW_INTAKE_OPTIONS_INIT;
+        io.receiver = &o;
+        io.spool_dir = c->spool;
+        io.spool = &so;
+        io.worker = &wo;
+        io.on_error = on_intake_error;
+        io.error_user = s;
+        if (pdw_intake_new(&s->intake, &io, &err) != 0) {
+            if (c->spool && (err.code == PDW_ELOCKED || err.code == PDW_EIO))
+                fprintf(stderr, "pdwebhook serve: spool %s: %s\n", c->spool, err.message);
+            else
+                fprintf(stderr, "pdwebhook serve: %s\n", err.message);
+            shutdown_all(s);
+            return 2;
+        }
+        s->rcv = NULL; /* the intake's own */
+        pdw_intake_stats is;
+        memset(&is, 0, sizeof is);
+        is.version = PDW_INTAKE_STATS_VERSION;
+        pdw_intake_get_stats(s->intake, &is);
+        if (is.recovery.torn_bytes || is.recovery.skipped_bytes)
+            logf_("spool: cut a torn tail of %llu bytes, skipped %llu corrupt bytes",
+                  (unsigned long long)is.recovery.torn_bytes,
+                  (unsigned long long)is.recovery.skipped_bytes);
+    }
+    claim_ctx cc = { NULL, 0, 0 };
+    if (pdw_intake_spool(s->intake))
+        pdw_spool_foreach_pending(pdw_intake_spool(s->intake), collect_pending, &cc);
+    sinks_config sc = { c->output, c->exec, c->exec_timeout, c->spool ? markers : NULL };
+    if (sinks_open(&s->sinks, &sc) != 0) {
+        free(cc.ids);
+        shutdown_all(s);
+        return 2;
+    }
+    sinks_clean_markers(s->sinks, id_pending, &cc);
+    free(cc.ids);
+    serve_redis_set_sinks(s->redis, s->sinks);
+
+    if (c->sync_mode) {
+        pdw_router_on(pdw_receiver_router(s->rcv), "*.*", sync_handler, s, NULL);
+        pdw_router_freeze(pdw_receiver_router(s->rcv));
+    } else {
+        /* no handler on the router: the worker hands deliveries to the sinks */
+        pdw_router_freeze(pdw_receiver_router(pdw_intake_receiver(s->intake)));
+        long n = 0;
+        if (pdw_intake_start(s->intake, &n, &err) != 0) {
             fprintf(stderr, "pdwebhook serve: %s\n", err.message);
             shutdown_all(s);
             return 2;
         }
-        if (s->spool) {
-            long n = pdw_worker_recover(s->worker);
-            if (n > 0)
-                logf_("recovered %ld spooled deliveries not yet handed on", n);
-        }
+        if (n > 0)
+            logf_("recovered %ld spooled deliveries not yet handed on", n);
     }
 
     char shown[300];
@@ -1245,11 +1105,19 @@ int pdw_cmd_serve(int argc, char **argv)
         return 2;
     }
     /* An epoll thread pool: no request blocks its thread (a spooled one is suspended until
-     * the committer's flush). With --sync the handlers run inside the request and with
+     * the intake's flush). With --sync the handlers run inside the request and with
      * --redis dedup waits for the network: there, a thread per connection, so that one
-     * slow request never holds up others (a spool append then waits in its thread). */
+     * slow request never holds up others (a spooled one then waits in its thread). */
     int pool = !c->sync_mode && !c->redis;
-    s->async_commit = pool && s->spool;
+    s->blocking = !pool;
+    if (s->blocking && (pthread_mutex_init(&s->wait_lock, NULL) != 0 ||
+                        pthread_cond_init(&s->wait_cond, NULL) != 0)) {
+        fprintf(stderr, "pdwebhook serve: cannot create a lock\n");
+        close(fd);
+        s->blocking = 0;
+        shutdown_all(s);
+        return 2;
+    }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD;
     flags |= pool ? MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME
                   : MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
@@ -1264,19 +1132,12 @@ int pdw_cmd_serve(int argc, char **argv)
         extra[nx++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, key };
     }
     extra[nx] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
-    if (s->async_commit && committer_start(s) != 0) {
-        fprintf(stderr, "pdwebhook serve: cannot start the commit thread\n");
-        close(fd);
-        shutdown_all(s);
-        return 2;
-    }
     s->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, fd,
         MHD_OPTION_URI_LOG_CALLBACK, uri_logger, s, MHD_OPTION_NOTIFY_COMPLETED, request_done,
         s, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT, 1000u,
         MHD_OPTION_ARRAY, extra, MHD_OPTION_END);
     if (!s->daemon) {
-        committer_stop(s);
         fprintf(stderr, "pdwebhook serve: cannot start the HTTP server%s\n",
                 cert ? " (is libmicrohttpd built with TLS?)" : "");
         close(fd);
@@ -1297,7 +1158,11 @@ int pdw_cmd_serve(int argc, char **argv)
     int sig;
     sigwait(&sigs, &sig);
     logf_("signal %d: finishing in-flight requests and handlers", sig);
-    committer_stop(s); /* the last flush; who comes later flushes for itself */
+    /* the last flush answers every suspended request (MHD_stop_daemon() wants none); who
+     * comes later flushes for itself. Forwarding waits for Redis no longer: the worker
+     * stops with the intake. */
+    serve_redis_cancel(s->redis);
+    pdw_intake_stop(s->intake);
     MHD_stop_daemon(s->daemon); /* waits for the request threads */
     shutdown_all(s);
     free(cert);

@@ -17,6 +17,7 @@ int serve_redis_open(serve_redis **out, const serve_redis_config *c)
                     "and rebuild\n");
     return -1;
 }
+void serve_redis_set_sinks(serve_redis *r, sinks *s) { (void)r; (void)s; }
 void serve_redis_dedup(serve_redis *r, pdw_dedup_store *out) { (void)r; (void)out; }
 int serve_redis_handle(const pdw_spool_record *rec, unsigned attempt, char *errbuf,
                        size_t errcap, void *user)
@@ -101,6 +102,12 @@ int serve_redis_open(serve_redis **out, const serve_redis_config *c)
     }
     *out = r;
     return 0;
+}
+
+void serve_redis_set_sinks(serve_redis *r, sinks *s)
+{
+    if (r)
+        r->sinks = s;
 }
 
 void serve_redis_dedup(serve_redis *r, pdw_dedup_store *out)

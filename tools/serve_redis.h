@@ -30,6 +30,9 @@ typedef struct serve_redis_config {
 /* Connect and check the URL and the credentials. 0, or -1 with a message printed (a bad
  * URL or refused credentials stop the server; an unreachable Redis only warns). */
 int serve_redis_open(serve_redis **out, const serve_redis_config *c);
+/* The sinks to hand on to after the stream (may come after serve_redis_open()). r may be
+ * NULL (no --redis). */
+void serve_redis_set_sinks(serve_redis *r, sinks *s);
 /* The dedup store to give the receiver. */
 void serve_redis_dedup(serve_redis *r, pdw_dedup_store *out);
 /* pdw_worker_handle_cb (user: the serve_redis). */
