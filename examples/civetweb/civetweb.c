@@ -6,7 +6,12 @@
  * worker threads, and leaves reading the body to the handler (mg_read). So the handler
  * first runs pdw_receiver_check_head() on the headers and refuses without reading; only
  * then does it read the body, up to the limit plus one byte, and run pdw_receiver_handle().
- * The receiver is thread-safe, so all workers share one. */
+ * The receiver is thread-safe, so all workers share one.
+ *
+ * With --spool DIR (durable): pdw_intake_begin() checks the head, pdw_intake_finish()
+ * takes the body, and the worker thread waits for the intake's callback (on the intake's
+ * committer thread once the delivery is on disk, or inside finish when it needs no flush)
+ * before it answers. Handlers run after the answer. */
 #define _POSIX_C_SOURCE 200809L
 
 #include "example.h"
@@ -30,9 +35,32 @@ static void send_verdict(struct mg_connection *conn, const pdw_verdict *v)
     mg_write(conn, v->body, v->body_len);
 }
 
+/* The receiver, or in the durable mode the intake. */
+typedef struct app {
+    pdw_receiver *rcv;
+    pdw_intake *intake;
+} app;
+
+/* Durable: a worker thread waiting for its request's answer. */
+typedef struct waiter {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done;
+} waiter;
+
+static void on_done(pdw_verdict *v, void *user)
+{
+    (void)v;
+    waiter *w = user;
+    pthread_mutex_lock(&w->lock);
+    w->done = 1;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
 static int on_request(struct mg_connection *conn, void *cbdata)
 {
-    pdw_receiver *rcv = cbdata;
+    app *a = cbdata;
     const struct mg_request_info *ri = mg_get_request_info(conn);
 
     /* CivetWeb's header array (at most MG_MAX_HEADERS) maps one to one onto pdw_header. */
@@ -54,7 +82,9 @@ static int on_request(struct mg_connection *conn, void *cbdata)
 
     /* Headers only: refuse before reading a byte of the body. */
     pdw_verdict v = PDW_VERDICT_INIT;
-    if (pdw_receiver_check_head(rcv, &req, &v) != 0) {
+    pdw_intake_pending *pending = NULL;
+    if ((a->intake ? pdw_intake_begin(&pending, a->intake, &req, &v)
+                   : pdw_receiver_check_head(a->rcv, &req, &v)) != 0) {
         send_verdict(conn, &v);
         return v.status;
     }
@@ -67,6 +97,7 @@ static int on_request(struct mg_connection *conn, void *cbdata)
         cap = (size_t)ri->content_length;
     char *body = malloc(cap ? cap : 1);
     if (!body) {
+        pdw_intake_pending_free(pending);
         mg_send_http_error(conn, 503, "%s", "out of memory");
         return 503;
     }
@@ -77,9 +108,22 @@ static int on_request(struct mg_connection *conn, void *cbdata)
             break;
         len += (size_t)got;
     }
-    req.body = body;
-    req.body_len = len;
-    pdw_receiver_handle(rcv, &req, &v, NULL); /* handlers run here, on this worker */
+    if (a->intake) {
+        /* durable: wait (this worker thread) until the delivery is on disk, or refused */
+        waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+        if (pdw_intake_finish(pending, body, len, &v, on_done, &w) >= 0) {
+            pthread_mutex_lock(&w.lock);
+            while (!w.done)
+                pthread_cond_wait(&w.cond, &w.lock);
+            pthread_mutex_unlock(&w.lock);
+        }
+        pthread_cond_destroy(&w.cond);
+        pthread_mutex_destroy(&w.lock);
+    } else {
+        req.body = body;
+        req.body_len = len;
+        pdw_receiver_handle(a->rcv, &req, &v, NULL); /* handlers run here, on this worker */
+    }
     free(body);
     send_verdict(conn, &v);
     return v.status; /* 1..999: handled; CivetWeb logs it as the status */
@@ -88,10 +132,15 @@ static int on_request(struct mg_connection *conn, void *cbdata)
 int main(int argc, char **argv)
 {
     uint16_t port;
-    if (example_parse_port(argc, argv, &port) != 0)
+    const char *spool;
+    if (example_parse_args(argc, argv, &port, &spool) != 0)
         return 2;
-    pdw_receiver *rcv = example_receiver_new(stdout, NULL);
-    if (!rcv)
+    app a = { NULL, NULL };
+    if (spool)
+        a.intake = example_intake_new(spool);
+    else
+        a.rcv = example_receiver_new(stdout, NULL);
+    if (!a.rcv && !a.intake)
         return 1;
 
     /* Block SIGINT/SIGTERM before CivetWeb starts its threads (they inherit the mask), so
@@ -117,11 +166,12 @@ int main(int argc, char **argv)
     if (!ctx) {
         fprintf(stderr, "cannot listen on %s\n", listen);
         mg_exit_library();
-        pdw_receiver_free(rcv);
+        example_intake_free(a.intake);
+        pdw_receiver_free(a.rcv);
         return 1;
     }
     /* No document_root: only this handler answers, for every path. */
-    mg_set_request_handler(ctx, "/", on_request, rcv);
+    mg_set_request_handler(ctx, "/", on_request, &a);
 
     struct mg_server_port ports[1];
     memset(ports, 0, sizeof ports);
@@ -131,8 +181,10 @@ int main(int argc, char **argv)
 
     int sig = 0;
     sigwait(&stop, &sig);
-    mg_stop(ctx); /* waits for the workers */
+    pdw_intake_stop(a.intake); /* answers every worker waiting for a flush */
+    mg_stop(ctx);              /* waits for the workers */
     mg_exit_library();
-    pdw_receiver_free(rcv);
+    example_intake_free(a.intake);
+    pdw_receiver_free(a.rcv);
     return 0;
 }
