@@ -17,10 +17,12 @@
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -28,6 +30,7 @@
 
 #include "cli.h"
 #include "sinks.h"
+#include "guard.h"
 #include "serve_redis.h"
 
 #define MAX_CREDENTIALS 64
@@ -53,6 +56,7 @@ typedef struct config {
     int insecure, sync_mode, sync_failure_status;
     const char *redis, *stream, *redis_prefix; /* --redis: scale-out (serve_redis.h) */
     unsigned long long stream_maxlen;
+    unsigned per_ip, header_timeout_s, body_timeout_s; /* the connection guard (guard.h) */
     pdw_credential creds[MAX_CREDENTIALS];
     size_t ncreds;
     char *cred_storage[MAX_CREDENTIALS]; /* lines read from --credentials, or generated */
@@ -79,6 +83,7 @@ typedef struct server {
     pdw_health *health;
     sinks *sinks;
     serve_redis *redis;
+    conn_guard *guard;
     struct MHD_Daemon *daemon;
     stats stats;
 } server;
@@ -292,6 +297,8 @@ struct request_ctx {
     char *body;
     size_t len, body_cap;
     int refused; /* a verdict was queued on the first call */
+    int too_large;   /* over --max-body mid-body: the rest is read and dropped, then 413 */
+    size_t dropped;  /* bytes dropped since */
     pdw_intake_pending *ipending;  /* the head passed (credentials included) */
     pdw_receiver_pending *pending; /* the same, --sync */
     double started;
@@ -388,9 +395,10 @@ static int submit(server *s, request_ctx *r, struct MHD_Connection *c)
 static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)c, (void)toe;
+    (void)toe;
     server *s = cls;
     request_ctx *r = *con_cls;
+    guard_request_over(c); /* a kept-alive connection: the next head's deadline starts */
     if (r) {
         /* a submitted request is over only after its callback (a suspended connection
          * ends only once resumed, a blocking one after its wait) */
@@ -405,20 +413,29 @@ static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
     atomic_fetch_sub(&s->stats.in_flight, 1);
 }
 
-static enum MHD_Result send_buffer(struct MHD_Connection *c, unsigned status, const char *body,
-                                   size_t len, const char *ctype, const pdw_verdict *v)
+static enum MHD_Result send_buffer_close(struct MHD_Connection *c, unsigned status,
+                                         const char *body, size_t len, const char *ctype,
+                                         const pdw_verdict *v, int close_after)
 {
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(len, (void *)(uintptr_t)body, MHD_RESPMEM_MUST_COPY);
     if (!resp)
         return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (close_after) /* the framing cannot be trusted: nothing more is read on it */
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     if (v)
         for (size_t i = 0; i < v->num_headers; i++)
             MHD_add_response_header(resp, v->headers[i].name, v->headers[i].value);
     enum MHD_Result rc = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     return rc;
+}
+
+static enum MHD_Result send_buffer(struct MHD_Connection *c, unsigned status, const char *body,
+                                   size_t len, const char *ctype, const pdw_verdict *v)
+{
+    return send_buffer_close(c, status, body, len, ctype, v, 0);
 }
 
 static enum MHD_Result send_health(server *s, struct MHD_Connection *c)
@@ -477,6 +494,7 @@ static enum MHD_Result send_health(server *s, struct MHD_Connection *c)
             json_object_set_new(o, "status",
                                 json_string("redis unreachable: deliveries wait in the spool"));
     }
+    guard_health(s->guard, o);
     if (sinks_health(s->sinks, o))
         json_object_set_new(o, "status",
                             json_string("output failing: events wait in the spool"));
@@ -549,7 +567,79 @@ static enum MHD_Result answer(server *s, struct MHD_Connection *c, request_ctx *
                               const char *method, const pdw_verdict *v)
 {
     count_and_log(s, r, method, v);
+    guard_body_done(c);
     return send_buffer(c, (unsigned)v->status, v->body, v->body_len, v->content_type, v);
+}
+
+/* A refusal of the HTTP framing itself, answered and the connection closed: what follows
+ * on it cannot be told apart from a smuggled request (RFC 9112 section 6.3). */
+static enum MHD_Result refuse_and_close(server *s, struct MHD_Connection *c, request_ctx *r,
+                                        const char *method, int status, int reason)
+{
+    pdw_verdict v = PDW_VERDICT_INIT;
+    v.status = status;
+    v.reason = reason;
+    size_t n;
+    const char *name = pdw_err_name(reason);
+    char body[96];
+    n = (size_t)snprintf(body, sizeof body, "{\"ok\":false,\"error\":\"%s\"}", name);
+    r->refused = 1;
+    count_and_log(s, r, method, &v);
+    guard_body_done(c);
+    return send_buffer_close(c, (unsigned)status, body, n, "application/json", NULL, 1);
+}
+
+static int name_is(const pdw_header *h, const char *name)
+{
+    return h->name_len == strlen(name) && strncasecmp(h->name, name, h->name_len) == 0;
+}
+
+/* RFC 9110 token characters: a header name with anything else (a space before the colon,
+ * "Content-Length :") is not one libmicrohttpd frames by, so the request is refused. */
+static int is_token(const char *p, size_t n)
+{
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        if (!(ch > 0x20 && ch < 0x7f) || strchr("\"(),/:;<=>?@[\\]{}", ch))
+            return 0;
+    }
+    return 1;
+}
+
+/* Why the request's framing cannot be trusted, or NULL: a malformed header name, both
+ * Content-Length and Transfer-Encoding, or a transfer coding other than chunked. */
+static const char *framing_error(const request_ctx *r)
+{
+    int cl = 0, te = 0;
+    const pdw_header *teh = NULL;
+    for (size_t i = 0; i < r->nheaders; i++) {
+        const pdw_header *h = &r->headers[i];
+        if (!is_token(h->name, h->name_len))
+            return "malformed header name";
+        if (name_is(h, "Content-Length"))
+            cl++;
+        if (name_is(h, "Transfer-Encoding")) {
+            te++;
+            teh = h;
+        }
+    }
+    if (cl && te)
+        return "both Content-Length and Transfer-Encoding";
+    if (te > 1)
+        return "repeated Transfer-Encoding";
+    if (teh) {
+        const char *v = teh->value;
+        size_t n = teh->value_len;
+        while (n && (*v == ' ' || *v == '\t'))
+            v++, n--;
+        while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+            n--;
+        if (n != 7 || strncasecmp(v, "chunked", 7) != 0)
+            return "unsupported transfer coding";
+    }
+    return NULL;
 }
 
 static void fill_request(request_ctx *r, const char *method, pdw_request *req)
@@ -594,6 +684,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, r);
         if (!r->headers)
             r->headers = calloc(1, sizeof *r->headers); /* marks "first call done" */
+        guard_head_done(c);
+        const char *bad = framing_error(r);
+        if (bad) {
+            logf_("refused %s %s: %s; connection closed", method,
+                  strcmp(bad, "malformed header name") == 0 ? "(header)" : "(framing)", bad);
+            return refuse_and_close(s, c, r, method, 400, PDW_EHEADER);
+        }
         pdw_request req;
         fill_request(r, method, &req);
         pdw_verdict v = PDW_VERDICT_INIT;
@@ -607,23 +704,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         }
         return MHD_YES;
     }
+    if (*upload_size && r->too_large) {
+        /* read and dropped, so that the 413 can be answered when the body ends; a sender
+         * that keeps going far past the limit is cut off (and the body deadline holds) */
+        r->dropped += *upload_size;
+        *upload_size = 0;
+        return r->dropped > 16 * s->cfg.max_body ? MHD_NO : MHD_YES;
+    }
+    if (r->too_large) /* the body ended: the 413, and the connection closed */
+        return refuse_and_close(s, c, r, method, 413, PDW_ETOOLARGE);
     if (*upload_size) {
         size_t n = *upload_size;
         if (r->len + n > s->cfg.max_body) {
-            /* more than the limit without a Content-Length that said so: stop reading */
-            pdw_verdict v = PDW_VERDICT_INIT;
-            pdw_request req;
-            fill_request(r, method, &req);
-            req.body_len = s->cfg.max_body + 1;
-            req.body = NULL;
-            v.status = 413;
-            v.reason = PDW_ETOOLARGE;
-            v.body = "{\"ok\":false,\"error\":\"PDW_ETOOLARGE\"}";
-            v.body_len = strlen(v.body);
-            v.content_type = "application/json";
+            /* more than the limit without a Content-Length that said so (a chunked body):
+             * libmicrohttpd cannot answer before the body is read, so the rest is dropped
+             * and the 413 goes out at its end */
+            r->too_large = 1;
+            r->dropped = n;
             *upload_size = 0;
-            r->refused = 1;
-            return answer(s, c, r, method, &v);
+            return MHD_YES;
         }
         if (r->len + n > r->body_cap) {
             size_t cap = r->body_cap ? r->body_cap : 16384;
@@ -654,6 +753,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_NO; /* no head check passed: never handled */
     pdw_receiver_finish(r->pending, r->body, r->len, &r->verdict, NULL);
     return answer(s, c, r, method, &r->verdict);
+}
+
+/* ---- limits ------------------------------------------------------------------------- */
+
+#define CONNECTION_LIMIT 1000 /* open connections in all (per address: --max-connections-per-ip) */
+
+static void guard_log(const char *line)
+{
+    logf_("%s", line);
+}
+
+/* Room for the connection limit's sockets, the journal and the handlers' pipes: the soft
+ * limit of open files raised towards the hard one when it is lower (often 1024). */
+static void raise_fd_limit(unsigned long want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
 }
 
 /* ---- options ----------------------------------------------------------------------- */
@@ -697,6 +816,12 @@ static void usage(FILE *out)
         "  --redis-prefix P       prefix of pdwebhook's Redis keys (default pdwebhook:)\n"
         "  --stream-maxlen N      trim the stream to about N entries (default: no trimming)\n"
         "  --tls-cert FILE --tls-key FILE   serve HTTPS\n"
+        "  --max-connections-per-ip N  connections one client address may hold (default 32;\n"
+        "                         0 = no limit, e.g. behind a reverse proxy that limits)\n"
+        "  --header-timeout SECONDS  a request's whole head must arrive within this (default\n"
+        "                         10; 0 = none): a client trickling bytes cannot hold a slot\n"
+        "  --body-timeout SECONDS the body must be complete this long after the head\n"
+        "                         (default 20; 0 = none)\n"
         "GET /healthz answers counters, the spool and the ban model as JSON.\n"
         "SIGTERM/SIGINT: finish in-flight requests and handlers, flush, exit 0.\n"
         "Without credentials a random pair is generated and printed once at start.\n");
@@ -767,6 +892,9 @@ static int parse_args(config *c, int argc, char **argv)
     c->exec_timeout = 60;
     c->spool_retain_s = 900;
     c->sync_failure_status = 500;
+    c->per_ip = 32;
+    c->header_timeout_s = 10;
+    c->body_timeout_s = 20;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -819,6 +947,9 @@ static int parse_args(config *c, int argc, char **argv)
         NUM("--inflight-lease", c->inflight_lease_s, 0, 86400)
         NUM("--sync-failure-status", c->sync_failure_status, 200, 599)
         NUM("--stream-maxlen", c->stream_maxlen, 1, 1ull << 62)
+        NUM("--max-connections-per-ip", c->per_ip, 0, 100000)
+        NUM("--header-timeout", c->header_timeout_s, 0, 3600)
+        NUM("--body-timeout", c->body_timeout_s, 0, 3600)
 #undef NUM
         if (strcmp(a, "--max-body") == 0 && v) {
             if (parse_size(v, &c->max_body) < 0) {
@@ -952,6 +1083,8 @@ static void shutdown_all(server *s)
     serve_redis_close(s->redis);
     pdw_dedup_memory_free(s->dedup);
     pdw_health_free(s->health);
+    guard_free(s->guard);
+    s->guard = NULL;
     if (s->blocking) {
         pthread_cond_destroy(&s->wait_cond);
         pthread_mutex_destroy(&s->wait_lock);
@@ -1132,11 +1265,21 @@ int pdw_cmd_serve(int argc, char **argv)
         extra[nx++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, key };
     }
     extra[nx] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+    guard_config gc = { c->per_ip, c->header_timeout_s * 1000u, c->body_timeout_s * 1000u,
+                        guard_log };
+    if (guard_new(&s->guard, &gc) != 0) {
+        fprintf(stderr, "pdwebhook serve: cannot start the connection guard\n");
+        close(fd);
+        shutdown_all(s);
+        return 2;
+    }
+    raise_fd_limit(CONNECTION_LIMIT + 256);
     s->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, fd,
+        flags, 0, guard_accept, s->guard, on_request, s, MHD_OPTION_LISTEN_SOCKET, fd,
         MHD_OPTION_URI_LOG_CALLBACK, uri_logger, s, MHD_OPTION_NOTIFY_COMPLETED, request_done,
-        s, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT, 1000u,
-        MHD_OPTION_ARRAY, extra, MHD_OPTION_END);
+        s, MHD_OPTION_NOTIFY_CONNECTION, guard_notify, s->guard,
+        MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)CONNECTION_LIMIT, MHD_OPTION_ARRAY, extra, MHD_OPTION_END);
     if (!s->daemon) {
         fprintf(stderr, "pdwebhook serve: cannot start the HTTP server%s\n",
                 cert ? " (is libmicrohttpd built with TLS?)" : "");
