@@ -1,6 +1,7 @@
 /* pdwebhook deadletter list|replay: look at the events the worker gave up on, and put them
  * back into the spool to be handed on again. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,23 @@ static void usage(FILE *out)
             "replay appends them to the spool again and removes them from the dead-letter\n"
             "file; the server hands them on at its next start (stop it first: the spool is\n"
             "locked while it runs).\n");
+}
+
+/* Rename DIR/exec-markers/<old>.output to <new>.output, synced (nothing when absent). */
+static void carry_markers(const char *spool, unsigned long long old_id,
+                          unsigned long long new_id)
+{
+    char from[4300], to[4300], dir[4200];
+    snprintf(dir, sizeof dir, "%s/exec-markers", spool);
+    snprintf(from, sizeof from, "%s/%llu.output", dir, old_id);
+    snprintf(to, sizeof to, "%s/%llu.output", dir, new_id);
+    if (old_id == 0 || new_id == 0 || rename(from, to) != 0)
+        return;
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
 }
 
 typedef struct entry {
@@ -186,11 +204,16 @@ int pdw_cmd_deadletter(int argc, char **argv)
         const char *key = json_string_value(json_object_get(d, "delivery_key"));
         struct timespec now;
         clock_gettime(CLOCK_REALTIME, &now);
+        uint64_t new_id = 0;
         if (body && key &&
             pdw_spool_append(sp, key, strlen(key), (int64_t)now.tv_sec * 1000, body,
-                             strlen(body), NULL, &err) == 0) {
+                             strlen(body), &new_id, &err) == 0) {
             v[i].chosen = 1;
             replayed++;
+            /* the sinks that finished before it was given up (serve's --output: see
+             * tools/sinks.h) carry over to the replayed delivery, which is then not
+             * written to --output a second time */
+            carry_markers(spool, (unsigned long long)id, (unsigned long long)new_id);
         } else {
             fprintf(stderr, "pdwebhook deadletter replay: id %lld: %s\n", id,
                     err.message[0] ? err.message : "unreadable entry");

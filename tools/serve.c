@@ -1205,7 +1205,8 @@ int pdw_cmd_serve(int argc, char **argv)
     claim_ctx cc = { NULL, 0, 0 };
     if (pdw_intake_spool(s->intake))
         pdw_spool_foreach_pending(pdw_intake_spool(s->intake), collect_pending, &cc);
-    sinks_config sc = { c->output, c->exec, c->exec_timeout, c->spool ? markers : NULL };
+    sinks_config sc = { c->output, c->exec, c->exec_timeout, c->spool ? markers : NULL,
+                        c->max_attempts ? c->max_attempts : 8 };
     if (sinks_open(&s->sinks, &sc) != 0) {
         free(cc.ids);
         shutdown_all(s);

@@ -129,6 +129,39 @@ static void read_tail(sinks *s, const char *path)
     free(buf);
 }
 
+/* Ids whose output line a dead letter already had (MARKERS/<id>.output, see sinks.h). */
+static void read_output_markers(sinks *s)
+{
+    DIR *d = opendir(s->cfg.marker_dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char *end;
+        uint64_t id = strtoull(e->d_name, &end, 10);
+        if (id && strcmp(end, ".output") == 0)
+            idset_add(&s->written, id);
+    }
+    closedir(d);
+}
+
+/* Record, durably, that event id's output line is written, before it is dead-lettered. */
+static void mark_output_done(sinks *s, uint64_t id)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%llu.output", s->cfg.marker_dir, (unsigned long long)id);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return; /* a replay would write the line again: at least once, never lost */
+    fsync(fd);
+    close(fd);
+    int dfd = open(s->cfg.marker_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+}
+
 int sinks_open(sinks **out, const sinks_config *c)
 {
     sinks *s = calloc(1, sizeof *s);
@@ -154,7 +187,10 @@ int sinks_open(sinks **out, const sinks_config *c)
             }
         }
     }
-    if (c->exec && c->marker_dir && mkdir(c->marker_dir, 0700) != 0 && errno != EEXIST) {
+    if (c->output && c->marker_dir)
+        read_output_markers(s);
+    if ((c->exec || c->output) && c->marker_dir && mkdir(c->marker_dir, 0700) != 0 &&
+        errno != EEXIST) {
         fprintf(stderr, "pdwebhook serve: cannot create %s: %s\n", c->marker_dir,
                 strerror(errno));
         sinks_close(s);
@@ -317,7 +353,7 @@ static int write_output(sinks *s, const pdw_event *ev, uint64_t id, char *errbuf
 static int run_exec(sinks *s, const pdw_event *ev, uint64_t id, unsigned attempt,
                     char *errbuf, size_t cap)
 {
-    char marker[4096] = "", env[4][256];
+    char marker[4096] = "", env[5][2 * PDW_DELIVERY_KEY_MAX + 64];
     if (s->cfg.marker_dir && id)
         snprintf(marker, sizeof marker, "%s/%llu", s->cfg.marker_dir, (unsigned long long)id);
     json_t *o = pdw_cli_event_json(ev, 1);
@@ -333,7 +369,19 @@ static int run_exec(sinks *s, const pdw_event *ev, uint64_t id, unsigned attempt
     snprintf(env[1], sizeof env[1], "PDWEBHOOK_EVENT=%s", pdw_event_name(ev));
     snprintf(env[2], sizeof env[2], "PDWEBHOOK_ATTEMPT=%u", attempt);
     snprintf(env[3], sizeof env[3], "PDWEBHOOK_SPOOL_ID=%llu", (unsigned long long)id);
-    const char *const extra[] = { env[0], env[1], env[2], env[3], NULL };
+    /* the key comes from the body (anything a sender put in an id: "../", "$(...)"); its
+     * hexadecimal form is safe in a file name or a shell word */
+    {
+        static const char hex[] = "0123456789abcdef";
+        const char *k = pdw_event_delivery_key(ev);
+        size_t n = (size_t)snprintf(env[4], sizeof env[4], "PDWEBHOOK_DELIVERY_KEY_HEX=");
+        for (; *k && n + 3 <= sizeof env[4]; k++) {
+            env[4][n++] = hex[(unsigned char)*k >> 4];
+            env[4][n++] = hex[(unsigned char)*k & 15];
+        }
+        env[4][n] = '\0';
+    }
+    const char *const extra[] = { env[0], env[1], env[2], env[3], env[4], NULL };
     pdw_cli_exec x = { s->cfg.exec, marker[0] ? marker : NULL, "pdwebhook-exec",
                        s->cfg.exec_timeout_s, extra };
     int rc = pdw_cli_exec_run(&x, line, len, errbuf, cap);
@@ -346,8 +394,13 @@ int sinks_event(sinks *s, const pdw_event *ev, uint64_t id, unsigned attempt, ch
 {
     if ((s->out || s->fd >= 0) && write_output(s, ev, id, errbuf, errcap) != 0)
         return -1;
-    if (s->cfg.exec && run_exec(s, ev, id, attempt, errbuf, errcap) != 0)
+    if (s->cfg.exec && run_exec(s, ev, id, attempt, errbuf, errcap) != 0) {
+        /* the last attempt: the event is dead-lettered next, its output line written */
+        if (id && s->cfg.marker_dir && (s->out || s->fd >= 0) && s->cfg.max_attempts &&
+            attempt >= s->cfg.max_attempts)
+            mark_output_done(s, id);
         return -1;
+    }
     if (id && (s->out || s->fd >= 0)) { /* finished: it never comes back in this run */
         pthread_mutex_lock(&s->lock);
         idset_del(&s->written, id);

@@ -10,7 +10,11 @@
  *   starts and MARKERS/<id>.done (synced) once the command exited 0. A restarted server
  *   skips events with a .done marker, and waits for a command still running from before
  *   the crash instead of starting it twice. (A crash of the command itself between its
- *   success and the marker, microseconds, would repeat it.) */
+ *   success and the marker, microseconds, would repeat it.)
+ * - an event given up (dead-lettered) after --output wrote it but --exec kept failing
+ *   leaves MARKERS/<id>.output (synced) before the dead letter is written;
+ *   `pdwebhook deadletter replay` renames it to the replayed delivery's new id, so that a
+ *   replay hands the event to --exec again but not to --output a second time. */
 #ifndef PDW_SINKS_H
 #define PDW_SINKS_H
 
@@ -23,6 +27,7 @@ typedef struct sinks_config {
     const char *exec;         /* NULL or a sh command */
     unsigned exec_timeout_s;  /* kill the command's process group after this long */
     const char *marker_dir;   /* NULL: no exactly-once bookkeeping (no spool) */
+    unsigned max_attempts;    /* the worker's: the attempt after which an event is given up */
 } sinks_config;
 
 /* Open the sinks; with a marker_dir, read back the output file's tail. 0 or -1 (message
