@@ -67,6 +67,7 @@ typedef struct config {
 typedef struct stats {
     atomic_ullong received, accepted, duplicates, rejected, handler_failures, dead_letters;
     atomic_ullong spool_failures, in_flight;
+    atomic_ullong answers_lost; /* accepted, but the client was gone before the answer */
     atomic_ullong by_reason[NREASONS];
 } stats;
 
@@ -395,10 +396,19 @@ static int submit(server *s, request_ctx *r, struct MHD_Connection *c)
 static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)toe;
     server *s = cls;
     request_ctx *r = *con_cls;
     guard_request_over(c); /* a kept-alive connection: the next head's deadline starts */
+    if (r && r->submitted && toe != MHD_REQUEST_TERMINATED_COMPLETED_OK &&
+        r->verdict.status >= 200 && r->verdict.status < 300) {
+        /* accepted and handed on, but its answer did not reach the sender: Pipedrive may
+         * count a failed attempt, and its retry is then answered as a duplicate */
+        atomic_fetch_add(&s->stats.answers_lost, 1);
+        logf_("the client went away before its answer: %s %s (accepted: it is handed on; "
+              "a retry is a duplicate)",
+              r->verdict.event[0] ? r->verdict.event : "-",
+              r->verdict.delivery_key[0] ? r->verdict.delivery_key : "-");
+    }
     if (r) {
         /* a submitted request is over only after its callback (a suspended connection
          * ends only once resumed, a blocking one after its wait) */
@@ -454,6 +464,7 @@ static enum MHD_Result send_health(server *s, struct MHD_Connection *c)
     json_object_set_new(o, "received", N(atomic_load(&st->received)));
     json_object_set_new(o, "accepted", N(atomic_load(&st->accepted)));
     json_object_set_new(o, "duplicates", N(atomic_load(&st->duplicates)));
+    json_object_set_new(o, "answers_lost", N(atomic_load(&st->answers_lost)));
     json_object_set_new(o, "rejected", N(atomic_load(&st->rejected)));
     for (int i = 1; i < NREASONS; i++) {
         unsigned long long n = atomic_load(&st->by_reason[i]);
