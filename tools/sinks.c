@@ -278,6 +278,42 @@ int sinks_health(sinks *s, json_t *o)
     return failing;
 }
 
+/* Open --output again at its path (a new file if it was moved or deleted). Lock held.
+ * 0, or -1 with errno (the old descriptor is kept). */
+static int reopen_locked(sinks *s)
+{
+    int fd = open(s->cfg.output, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    close(s->fd);
+    s->fd = fd;
+    return 0;
+}
+
+int sinks_reopen(sinks *s)
+{
+    if (!s || s->fd < 0)
+        return 0;
+    pthread_mutex_lock(&s->lock);
+    int rc = reopen_locked(s);
+    int e = errno;
+    pthread_mutex_unlock(&s->lock);
+    errno = e;
+    return rc;
+}
+
+/* A file deleted under us would swallow every line: notice it (no name links to it any
+ * more) and write a new one at the path. Lock held. */
+static void check_deleted_locked(sinks *s)
+{
+    struct stat st;
+    if (fstat(s->fd, &st) != 0 || st.st_nlink > 0)
+        return;
+    if (reopen_locked(s) == 0)
+        fprintf(stderr, "pdwebhook serve: --output %s was deleted: writing to a new file "
+                        "there\n", s->cfg.output);
+}
+
 /* Append line[0..len) to the file as one record: a failed or short write is cut back to
  * where the file ended, so that a full disk never leaves half a line for the retry to be
  * glued to. Lock held. 0 or -1 with errno. */
@@ -321,6 +357,8 @@ static int write_output(sinks *s, const pdw_event *ev, uint64_t id, char *errbuf
     line[len++] = '\n'; /* replaces the NUL; the line goes by its length */
     int rc = 0;
     pthread_mutex_lock(&s->lock);
+    if (s->fd >= 0)
+        check_deleted_locked(s);
     if (!id || !idset_has(&s->written, id)) {
         int failed = s->fd >= 0 ? append_record(s, line, len) != 0
                                 : fwrite(line, 1, len, s->out) != len || fflush(s->out) != 0;

@@ -47,6 +47,10 @@ int sinks_event(sinks *s, const pdw_event *ev, uint64_t id, unsigned attempt, ch
 int sinks_handle(const pdw_spool_record *rec, unsigned attempt, char *errbuf, size_t errcap,
                  void *user);
 
+/* Open the --output file again at its path (logrotate moved it: SIGHUP). A file deleted
+ * under the sinks is noticed at the next write and reopened the same way. 0 or -1. */
+int sinks_reopen(sinks *s);
+
 /* pdw_worker_sync_cb: fsync the output file. */
 int sinks_sync(void *user);
 

@@ -2,6 +2,7 @@
 # --output on a disk that fills up and frees again (a 48 KiB tmpfs, grown to 4 MiB later):
 # no line of the file is ever torn or glued to another, the failures are logged and shown
 # in /healthz, and once there is room every accepted event is in the file exactly once.
+# A deleted --output file is noticed and written again at its path.
 # Needs root for the tmpfs mount (CI runs as root); otherwise it says SKIP and exits 77.
 # Usage: test_output_full.sh PDWEBHOOK
 set -u
@@ -87,6 +88,17 @@ curl -s "${url}healthz" | grep -q '"failing":false' && ok "/healthz: output no l
   bad "/healthz still failing"
 [ "$(stat -c %a "$tmp/out/events.jsonl")" = 600 ] && ok "--output is created 0600" ||
   bad "--output mode $(stat -c %a "$tmp/out/events.jsonl")"
+
+# a deleted --output is noticed at the next write, and a new file is written at its path
+rm "$tmp/out/events.jsonl"
+printf '{"meta":{"version":"2.0","action":"change","entity":"deal","entity_id":"1","id":"after-rm","timestamp":"2026-12-06T10:00:00.000Z","webhook_id":"9","attempt":1},"data":{"id":1},"previous":{}}' |
+  curl -s -o /dev/null -u u:p -H 'Content-Type: application/json' --data-binary @- "${url}hook"
+k=0
+while [ ! -s "$tmp/out/events.jsonl" ] && [ $k -lt 50 ]; do k=$((k + 1)); sleep 0.1; done
+[ "$(grep -c 'after-rm' "$tmp/out/events.jsonl" 2>/dev/null)" = 1 ] &&
+  ok "a deleted --output is written again at its path" || bad "no new --output after deletion"
+grep -q 'was deleted: writing to a new file there' "$tmp/serve.err" && ok "and that is logged" ||
+  bad "no log line for the deleted --output"
 
 kill -TERM "$server"; wait "$server"; server=""
 echo "$pass passed, $fail failed"
