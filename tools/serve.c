@@ -68,6 +68,7 @@ typedef struct stats {
     atomic_ullong received, accepted, duplicates, rejected, handler_failures, dead_letters;
     atomic_ullong spool_failures, in_flight;
     atomic_ullong answers_lost; /* accepted, but the client was gone before the answer */
+    atomic_ullong not_pipedrive; /* requests that are no Pipedrive delivery (no webhook id) */
     atomic_ullong by_reason[NREASONS];
 } stats;
 
@@ -465,6 +466,7 @@ static enum MHD_Result send_health(server *s, struct MHD_Connection *c)
     json_object_set_new(o, "accepted", N(atomic_load(&st->accepted)));
     json_object_set_new(o, "duplicates", N(atomic_load(&st->duplicates)));
     json_object_set_new(o, "answers_lost", N(atomic_load(&st->answers_lost)));
+    json_object_set_new(o, "not_pipedrive", N(atomic_load(&st->not_pipedrive)));
     json_object_set_new(o, "rejected", N(atomic_load(&st->rejected)));
     for (int i = 1; i < NREASONS; i++) {
         unsigned long long n = atomic_load(&st->by_reason[i]);
@@ -544,9 +546,14 @@ static void count_and_log(server *s, const request_ctx *r, const char *method,
             atomic_fetch_add(&st->by_reason[-v->reason], 1);
     }
     double took = r ? now_ms() - r->started : 0.0;
-    if (v->status != 404)
-        pdw_health_record(s->health, v->webhook_id[0] ? v->webhook_id : NULL, v->attempt,
-                          v->status, (uint64_t)took, wall_ms());
+    /* Only Pipedrive's deliveries move the ban model, as only they count at Pipedrive:
+     * authenticated and parsed, with a webhook id. A scanner's GET, an unauthenticated
+     * POST or a body without a webhook id is counted apart. */
+    if (v->webhook_id[0])
+        pdw_health_record(s->health, v->webhook_id, v->attempt, v->status, (uint64_t)took,
+                          wall_ms());
+    else
+        atomic_fetch_add(&st->not_pipedrive, 1);
     /* never the query (it may hold the token) nor any header; the line is
      * "METHOD PATH STATUS REASON event=E key=K 1.2ms" */
     const char *q = r && r->uri ? strchr(r->uri, '?') : NULL;
