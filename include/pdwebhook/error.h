@@ -62,14 +62,15 @@ extern "C" {
     XX(EREDIS, -35, 503, "Redis unreachable or refused a command")                          \
     XX(EREDISAUTH, -36, 500, "Redis refused the credentials")                                \
     XX(ENOTBUILT, -37, 500, "not built in: an optional library was missing at build time")  \
-    XX(EINFLIGHT, -38, 503, "the same delivery is being accepted by another request")
+    XX(EINFLIGHT, -38, 503, "the same delivery is being accepted by another request")     \
+    XX(EFORBIDDEN, -39, 403, "source address not in the allowlist")
 
 /** @brief The codes, generated from ::PDW_ERRNO_MAP as `PDW_<NAME>`. */
 typedef enum pdw_errno {
 #define PDW__XX(name, value, status, msg) PDW_##name = (value),
     PDW_ERRNO_MAP(PDW__XX)
 #undef PDW__XX
-    PDW__ERRNO_MIN = -38 /**< @internal the lowest code; grows with the table */
+    PDW__ERRNO_MIN = -39 /**< @internal the lowest code; grows with the table */
 } pdw_errno;
 
 /**

@@ -12,6 +12,7 @@
  * - pdwebhook/dedup.h: duplicate deliveries
  * - pdwebhook/receiver.h: the request pipeline and status policy
  * - pdwebhook/health.h: the ban model (failed first attempts, predicted bans, losses)
+ * - pdwebhook/allow.h: the source-address allowlist
  * - pdwebhook/recency.h: stale events (an older change arriving after a newer one)
  *
  * The other libraries, each with its own header, pkg-config file and CMake component:
@@ -29,6 +30,7 @@
 #include "dedup.h"
 #include "receiver.h"
 #include "health.h"
+#include "allow.h"
 #include "recency.h"
 
 #endif
