@@ -13,6 +13,7 @@
  * - pdwebhook/receiver.h: the request pipeline and status policy
  * - pdwebhook/health.h: the ban model (failed first attempts, predicted bans, losses)
  * - pdwebhook/recency.h: stale events (an older change arriving after a newer one)
+ * - pdwebhook/reconcile.h: reconciled events (what Pipedrive dropped, re-read from its API)
  *
  * The other libraries, each with its own header, pkg-config file and CMake component:
  * - pdwebhook/durable.h (libpdwebhook-durable): the spool, the worker, dead letters
@@ -30,5 +31,6 @@
 #include "receiver.h"
 #include "health.h"
 #include "recency.h"
+#include "reconcile.h"
 
 #endif
