@@ -13,6 +13,7 @@ int pdw_cmd_send(int argc, char **argv);
 int pdw_cmd_deadletter(int argc, char **argv);
 int pdw_cmd_subscriptions(int argc, char **argv);
 int pdw_cmd_consume(int argc, char **argv);
+int pdw_cmd_reconcile(int argc, char **argv);
 
 /* The canonical fields of an event as a new JSON object (the names `inspect` prints):
  * ok, version, event, delivered, action, object, merge, bulk, attempt, entity_id, event_id,

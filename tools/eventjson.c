@@ -38,6 +38,8 @@ json_t *pdw_cli_event_json(const pdw_event *ev, int with_body)
     rc |= json_object_set_new(o, "changed", changed);
     rc |= json_object_set_new(o, "merged_from_id", str_or_null(pdw_event_merged_from_id(ev)));
     rc |= json_object_set_new(o, "merged_to_id", str_or_null(pdw_event_merged_to_id(ev)));
+    if (pdw_event_is_reconciled(ev)) /* re-read from Pipedrive's API, not delivered */
+        rc |= json_object_set_new(o, "reconciled", json_true());
     if (with_body) {
         json_t *dom = pdw_event_json(ev);
         rc |= dom ? json_object_set(o, "body", dom) : -1;

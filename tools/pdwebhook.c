@@ -14,6 +14,7 @@ static void usage(FILE *out)
             "  send URL FILE...  deliver bodies the way Pipedrive does (retries, ban counter)\n"
             "  deadletter list|replay  events given up after their last attempt\n"
             "  subscriptions plan|list|sync|delete   manage the account's Pipedrive webhooks\n"
+            "  reconcile         win back what Pipedrive dropped: re-read a window from its API\n"
             "  consume           handle the events serve --redis put in a Redis stream\n"
             "  version           print the library version\n"
             "\n"
@@ -52,6 +53,13 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "subscriptions") == 0) {
 #ifdef PDW_HAVE_CURL
         return pdw_cmd_subscriptions(argc - 1, argv + 1);
+#else
+        return missing(cmd, "libcurl (libcurl4-openssl-dev)");
+#endif
+    }
+    if (strcmp(cmd, "reconcile") == 0) {
+#ifdef PDW_HAVE_CURL
+        return pdw_cmd_reconcile(argc - 1, argv + 1);
 #else
         return missing(cmd, "libcurl (libcurl4-openssl-dev)");
 #endif

@@ -419,7 +419,10 @@ static int run_exec(sinks *s, const pdw_event *ev, uint64_t id, unsigned attempt
         }
         env[4][n] = '\0';
     }
-    const char *const extra[] = { env[0], env[1], env[2], env[3], env[4], NULL };
+    /* a reconciled event (re-read from Pipedrive's API) says so: PDWEBHOOK_RECONCILED=1 */
+    const char *const extra[] = { env[0], env[1], env[2], env[3], env[4],
+                                  pdw_event_is_reconciled(ev) ? "PDWEBHOOK_RECONCILED=1" : NULL,
+                                  NULL };
     pdw_cli_exec x = { s->cfg.exec, marker[0] ? marker : NULL, "pdwebhook-exec",
                        s->cfg.exec_timeout_s, extra };
     int rc = pdw_cli_exec_run(&x, line, len, errbuf, cap);

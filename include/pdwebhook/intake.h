@@ -264,6 +264,29 @@ PDW_EXTERN int pdw_intake_finish(pdw_intake_pending *p, const char *body, size_t
  */
 PDW_EXTERN void pdw_intake_pending_free(pdw_intake_pending *p);
 
+/**
+ * @brief Hand on a reconciled event (pdwebhook/reconcile.h) as a delivery is handed on:
+ * journaled, then given to the worker (or, before pdw_intake_start(), left pending in the
+ * journal for the next start).
+ *
+ * Deduplicated by its update key (pdw_event_update_key()) in the receiver's dedup store,
+ * where the intake also remembers the update key of every accepted delivery (and, at
+ * open, of every delivery the journal holds): a record whose state was delivered already,
+ * or reconciled before, is not handed on again (within the dedup TTL and the journal's
+ * retention).
+ * @param in the intake (started or not).
+ * @param body the event's body (pdw_reconcile_body()); no NUL needed; copied.
+ * @param len its length.
+ * @param err optional error detail, or NULL.
+ * @return 1 (journaled: handed on, or pending), 0 (a duplicate: nothing done), a parse
+ *   error, ::PDW_EFIELD (no update time), ::PDW_EINVAL (NULL, or neither a journal nor a
+ *   started worker), the journal's errors (::PDW_ENOSPC, ::PDW_EIO), the store's.
+ * @par Thread safety
+ * From any thread, like pdw_intake_submit(). It waits for the journal's flush.
+ */
+PDW_EXTERN int pdw_intake_reconcile(pdw_intake *in, const char *body, size_t len,
+                                    pdw_error *err);
+
 /** @brief What the intake has done. Set @c version before pdw_intake_get_stats(). */
 typedef struct pdw_intake_stats {
     unsigned version;        /**< ::PDW_INTAKE_STATS_VERSION, set by the caller */

@@ -14,6 +14,7 @@
  * - pdwebhook/health.h: the ban model (failed first attempts, predicted bans, losses)
  * - pdwebhook/allow.h: the source-address allowlist
  * - pdwebhook/recency.h: stale events (an older change arriving after a newer one)
+ * - pdwebhook/reconcile.h: reconciled events (what Pipedrive dropped, re-read from its API)
  *
  * The other libraries, each with its own header, pkg-config file and CMake component:
  * - pdwebhook/durable.h (libpdwebhook-durable): the spool, the worker, dead letters
@@ -32,5 +33,6 @@
 #include "health.h"
 #include "allow.h"
 #include "recency.h"
+#include "reconcile.h"
 
 #endif

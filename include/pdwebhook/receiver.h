@@ -441,6 +441,22 @@ PDW_EXTERN int pdw_receiver_remember(pdw_receiver *r, const char *key, size_t ke
                                      int64_t received_ms);
 
 /**
+ * @brief Claim a key in the receiver's dedup store for something that is not a delivery,
+ * e.g. a reconciled record's update key (pdwebhook/reconcile.h), as a delivery's key is
+ * claimed: held for the in-flight lease until pdw_receiver_confirm() (kept for the dedup
+ * TTL) or pdw_receiver_release().
+ * @param r the receiver.
+ * @param key the key, no NUL needed; borrowed for the call.
+ * @param key_len its length.
+ * @return ::PDW_CLAIM_NEW (claimed: confirm or release it; also with dedup disabled),
+ *   ::PDW_CLAIM_DUPLICATE (held and confirmed already), ::PDW_CLAIM_INFLIGHT (claimed by
+ *   someone else, not settled yet), ::PDW_EINVAL, or the store's negative code.
+ * @par Thread safety
+ * From any thread, like pdw_receiver_handle().
+ */
+PDW_EXTERN int pdw_receiver_claim(pdw_receiver *r, const char *key, size_t key_len);
+
+/**
  * @brief Parse and dispatch a body accepted earlier (by the accept hook) to the router.
  *
  * No authentication and no dedup: the body was checked when it arrived.

@@ -58,6 +58,9 @@ struct pdw_event {
 int pdw__event_init(pdw_event *ev, const char *body, size_t len, unsigned max_depth,
                     const pdw_allocator *a, pdw_error *err);
 void pdw__event_fini(pdw_event *ev);
+/* "YYYY-MM-DDTHH:MM:SS[.fff][Z|+HH:MM]" or "YYYY-MM-DD HH:MM:SS" (UTC) in ms since the
+ * epoch, or -1. */
+long long pdw__parse_datetime(const char *s, size_t n);
 
 /* ---- changes.c -------------------------------------------------------------------- */
 /* The changed-field names of a change event (see event.h, pdw_event_changed_count()):

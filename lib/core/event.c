@@ -89,8 +89,9 @@ static int digits(const char *p, size_t n, unsigned *out)
     return 1;
 }
 
-/* "YYYY-MM-DDTHH:MM:SS[.fff...][Z|+HH:MM|-HH:MM]" or "YYYY-MM-DD HH:MM:SS" (UTC). */
-static long long parse_datetime(const char *s, size_t n)
+/* "YYYY-MM-DDTHH:MM:SS[.fff...][Z|+HH:MM|-HH:MM]" or "YYYY-MM-DD HH:MM:SS" (UTC), in ms;
+ * -1 when it is neither (core.h: reconcile.c reads record times with it too). */
+long long pdw__parse_datetime(const char *s, size_t n)
 {
     unsigned y, mo, d, h, mi, se, ms = 0;
     if (n < 19 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != ' ') ||
@@ -164,7 +165,7 @@ static long long read_timestamp(const pdw__val *v)
     if (v->type == PDW__J_STRING) {
         char buf[64];
         long n = pdw__str_decode(v, buf, sizeof buf);
-        return n < 0 ? -1 : parse_datetime(buf, (size_t)n);
+        return n < 0 ? -1 : pdw__parse_datetime(buf, (size_t)n);
     }
     return -1;
 }

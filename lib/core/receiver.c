@@ -662,6 +662,16 @@ int pdw_receiver_remember(pdw_receiver *r, const char *key, size_t key_len,
     return 0;
 }
 
+int pdw_receiver_claim(pdw_receiver *r, const char *key, size_t key_len)
+{
+    if (!r || (!key && key_len))
+        return PDW_EINVAL;
+    if (!r->dedup_on)
+        return PDW_CLAIM_NEW;
+    return r->dedup.claim(r->dedup.self, key ? key : "", key_len, r->clock(r->clock_user),
+                          r->claim_ms);
+}
+
 int pdw_receiver_dispatch_body(pdw_receiver *r, const char *body, size_t len,
                                pdw_dispatch_result *result, pdw_error *err)
 {

@@ -18,6 +18,7 @@
 
 #include "durable/durable.h"
 #include "pdwebhook/intake.h"
+#include "pdwebhook/reconcile.h"
 
 /* One submitted request, from its head (or its whole body) to its callback. */
 typedef struct ticket {
@@ -33,6 +34,7 @@ typedef struct ticket {
     int64_t received_ms;
     char object[PDW_NAME_MAX + 1]; /* the entity that orders it in the worker, kept from */
     char entity_id[PDW_ID_MAX + 1]; /* the event so that the body is not parsed again */
+    char update_key[PDW_DELIVERY_KEY_MAX]; /* remembered once durable; "" when none */
 } ticket;
 
 struct pdw_intake_pending {
@@ -108,6 +110,10 @@ static int intake_accept(const pdw_event *ev, void *request_user, void *user)
         pthread_rwlock_rdlock(&in->worker_lock);
         int rc = in->worker ? pdw_worker_submit_event(in->worker, &rec, ev) : PDW_EIO;
         pthread_rwlock_unlock(&in->worker_lock);
+        char uk[PDW_DELIVERY_KEY_MAX];
+        int ul = rc < 0 ? -1 : pdw_event_update_key(ev, uk, sizeof uk);
+        if (ul > 0)
+            (void)pdw_receiver_remember(in->rcv, uk, (size_t)ul, rec.received_ms);
         return rc < 0 ? rc : 0;
     }
     pdw_error err;
@@ -126,6 +132,8 @@ static int intake_accept(const pdw_event *ev, void *request_user, void *user)
     t->body_len = rec.body_len;
     snprintf(t->object, sizeof t->object, "%s", pdw_event_object(ev));
     snprintf(t->entity_id, sizeof t->entity_id, "%s", eid ? eid : "");
+    if (pdw_event_update_key(ev, t->update_key, sizeof t->update_key) < 0)
+        t->update_key[0] = '\0';
     return PDW_ACCEPT_DEFERRED; /* answered after the flush, which may still fail */
 }
 
@@ -145,6 +153,10 @@ static void settle(pdw_intake *in, ticket *t)
         st = PDW_EIO; /* a flush settles every id appended before it: not reached */
     if (st == 0) {
         (void)pdw_receiver_settle(in->rcv, 0, t->verdict);
+        /* the state it carries: a reconciled record of the same state is a duplicate */
+        if (t->update_key[0])
+            (void)pdw_receiver_remember(in->rcv, t->update_key, strlen(t->update_key),
+                                        t->received_ms);
         pdw_spool_record rec = { t->spool_id, t->received_ms, t->verdict->delivery_key,
                                  strlen(t->verdict->delivery_key), t->body, t->body_len };
         /* without a worker (stopped) or on a failure it stays pending in the journal
@@ -255,7 +267,7 @@ static ticket *ticket_new(pdw_intake *in, pdw_verdict *verdict, pdw_intake_done_
     t->body_len = 0;
     t->spool_id = 0;
     t->received_ms = 0;
-    t->object[0] = t->entity_id[0] = '\0';
+    t->object[0] = t->entity_id[0] = t->update_key[0] = '\0';
     return t;
 }
 
@@ -348,6 +360,16 @@ static int remember_record(const pdw_spool_record *rec, void *user)
 {
     pdw_intake *in = user;
     (void)pdw_receiver_remember(in->rcv, rec->key, rec->key_len, rec->received_ms);
+    /* and the update key of the state it carries (a reconciled record's key is one) */
+    if (rec->key_len < 2 || memcmp(rec->key, "u:", 2) != 0) {
+        pdw_event *ev = NULL;
+        char uk[PDW_DELIVERY_KEY_MAX];
+        int ul = pdw_event_parse(&ev, rec->body, rec->body_len, NULL, NULL) < 0
+                     ? -1 : pdw_event_update_key(ev, uk, sizeof uk);
+        pdw_event_free(ev);
+        if (ul > 0)
+            (void)pdw_receiver_remember(in->rcv, uk, (size_t)ul, rec->received_ms);
+    }
     if (in->user_on_record)
         (void)in->user_on_record(rec, in->user_record_user);
     return 0;
@@ -497,6 +519,56 @@ int pdw_intake_start(pdw_intake *in, long *recovered, pdw_error *err)
     }
     atomic_store(&in->started, 1);
     return 0;
+}
+
+/* ---- reconciled records ------------------------------------------------------------ */
+
+int pdw_intake_reconcile(pdw_intake *in, const char *body, size_t len, pdw_error *err)
+{
+    if (err)
+        pdw_error_clear(err);
+    if (!in || (!body && len))
+        return pdw__error_set(err, PDW_EINVAL, -1, "intake and body are required");
+    pdw_event *ev = NULL;
+    int rc = pdw_event_parse(&ev, body ? body : "", len, NULL, err);
+    if (rc < 0)
+        return rc;
+    char uk[PDW_DELIVERY_KEY_MAX];
+    int ul = pdw_event_update_key(ev, uk, sizeof uk);
+    if (ul < 0) {
+        pdw_event_free(ev);
+        return pdw__error_set(err, PDW_EFIELD, -1, "the event carries no update time");
+    }
+    rc = pdw_receiver_claim(in->rcv, uk, (size_t)ul);
+    if (rc < 0 || rc == PDW_CLAIM_DUPLICATE || rc == PDW_CLAIM_INFLIGHT) {
+        pdw_event_free(ev);
+        /* in flight: a delivery of the same state is being accepted now */
+        return rc < 0 ? pdw__error_set(err, rc, -1, "the dedup store failed") : 0;
+    }
+    pdw_spool_record rec = { 0, pdw__wall_ms(), uk, (size_t)ul, body, len };
+    if (in->spool) {
+        rc = pdw_spool_append(in->spool, uk, (size_t)ul, rec.received_ms, body, len, &rec.id,
+                              err);
+        atomic_store(&in->spool_full, rc == PDW_ENOSPC);
+        pthread_rwlock_rdlock(&in->worker_lock);
+        if (rc == 0 && in->worker) /* without a worker it waits, pending, for a start */
+            (void)pdw_worker_submit_entity(in->worker, &rec, pdw_event_object(ev),
+                                           pdw_event_entity_id(ev));
+        pthread_rwlock_unlock(&in->worker_lock);
+    } else {
+        pthread_rwlock_rdlock(&in->worker_lock);
+        rc = in->worker ? pdw_worker_submit_event(in->worker, &rec, ev)
+                        : pdw__error_set(err, PDW_EINVAL, -1,
+                                         "no journal and no worker: start the intake");
+        pthread_rwlock_unlock(&in->worker_lock);
+    }
+    pdw_event_free(ev);
+    if (rc < 0) {
+        (void)pdw_receiver_release(in->rcv, uk, (size_t)ul);
+        return rc;
+    }
+    (void)pdw_receiver_confirm(in->rcv, uk, (size_t)ul);
+    return 1;
 }
 
 int pdw_intake_get_stats(pdw_intake *in, pdw_intake_stats *out)
