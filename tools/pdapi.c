@@ -173,8 +173,10 @@ int pdapi_url_raw(char *url, size_t cap, const char *s)
     return 0;
 }
 
-/* One GET: 0 with *status (and the body in b), or -1 (no answer: err filled). */
-static int get_once(pdapi *c, const char *url, long *status, buf *b, char *err, size_t cap)
+/* One request (body: JSON, or NULL): 0 with *status (and the answer in b), or -1 (no
+ * answer: err filled). */
+static int req_once(pdapi *c, const char *method, const char *url, const char *body,
+                    long *status, buf *b, char *err, size_t cap)
 {
     char curlerr[CURL_ERROR_SIZE] = "";
     *status = 0;
@@ -183,6 +185,9 @@ static int get_once(pdapi *c, const char *url, long *status, buf *b, char *err, 
     int ok = h != NULL;
     ok = ok && (t = curl_slist_append(hdrs, c->auth_header)) != NULL && (hdrs = t);
     ok = ok && (t = curl_slist_append(hdrs, "Accept: application/json")) != NULL && (hdrs = t);
+    if (body)
+        ok = ok && (t = curl_slist_append(hdrs, "Content-Type: application/json")) != NULL &&
+             (hdrs = t);
     if (!ok) {
         curl_slist_free_all(hdrs);
         if (h)
@@ -194,6 +199,12 @@ static int get_once(pdapi *c, const char *url, long *status, buf *b, char *err, 
 #if LIBCURL_VERSION_NUM >= 0x075500
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 #endif
+    if (strcmp(method, "GET") != 0)
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    if (body) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+    }
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "pdwebhook-reconcile");
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L); /* never carry the token elsewhere */
@@ -234,11 +245,15 @@ static const char *path_of(const char *url)
 json_t *pdapi_get(pdapi *c, const char *url, char *err, size_t errcap)
 {
     unsigned backoff = 1;
+    if (c->stop && *c->stop) {
+        snprintf(err, errcap, "GET %s: interrupted", path_of(url));
+        return NULL;
+    }
     for (int attempt = 1;; attempt++) {
         buf b = { NULL, 0, 0, 0, -1 };
         long status = 0;
         char neterr[CURL_ERROR_SIZE + 64] = "";
-        get_once(c, url, &status, &b, neterr, sizeof neterr);
+        req_once(c, "GET", url, NULL, &status, &b, neterr, sizeof neterr);
         if (status)
             c->requests++;
         if (status == 200) {
@@ -284,4 +299,27 @@ json_t *pdapi_get(pdapi *c, const char *url, char *err, size_t errcap)
         sleep_s(c, backoff);
         backoff = backoff < 16 ? backoff * 2 : 16;
     }
+}
+
+long pdapi_request(pdapi *c, const char *method, const char *url, const char *body,
+                   json_t **doc, char *err, size_t errcap)
+{
+    buf b = { NULL, 0, 0, 0, -1 };
+    long status = 0;
+    char neterr[CURL_ERROR_SIZE + 64] = "";
+    *doc = NULL;
+    if (req_once(c, method, url, body, &status, &b, neterr, sizeof neterr) < 0) {
+        snprintf(err, errcap, "%s %s: no answer: %s", method, path_of(url), neterr);
+        free(b.p);
+        return 0;
+    }
+    c->requests++;
+    *doc = b.p ? json_loads(b.p, 0, NULL) : NULL;
+    free(b.p);
+    if (status < 200 || status > 299) {
+        const char *r = json_string_value(json_object_get(*doc, "error"));
+        snprintf(err, errcap, "%s %s: HTTP %ld%s%s%s", method, path_of(url), status,
+                 r ? " (" : "", r ? r : "", r ? ")" : "");
+    }
+    return status;
 }

@@ -33,6 +33,12 @@ void pdapi_fini(pdapi *c);
  * token). Waits out 429s and retries 5xx and network errors. */
 json_t *pdapi_get(pdapi *c, const char *url, char *err, size_t errcap);
 
+/* One request, not retried (a POST must not be repeated blindly): method ("GET", "POST",
+ * "DELETE"), body (JSON) or NULL. Returns the HTTP status, 0 when none came; *doc is the
+ * parsed answer or NULL (json_decref it); err filled unless 2xx (never the token). */
+long pdapi_request(pdapi *c, const char *method, const char *url, const char *body,
+                   json_t **doc, char *err, size_t errcap);
+
 /* Append s to url percent-encoded (pdapi_url_add) or as it is (pdapi_url_raw). 0, or -1
  * when it does not fit (url unchanged). */
 int pdapi_url_add(char *url, size_t cap, const char *s);
