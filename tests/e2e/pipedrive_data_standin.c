@@ -3,7 +3,8 @@
  * It is not Pipedrive and must never be presented as it; it plays the documented shapes.
  *
  *   pipedrive_data_standin --records FILE [--port P] [--token T] [--page N]
- *                          [--throttle-every N] [--retry-after S]
+ *                          [--throttle-every N] [--retry-after S] [--delay-ms MS]
+ *                          [--webhooks FILE]
  *
  * FILE is JSON, {"deal":[record...],"note":[...],...}, read again for every request (a
  * test edits it between runs). Binds 127.0.0.1:P (0: a free port), prints
@@ -23,7 +24,21 @@
  * Auth: x-api-token or "Authorization: Bearer" equal to --token, else 401. Every Nth
  * request (--throttle-every) is answered 429 with "Retry-After: S" and Pipedrive's
  * documented error body, as its rate limiter does. --page caps a page (default 2, so
- * that tests page). Exits on SIGTERM or SIGINT. */
+ * that tests page). --delay-ms answers every request this late (a slow API, so that a
+ * test can kill a reader in the middle of a window).
+ *
+ * --webhooks FILE also plays the webhook management endpoints on the same port, for
+ * serve --watch-subscriptions (tests/e2e/test_autoreconcile.sh): FILE is a JSON array of
+ * webhook objects, read at every request and written back after a change (a test deletes
+ * a webhook by DELETE or by rewriting the file, as Pipedrive deletes one after 3 days
+ * without a successful delivery):
+ *
+ *   GET    .../v1/webhooks        {"success":true,"data":[webhook...]}
+ *   POST   .../v1/webhooks        201 {"success":true,"data":webhook} (id: the highest + 1)
+ *   DELETE .../v1/webhooks/{id}   {"success":true,"status":"ok"}, 404 when unknown
+ *
+ * pipedrive_standin.c plays the same endpoints with Pipedrive's validation; this one
+ * keeps only the shapes. Exits on SIGTERM or SIGINT. */
 #define _DEFAULT_SOURCE /* timegm */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -50,6 +65,9 @@ static const char *token = "standin-token";
 static long page_max = 2;
 static long throttle_every;
 static long retry_after = 1;
+static long delay_ms;
+static const char *webhooks_path;
+static const char *cur_method = "GET"; /* of the request being answered (one thread) */
 static atomic_long n_requests;
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -84,7 +102,7 @@ static mhd_result send_json(struct MHD_Connection *c, const char *url, const cha
     if (!text)
         return MHD_NO;
     pthread_mutex_lock(&out_lock);
-    printf("GET %s?%s %u\n", url, query, status);
+    printf("%s %s?%s %u\n", cur_method, url, query, status);
     fflush(stdout);
     pthread_mutex_unlock(&out_lock);
     struct MHD_Response *r =
@@ -244,6 +262,105 @@ static mhd_result do_leads(struct MHD_Connection *c, const char *url, const char
                      0);
 }
 
+typedef struct req {
+    char *body;
+    size_t len;
+} req;
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls, (void)c, (void)toe;
+    req *r = *con_cls;
+    if (r) {
+        free(r->body);
+        free(r);
+        *con_cls = NULL;
+    }
+}
+
+static void id_of(json_t *v, char *out, size_t cap)
+{
+    if (json_is_integer(v))
+        snprintf(out, cap, "%lld", (long long)json_integer_value(v));
+    else
+        snprintf(out, cap, "%s", json_is_string(v) ? json_string_value(v) : "");
+}
+
+/* The webhook endpoints (--webhooks FILE); state in the file, one request at a time. */
+static mhd_result do_webhooks(struct MHD_Connection *c, const char *method, const char *url,
+                              const char *rest, const req *r)
+{
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&lock);
+    json_t *hooks = json_load_file(webhooks_path, 0, NULL);
+    if (!json_is_array(hooks)) {
+        json_decref(hooks);
+        hooks = json_array();
+    }
+    mhd_result ret;
+    int changed = 0;
+    if (strcmp(method, "GET") == 0 && !*rest) {
+        ret = send_json(c, url, "", 200,
+                        json_pack("{s:b,s:O}", "success", 1, "data", hooks), 0);
+    } else if (strcmp(method, "POST") == 0 && !*rest) {
+        json_t *in = r->body ? json_loadb(r->body, r->len, 0, NULL) : NULL;
+        if (!json_is_object(in) || !json_is_string(json_object_get(in, "subscription_url")) ||
+            !json_is_string(json_object_get(in, "event_action")) ||
+            !json_is_string(json_object_get(in, "event_object"))) {
+            json_decref(in);
+            ret = send_json(c, url, "", 400,
+                            error_doc("subscription_url, event_action, event_object required"),
+                            0);
+        } else {
+            json_int_t id = 99;
+            size_t i;
+            json_t *w;
+            json_array_foreach(hooks, i, w) {
+                json_int_t v = json_integer_value(json_object_get(w, "id"));
+                id = v > id ? v : id;
+            }
+            json_object_set_new(in, "id", json_integer(id + 1));
+            if (!json_object_get(in, "version"))
+                json_object_set_new(in, "version", json_string("2.0"));
+            json_object_set_new(in, "is_active", json_integer(1));
+            json_object_set_new(in, "last_delivery_time", json_null());
+            json_array_append(hooks, in);
+            changed = 1;
+            ret = send_json(c, url, "", 201,
+                            json_pack("{s:b,s:o}", "success", 1, "data", in), 0);
+        }
+    } else if (strcmp(method, "DELETE") == 0 && rest[0] == '/') {
+        size_t i, found = (size_t)-1;
+        json_t *w;
+        json_array_foreach(hooks, i, w) {
+            char id[64];
+            id_of(json_object_get(w, "id"), id, sizeof id);
+            if (strcmp(id, rest + 1) == 0)
+                found = i;
+        }
+        if (found != (size_t)-1) {
+            json_array_remove(hooks, found);
+            changed = 1;
+            ret = send_json(c, url, "", 200,
+                            json_pack("{s:b,s:s}", "success", 1, "status", "ok"), 0);
+        } else {
+            ret = send_json(c, url, "", 404, error_doc("Webhook not found"), 0);
+        }
+    } else {
+        ret = send_json(c, url, "", 404, error_doc("Unknown method or path"), 0);
+    }
+    if (changed) { /* written whole, then renamed: a test reading it sees one or the other */
+        char tmp[4200];
+        snprintf(tmp, sizeof tmp, "%s.tmp", webhooks_path);
+        if (json_dump_file(hooks, tmp, JSON_INDENT(1)) == 0)
+            rename(tmp, webhooks_path);
+    }
+    json_decref(hooks);
+    pthread_mutex_unlock(&lock);
+    return ret;
+}
+
 static mhd_result collect_query(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
     (void)kind;
@@ -257,10 +374,28 @@ static mhd_result on_request(void *cls, struct MHD_Connection *c, const char *ur
                              const char *method, const char *version, const char *upload_data,
                              size_t *upload_size, void **con_cls)
 {
-    (void)cls, (void)version, (void)upload_data, (void)upload_size;
-    if (!*con_cls) {
-        *con_cls = (void *)1;
+    (void)cls, (void)version;
+    req *rq = *con_cls;
+    if (!rq) {
+        rq = calloc(1, sizeof *rq);
+        *con_cls = rq;
+        return rq ? MHD_YES : MHD_NO;
+    }
+    if (*upload_size) {
+        char *nb = rq->len + *upload_size < (1u << 20) ? realloc(rq->body, rq->len + *upload_size)
+                                                       : NULL;
+        if (!nb)
+            return MHD_NO;
+        memcpy(nb + rq->len, upload_data, *upload_size);
+        rq->body = nb;
+        rq->len += *upload_size;
+        *upload_size = 0;
         return MHD_YES;
+    }
+    cur_method = method;
+    if (delay_ms > 0) {
+        struct timespec d = { delay_ms / 1000, (delay_ms % 1000) * 1000000L };
+        nanosleep(&d, NULL);
     }
     char query[2048] = "";
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_query, query);
@@ -273,6 +408,9 @@ static mhd_result on_request(void *cls, struct MHD_Connection *c, const char *ur
     long n = atomic_fetch_add(&n_requests, 1) + 1;
     if (throttle_every > 0 && n % throttle_every == 0)
         return send_json(c, url, query, 429, error_doc("Request over limit"), 1);
+    const char *wh = strstr(url, "/v1/webhooks");
+    if (webhooks_path && wh)
+        return do_webhooks(c, method, url, wh + 12, rq);
     if (strcmp(method, "GET") != 0)
         return send_json(c, url, query, 404, error_doc("Unknown method"), 0);
     json_t *all = json_load_file(records_path, 0, NULL);
@@ -320,6 +458,10 @@ int main(int argc, char **argv)
             throttle_every = strtol(v, NULL, 10);
         else if (strcmp(o, "--retry-after") == 0)
             retry_after = strtol(v, NULL, 10);
+        else if (strcmp(o, "--delay-ms") == 0)
+            delay_ms = strtol(v, NULL, 10);
+        else if (strcmp(o, "--webhooks") == 0)
+            webhooks_path = v;
         else {
             fprintf(stderr, "pipedrive_data_standin: unknown option %s\n", o);
             return 2;
@@ -327,7 +469,8 @@ int main(int argc, char **argv)
     }
     if (!records_path || page_max < 1 || port < 0 || port > 65535) {
         fprintf(stderr, "usage: pipedrive_data_standin --records FILE [--port P] [--token T] "
-                        "[--page N] [--throttle-every N] [--retry-after S]\n");
+                        "[--page N] [--throttle-every N] [--retry-after S]\n"
+                        "       [--delay-ms MS] [--webhooks FILE]\n");
         return 2;
     }
     sigset_t stop;
@@ -342,7 +485,9 @@ int main(int argc, char **argv)
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
                                             on_request, NULL, MHD_OPTION_SOCK_ADDR,
-                                            (struct sockaddr *)&addr, MHD_OPTION_END);
+                                            (struct sockaddr *)&addr,
+                                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                                            MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "pipedrive_data_standin: cannot listen on 127.0.0.1:%ld\n", port);
         return 1;
