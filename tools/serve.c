@@ -32,6 +32,7 @@
 #include "sinks.h"
 #include "guard.h"
 #include "serve_redis.h"
+#include "autoreconcile.h"
 
 #define MAX_CREDENTIALS 64
 #define MAX_THREADS 16  /* default pool: the online CPUs, at most this */
@@ -57,6 +58,11 @@ typedef struct config {
     const char *redis, *stream, *redis_prefix; /* --redis: scale-out (serve_redis.h) */
     unsigned long long stream_maxlen;
     unsigned per_ip, header_timeout_s, body_timeout_s; /* the connection guard (guard.h) */
+    /* --reconcile, --watch-subscriptions (autoreconcile.h) */
+    int reconcile, watch;
+    unsigned retry_horizon_s, watch_interval_s;
+    const char *api_token, *oauth_token, *base_url, *reconcile_objects;
+    const char *public_url, *watch_events, *webhook_version;
     pdw_credential creds[MAX_CREDENTIALS];
     size_t ncreds;
     char *cred_storage[MAX_CREDENTIALS]; /* lines read from --credentials, or generated */
@@ -87,6 +93,7 @@ typedef struct server {
     serve_redis *redis;
     conn_guard *guard;
     struct MHD_Daemon *daemon;
+    autorec *autorec;      /* --reconcile, --watch-subscriptions */
     stats stats;
 } server;
 
@@ -248,7 +255,8 @@ static void on_dead_letter(const pdw_spool_record *rec, unsigned attempts, const
 
 static void on_possible_loss(const char *webhook_id, int64_t from_ms, int64_t to_ms, void *user)
 {
-    (void)user;
+    server *s = user;
+    autorec_possible_loss(s->autorec, webhook_id, from_ms, to_ms); /* --reconcile */
     logf_("WARNING: webhook %s has failed 10 first attempts: Pipedrive bans it for 30 minutes "
           "and its events from %lld to %lld may be lost; reconcile through Pipedrive's API",
           webhook_id, (long long)from_ms, (long long)to_ms);
@@ -522,6 +530,8 @@ static enum MHD_Result send_health(server *s, struct MHD_Connection *c)
             json_object_set_new(o, "status", json_string("warning"));
         json_object_set_new(o, "ban_model", bj);
     }
+    if (autorec_health(s->autorec, o) && !full) /* "reconcile", "watchdog" */
+        json_object_set_new(o, "status", json_string("warning"));
 #undef N
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
@@ -782,6 +792,11 @@ static void guard_log(const char *line)
     logf_("%s", line);
 }
 
+static void reconcile_log(const char *line)
+{
+    logf_("%s", line);
+}
+
 /* Room for the connection limit's sockets, the journal and the handlers' pipes: the soft
  * limit of open files raised towards the hard one when it is lower (often 1024). */
 static void raise_fd_limit(unsigned long want)
@@ -840,6 +855,22 @@ static void usage(FILE *out)
         "                         10; 0 = none): a client trickling bytes cannot hold a slot\n"
         "  --body-timeout SECONDS the body must be complete this long after the head\n"
         "                         (default 20; 0 = none)\n"
+        );
+    fprintf(out,
+        "  --reconcile            read what Pipedrive dropped from its API by itself: predicted\n"
+        "                         ban windows once over, and this receiver's downtime when\n"
+        "                         longer than --retry-horizon (needs --spool and a token)\n"
+        "  --api-token T          Pipedrive API token (default $PIPEDRIVE_API_TOKEN)\n"
+        "  --oauth-token T        or an OAuth token (default $PIPEDRIVE_OAUTH_TOKEN)\n"
+        "  --base-url URL         API base (default $PIPEDRIVE_BASE_URL, else Pipedrive's)\n"
+        "  --reconcile-objects L  objects reconciled (default: the plan's, else all)\n"
+        "  --retry-horizon SECONDS  downtime Pipedrive's retries cover (default 200)\n"
+        "  --watch-subscriptions  list the account's webhooks every --watch-interval; re-create\n"
+        "                         a missing one of --public-url and reconcile its gap\n"
+        "  --watch-interval SECONDS  (default 300)\n"
+        "  --public-url URL       the URL Pipedrive delivers to (as subscriptions --url)\n"
+        "  --watch-events LIST    the webhooks that must exist (as subscriptions --events)\n"
+        "  --webhook-version V    their version, 1.0 or 2.0 (default 2.0)\n"
         "GET /healthz answers counters, the spool and the ban model as JSON.\n"
         "SIGTERM/SIGINT: finish in-flight requests and handlers, flush, exit 0.\n"
         "Without credentials a random pair is generated and printed once at start.\n");
@@ -941,6 +972,13 @@ static int parse_args(config *c, int argc, char **argv)
         OPT("--redis", c->redis)
         OPT("--stream", c->stream)
         OPT("--redis-prefix", c->redis_prefix)
+        OPT("--api-token", c->api_token)
+        OPT("--oauth-token", c->oauth_token)
+        OPT("--base-url", c->base_url)
+        OPT("--reconcile-objects", c->reconcile_objects)
+        OPT("--public-url", c->public_url)
+        OPT("--watch-events", c->watch_events)
+        OPT("--webhook-version", c->webhook_version)
 #undef OPT
 #define NUM(name, field, lo, hi)                                                             \
     if (strcmp(a, name) == 0) {                                                              \
@@ -968,6 +1006,8 @@ static int parse_args(config *c, int argc, char **argv)
         NUM("--max-connections-per-ip", c->per_ip, 0, 100000)
         NUM("--header-timeout", c->header_timeout_s, 0, 3600)
         NUM("--body-timeout", c->body_timeout_s, 0, 3600)
+        NUM("--retry-horizon", c->retry_horizon_s, 1, 86400)
+        NUM("--watch-interval", c->watch_interval_s, 1, 86400)
 #undef NUM
         if (strcmp(a, "--max-body") == 0 && v) {
             if (parse_size(v, &c->max_body) < 0) {
@@ -979,6 +1019,10 @@ static int parse_args(config *c, int argc, char **argv)
             c->insecure = 1;
         } else if (strcmp(a, "--sync") == 0) {
             c->sync_mode = 1;
+        } else if (strcmp(a, "--reconcile") == 0) {
+            c->reconcile = 1;
+        } else if (strcmp(a, "--watch-subscriptions") == 0) {
+            c->watch = 1;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             return 1;
@@ -1006,6 +1050,18 @@ static int parse_args(config *c, int argc, char **argv)
         fprintf(stderr, "pdwebhook serve: --stream, --redis-prefix and --stream-maxlen go "
                         "with --redis\n");
         return -1;
+    }
+    if ((c->reconcile || c->watch) && c->sync_mode) {
+        fprintf(stderr, "pdwebhook serve: --reconcile and --watch-subscriptions hand events "
+                        "on through the spool; they do not go with --sync\n");
+        return -1;
+    }
+    if (c->reconcile || c->watch || c->public_url || c->watch_events) {
+        autorec_config ac = { c->spool, NULL, NULL, NULL, c->reconcile_objects, 0,
+                              c->reconcile, c->watch, 0, c->public_url, c->watch_events,
+                              c->webhook_version, NULL, NULL, NULL, NULL, NULL };
+        if (autorec_check(&ac) < 0)
+            return -1;
     }
     if (!!c->tls_cert != !!c->tls_key) {
         fprintf(stderr, "pdwebhook serve: --tls-cert and --tls-key go together\n");
@@ -1093,6 +1149,8 @@ static int open_listener(const char *listen_on, char *shown, size_t shown_cap)
 
 static void shutdown_all(server *s)
 {
+    autorec_stop(s->autorec); /* it hands events to the intake: first */
+    s->autorec = NULL;
     serve_redis_cancel(s->redis); /* forwarding waits for Redis no longer */
     pdw_intake_stop(s->intake);   /* running handlers finish; markers flushed */
     pdw_intake_free(s->intake);   /* the journal closed */
@@ -1137,6 +1195,7 @@ int pdw_cmd_serve(int argc, char **argv)
     }
     pdw_health_options ho = PDW_HEALTH_OPTIONS_INIT;
     ho.on_possible_loss = on_possible_loss;
+    ho.user = s;
     pdw_dedup_memory_options mo = PDW_DEDUP_MEMORY_OPTIONS_INIT;
     if (pdw_health_new(&s->health, &ho, &err) != 0 ||
         pdw_dedup_memory_new(&s->dedup, &mo, &err) != 0) {
@@ -1249,6 +1308,18 @@ int pdw_cmd_serve(int argc, char **argv)
         if (n > 0)
             logf_("recovered %ld spooled deliveries not yet handed on", n);
     }
+    if (c->reconcile || c->watch) { /* autoreconcile.h */
+        autorec_config ac = { c->spool, c->base_url, c->api_token, c->oauth_token,
+                              c->reconcile_objects, c->retry_horizon_s, c->reconcile, c->watch,
+                              c->watch_interval_s, c->public_url, c->watch_events,
+                              c->webhook_version, c->ncreds ? c->creds[0].user : NULL,
+                              c->ncreds ? c->creds[0].password : NULL, s->intake, s->health,
+                              reconcile_log };
+        if (autorec_start(&s->autorec, &ac) != 0) {
+            shutdown_all(s);
+            return 2;
+        }
+    }
 
     char shown[300];
     int fd = open_listener(c->listen, shown, sizeof shown);
@@ -1323,6 +1394,8 @@ int pdw_cmd_serve(int argc, char **argv)
     /* the last flush answers every suspended request (MHD_stop_daemon() wants none); who
      * comes later flushes for itself. Forwarding waits for Redis no longer: the worker
      * stops with the intake. */
+    autorec_stop(s->autorec); /* a run in progress stays pending */
+    s->autorec = NULL;
     serve_redis_cancel(s->redis);
     pdw_intake_stop(s->intake);
     MHD_stop_daemon(s->daemon); /* waits for the request threads */
