@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "pdwebhook/common.h"
+#include "pdwebhook/error.h"
 
 /* Run a cmocka group; CMOCKA_TEST_FILTER (set by ctest) selects one case. */
 #define PDW_RUN_GROUP(tests)                                                                  \
@@ -21,6 +22,30 @@
         if (pdw_filter_ && *pdw_filter_)                                                      \
             cmocka_set_test_filter(pdw_filter_);                                              \
         return cmocka_run_group_tests(tests, NULL, NULL);                                     \
+    } while (0)
+
+/* Leave e as an earlier failing call would have: a reused struct (see the next two). */
+static inline void pdw_test_stale_error(pdw_error *e)
+{
+    e->code = PDW_EJSON;
+    e->offset = 7;
+    snprintf(e->message, sizeof e->message, "stale: from an earlier call");
+}
+
+/* After a call that succeeded: the struct was reset at entry, no trace of a stale one. */
+#define assert_error_reset(e)                                                                 \
+    do {                                                                                      \
+        assert_int_equal((e).code, PDW_OK);                                                   \
+        assert_int_equal((e).offset, -1);                                                     \
+        assert_string_equal((e).message, "");                                                 \
+    } while (0)
+
+/* After a call that failed with code: its own detail, not a stale one. */
+#define assert_error_own(e, want)                                                             \
+    do {                                                                                      \
+        assert_int_equal((e).code, (want));                                                   \
+        assert_true((e).message[0] != '\0');                                                  \
+        assert_null(strstr((e).message, "stale"));                                            \
     } while (0)
 
 /* Read a whole file (malloc'd, NUL-terminated for convenience); NULL on failure. */

@@ -315,6 +315,76 @@ static void test_bad_arguments(void **state)
     pdw_redis_free(r);
 }
 
+static int never_handle(const pdw_redis_entry *e, unsigned attempt, char *errbuf, size_t cap,
+                        void *user)
+{
+    (void)e, (void)attempt, (void)errbuf, (void)cap, (void)user;
+    return 0;
+}
+
+/* Every call that takes a pdw_error resets it at entry: failure, success (no stale
+ * message), another failure with its own message. (Those that need a server to succeed:
+ * test_redis_error_reset.) */
+static void test_error_reset_no_server(void **state)
+{
+    (void)state;
+    pdw_error e = PDW_ERROR_INIT;
+    pdw_redis_url u = PDW_REDIS_URL_INIT;
+    pdw_test_stale_error(&e);
+    assert_int_equal(pdw_redis_url_parse("http://h", &u, &e), PDW_EINVAL);
+    assert_error_own(e, PDW_EINVAL);
+    assert_int_equal(pdw_redis_url_parse("redis://h:1/2", &u, &e), 0);
+    assert_error_reset(e);
+    assert_int_equal(pdw_redis_url_parse("redis://h:99999", &u, &e), PDW_EINVAL);
+    assert_error_own(e, PDW_EINVAL);
+    assert_non_null(strstr(e.message, "port"));
+
+    pdw_redis *r = NULL;
+    pdw_test_stale_error(&e);
+    assert_int_equal(pdw_redis_new(&r, "redis://", NULL, &e), PDW_EINVAL);
+    assert_error_own(e, PDW_EINVAL);
+    assert_int_equal(pdw_redis_new(&r, "redis://127.0.0.1:1", NULL, &e), 0);
+    assert_error_reset(e);
+
+    pdw_redis_dedup *d = NULL;
+    pdw_redis_dedup_options dopt = PDW_REDIS_DEDUP_OPTIONS_INIT;
+    dopt.prefix = "";
+    pdw_test_stale_error(&e);
+    assert_int_equal(pdw_redis_dedup_new(&d, r, &dopt, &e), PDW_EINVAL);
+    assert_error_own(e, PDW_EINVAL);
+    dopt.prefix = NULL;
+    assert_int_equal(pdw_redis_dedup_new(&d, r, &dopt, &e), 0);
+    assert_error_reset(e);
+    pdw_redis_dedup_free(d);
+
+    pdw_redis_stream *s = NULL;
+    pdw_redis_stream_options so = PDW_REDIS_STREAM_OPTIONS_INIT;
+    so.stream = "";
+    pdw_test_stale_error(&e);
+    assert_int_equal(pdw_redis_stream_new(&s, r, &so, &e), PDW_EINVAL);
+    assert_error_own(e, PDW_EINVAL);
+    so.stream = NULL;
+    assert_int_equal(pdw_redis_stream_new(&s, r, &so, &e), 0);
+    assert_error_reset(e);
+    pdw_redis_stream_free(s);
+
+    pdw_redis_consumer *c = NULL;
+    pdw_redis_consumer_options co = PDW_REDIS_CONSUMER_OPTIONS_INIT;
+    pdw_test_stale_error(&e);
+    assert_int_equal(pdw_redis_consumer_new(&c, r, &co, &e), PDW_EINVAL); /* no group */
+    assert_error_own(e, PDW_EINVAL);
+    co.group = "g";
+    co.consumer = "c";
+    co.handle = never_handle;
+    assert_int_equal(pdw_redis_consumer_new(&c, r, &co, &e), 0);
+    assert_error_reset(e);
+    /* pdw_redis_consumer_run: Redis unreachable is waited out; refused arguments are not */
+    assert_int_equal(pdw_redis_consumer_run(NULL, &e), PDW_EINVAL);
+    assert_error_own(e, PDW_EINVAL);
+    pdw_redis_consumer_free(c);
+    pdw_redis_free(r);
+}
+
 /* ---- with a real redis-server: the in-flight lease ------------------------------------ */
 
 #ifdef PDW_TEST_REDIS_SERVER
@@ -697,6 +767,78 @@ static void test_redis_version2_store_no_lease(void **state)
     rserver_stop(&rs);
 }
 
+static int poll_handle(const pdw_redis_entry *e, unsigned attempt, char *errbuf, size_t cap,
+                       void *user)
+{
+    (void)e, (void)attempt, (void)errbuf, (void)cap;
+    ++*(int *)user;
+    return 0;
+}
+
+/* The calls that need a server to succeed reset a reused pdw_error too. */
+static void test_redis_error_reset(void **state)
+{
+    (void)state;
+    rserver rs;
+    rserver_start(&rs);
+    pdw_error e = PDW_ERROR_INIT;
+    pdw_redis *down = NULL, *r = NULL, *rc = NULL;
+    assert_int_equal(pdw_redis_new(&down, "redis://127.0.0.1:1", NULL, NULL), 0);
+    assert_int_equal(pdw_redis_new(&r, rs.url, NULL, NULL), 0);
+    assert_int_equal(pdw_redis_new(&rc, rs.url, NULL, NULL), 0);
+
+    /* pdw_redis_ping */
+    pdw_test_stale_error(&e);
+    assert_int_equal(pdw_redis_ping(down, &e), PDW_EREDIS);
+    assert_error_own(e, PDW_EREDIS);
+    assert_int_equal(pdw_redis_ping(r, &e), 0);
+    assert_error_reset(e);
+    assert_int_equal(pdw_redis_ping(NULL, &e), PDW_EINVAL);
+    assert_error_own(e, PDW_EINVAL);
+
+    /* pdw_redis_stream_add */
+    pdw_redis_stream *s = NULL;
+    assert_int_equal(pdw_redis_stream_new(&s, r, NULL, NULL), 0);
+    static const char body[] =
+        "{\"meta\":{\"version\":\"2.0\",\"action\":\"change\",\"entity\":\"deal\","
+        "\"entity_id\":\"8\",\"id\":\"reset-1\",\"timestamp\":\"2026-11-24T15:11:55."
+        "724Z\"},\"data\":{\"id\":8}}";
+    pdw_spool_record rec = { 1, 1, "k", 1, "nope", 4 };
+    pdw_test_stale_error(&e);
+    assert_int_equal(pdw_redis_stream_add(s, &rec, NULL, 0, &e), PDW_EINVAL);
+    assert_error_own(e, PDW_EINVAL);
+    rec.body = body;
+    rec.body_len = sizeof body - 1;
+    assert_int_equal(pdw_redis_stream_add(s, &rec, NULL, 0, &e), 1);
+    assert_error_reset(e);
+    assert_int_equal(pdw_redis_stream_add(NULL, &rec, NULL, 0, &e), PDW_EINVAL);
+    assert_error_own(e, PDW_EINVAL);
+
+    /* pdw_redis_consumer_poll */
+    int handled = 0;
+    pdw_redis_consumer *c = NULL;
+    pdw_redis_consumer_options co = PDW_REDIS_CONSUMER_OPTIONS_INIT;
+    co.group = "g";
+    co.consumer = "c1";
+    co.handle = poll_handle;
+    co.handle_user = &handled;
+    co.block_ms = 10;
+    assert_int_equal(pdw_redis_consumer_new(&c, rc, &co, NULL), 0);
+    pdw_test_stale_error(&e);
+    assert_int_equal(pdw_redis_consumer_poll(NULL, &e), PDW_EINVAL);
+    assert_error_own(e, PDW_EINVAL);
+    assert_int_equal(pdw_redis_consumer_poll(c, &e), 1);
+    assert_error_reset(e);
+    assert_int_equal(handled, 1);
+    pdw_redis_consumer_free(c);
+
+    pdw_redis_stream_free(s);
+    pdw_redis_free(rc);
+    pdw_redis_free(r);
+    pdw_redis_free(down);
+    rserver_stop(&rs);
+}
+
 #else /* no redis-server, or no Redis support: skipped */
 
 static void test_redis_lease_after_crash(void **state)
@@ -712,6 +854,13 @@ static void test_redis_confirm_for_ttl(void **state)
 }
 
 static void test_redis_version2_store_no_lease(void **state)
+{
+    (void)state;
+    skip();
+}
+
+
+static void test_redis_error_reset(void **state)
 {
     (void)state;
     skip();
@@ -734,6 +883,8 @@ int main(void)
         cmocka_unit_test(test_redis_lease_after_crash),
         cmocka_unit_test(test_redis_confirm_for_ttl),
         cmocka_unit_test(test_redis_version2_store_no_lease),
+        cmocka_unit_test(test_error_reset_no_server),
+        cmocka_unit_test(test_redis_error_reset),
     };
     PDW_RUN_GROUP(tests);
 }

@@ -618,6 +618,54 @@ static void test_alloc_failure(void **state)
     assert_true(completed);
 }
 
+/* Every call that takes a pdw_error resets it at entry: failure, success (no stale
+ * message), another failure with its own message. */
+static void test_error_reset_by_every_call(void **state)
+{
+    (void)state;
+    pdw_error e = PDW_ERROR_INIT;
+    pdw_plan_options o = PDW_PLAN_OPTIONS_INIT;
+    pdw_plan *p = NULL;
+    pdw_test_stale_error(&e);
+    assert_int_equal(pdw_plan_new(&p, &o, &e), PDW_EINVAL); /* no URL */
+    assert_error_own(e, PDW_EINVAL);
+    o.subscription_url = URL;
+    assert_int_equal(pdw_plan_new(&p, &o, &e), 0);
+    assert_error_reset(e);
+
+    assert_int_equal(pdw_plan_check(p, 0, &e), PDW_EINVAL); /* empty */
+    assert_error_own(e, PDW_EINVAL);
+    assert_int_equal(pdw_plan_add(p, "bogus.deal", &e), PDW_EPATTERN);
+    assert_error_own(e, PDW_EPATTERN);
+    assert_int_equal(pdw_plan_add(p, "change.deal", &e), 0);
+    assert_error_reset(e);
+    assert_int_equal(pdw_plan_add_list(p, " , ", &e), PDW_EPATTERN);
+    assert_error_own(e, PDW_EPATTERN);
+    assert_int_equal(pdw_plan_add_list(p, "create.person,delete.person", &e), 0);
+    assert_error_reset(e);
+    assert_int_equal(pdw_plan_check(p, PDW_PLAN_MAX_PER_USER, &e), PDW_ELIMIT);
+    assert_error_own(e, PDW_ELIMIT);
+    assert_int_equal(pdw_plan_check(p, 0, &e), 0);
+    assert_error_reset(e);
+
+    char *body = NULL;
+    assert_int_equal(pdw_plan_body_json(p, 99, &body, &e), PDW_ERANGE);
+    assert_error_own(e, PDW_ERANGE);
+    assert_int_equal(pdw_plan_body_json(p, 0, &body, &e), 0);
+    assert_error_reset(e);
+    pdw_free(body);
+
+    pdw_diff *d = NULL;
+    pdw_subscription bad = sub(NULL, "change", "deal", URL, "2.0");
+    assert_int_equal(pdw_plan_diff(&d, p, &bad, 1, &e), PDW_EINVAL); /* no id */
+    assert_error_own(e, PDW_EINVAL);
+    pdw_subscription ex = sub("1", "change", "deal", URL, "2.0");
+    assert_int_equal(pdw_plan_diff(&d, p, &ex, 1, &e), 0);
+    assert_error_reset(e);
+    pdw_diff_free(d);
+    pdw_plan_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -635,6 +683,7 @@ int main(void)
         cmocka_unit_test(test_diff_user_and_limit),
         cmocka_unit_test(test_no_secret_in_messages),
         cmocka_unit_test(test_alloc_failure),
+        cmocka_unit_test(test_error_reset_by_every_call),
     };
     PDW_RUN_GROUP(tests);
 }

@@ -777,6 +777,83 @@ static void test_no_spool_over_budget_enospc(void **state)
     assert_int_equal(g.calls, accepted + 1);
 }
 
+static int ok_handle(const pdw_spool_record *rec, unsigned attempt, char *errbuf, size_t cap,
+                     void *user)
+{
+    (void)rec, (void)attempt, (void)errbuf, (void)cap, (void)user;
+    return 0;
+}
+
+/* Every durable call that takes a pdw_error resets it at entry: failure, success (no stale
+ * message), another failure with its own message. */
+static void test_error_reset_by_every_call(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    char path[256];
+    pdw_error e = PDW_ERROR_INIT;
+
+    /* pdw_spool_open */
+    pdw_spool *sp = NULL;
+    snprintf(path, sizeof path, "%s/no/such/dir", dir);
+    pdw_spool_options so = PDW_SPOOL_OPTIONS_INIT;
+    so.version = 99;
+    pdw_test_stale_error(&e);
+    assert_int_equal(pdw_spool_open(&sp, dir, &so, NULL, &e), PDW_EVERSIONSTRUCT);
+    assert_error_own(e, PDW_EVERSIONSTRUCT);
+    snprintf(path, sizeof path, "%s/spool", dir);
+    assert_int_equal(pdw_spool_open(&sp, path, NULL, NULL, &e), 0);
+    assert_error_reset(e);
+    pdw_spool *sp2 = NULL;
+    assert_int_equal(pdw_spool_open(&sp2, path, NULL, NULL, &e), PDW_ELOCKED);
+    assert_error_own(e, PDW_ELOCKED);
+
+    /* pdw_spool_append, pdw_spool_append_nowait */
+    static char big[70000];
+    assert_int_equal(pdw_spool_append(sp, big, sizeof big, 1, "{}", 2, NULL, &e), PDW_EINVAL);
+    assert_error_own(e, PDW_EINVAL);
+    assert_int_equal(pdw_spool_append(sp, "k", 1, 1, "{}", 2, NULL, &e), 0);
+    assert_error_reset(e);
+    assert_int_equal(pdw_spool_append_nowait(sp, big, sizeof big, 1, "{}", 2, NULL, &e),
+                     PDW_EINVAL);
+    assert_error_own(e, PDW_EINVAL);
+    assert_int_equal(pdw_spool_append_nowait(sp, "k2", 2, 1, "{}", 2, NULL, &e), 0);
+    assert_error_reset(e);
+    assert_int_equal(pdw_spool_flush(sp, NULL), 0);
+    pdw_spool_close(sp);
+
+    /* pdw_worker_start */
+    pdw_worker *w = NULL;
+    pdw_worker_options wo = PDW_WORKER_OPTIONS_INIT;
+    pdw_test_stale_error(&e);
+    assert_int_equal(pdw_worker_start(&w, &wo, &e), PDW_EINVAL); /* no handler */
+    assert_error_own(e, PDW_EINVAL);
+    wo.handle = ok_handle;
+    wo.threads = 1;
+    assert_int_equal(pdw_worker_start(&w, &wo, &e), 0);
+    assert_error_reset(e);
+    pdw_worker_stop(w);
+    wo.threads = 1000;
+    assert_int_equal(pdw_worker_start(&w, &wo, &e), PDW_EINVAL);
+    assert_error_own(e, PDW_EINVAL);
+
+    /* pdw_dead_letters_open */
+    pdw_dead_letters *dl = NULL;
+    snprintf(path, sizeof path, "%s/no/such/dir/dead.jsonl", dir);
+    pdw_test_stale_error(&e);
+    assert_int_equal(pdw_dead_letters_open(&dl, path, &e), PDW_EIO);
+    assert_error_own(e, PDW_EIO);
+    snprintf(path, sizeof path, "%s/dead.jsonl", dir);
+    assert_int_equal(pdw_dead_letters_open(&dl, path, &e), 0);
+    assert_error_reset(e);
+    pdw_dead_letters_free(dl);
+    assert_int_equal(pdw_dead_letters_open(&dl, NULL, &e), PDW_EINVAL);
+    assert_error_own(e, PDW_EINVAL);
+
+    rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -795,6 +872,7 @@ int main(void)
         cmocka_unit_test(test_backlog_memory_bounded),
         cmocka_unit_test(test_recovery_memory_bounded),
         cmocka_unit_test(test_no_spool_over_budget_enospc),
+        cmocka_unit_test(test_error_reset_by_every_call),
     };
     PDW_RUN_GROUP(tests);
 }

@@ -101,19 +101,29 @@ PDW_EXTERN int pdw_err_http_status(int code);
  * @brief Optional, caller-owned error detail.
  *
  * Pass a pointer to one as the last argument of a function; NULL is allowed everywhere.
- * The first error wins: a function that fails fills it only if @c code is still
- * ::PDW_OK, so clear it with pdw_error_clear() before reuse. No thread-local state is used.
- * The message never contains a secret (credentials are never quoted).
+ * Every function that takes one resets it at entry (code ::PDW_OK, offset -1, empty
+ * message), as jansson's `json_error_t` is, so a struct reused for several calls only
+ * ever describes the last one: after a call that succeeded it reads ::PDW_OK and an empty
+ * message, whatever an earlier call left there. When a call fails it fills the struct
+ * once, with the detail closest to the cause. No thread-local state is used. The message
+ * never contains a secret (credentials are never quoted).
+ *
+ * Initialise one with ::PDW_ERROR_INIT (or pdw_error_clear()) when you read it without a
+ * call having reset it.
  */
 typedef struct pdw_error {
     int code;          /**< a `PDW_E*` code, ::PDW_OK when nothing failed */
     long long offset;  /**< byte offset in the body of a JSON error, -1 if none */
-    char message[PDW_ERROR_MESSAGE_MAX]; /**< NUL-terminated detail */
+    char message[PDW_ERROR_MESSAGE_MAX]; /**< NUL-terminated detail, "" when nothing failed */
 } pdw_error;
 
+/** Initialiser for ::pdw_error: no error (::PDW_OK, offset -1, empty message). */
+#define PDW_ERROR_INIT { PDW_OK, -1, "" }
+
 /**
- * @brief Reset an error struct to "no error".
+ * @brief Reset an error struct to "no error", as every call taking one does at entry.
  * @param err the struct, or NULL.
+ * @par Thread safety: any thread.
  */
 PDW_EXTERN void pdw_error_clear(pdw_error *err);
 

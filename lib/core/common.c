@@ -37,9 +37,5 @@ int pdw_err_http_status(int code)
 
 void pdw_error_clear(pdw_error *err)
 {
-    if (err) {
-        err->code = PDW_OK;
-        err->offset = -1;
-        err->message[0] = '\0';
-    }
+    pdw__error_reset(err);
 }

@@ -226,6 +226,7 @@ int pdw_dedup_memory_options_init(pdw_dedup_memory_options *opts, unsigned versi
 int pdw_dedup_memory_new(pdw_dedup_memory **out, const pdw_dedup_memory_options *opts,
                          pdw_error *err)
 {
+    pdw__error_reset(err);
     pdw_allocator a;
     if (!out)
         return pdw__error_set(err, PDW_EINVAL, -1, "out is NULL");

@@ -415,6 +415,7 @@ int pdw_parse_options_init(pdw_parse_options *opts, unsigned version)
 int pdw_event_parse(pdw_event **out, const char *body, size_t len,
                     const pdw_parse_options *opts, pdw_error *err)
 {
+    pdw__error_reset(err);
     pdw_allocator a;
     if (!out)
         return pdw__error_set(err, PDW_EINVAL, -1, "out is NULL");

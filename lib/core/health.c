@@ -46,6 +46,7 @@ int pdw_health_options_init(pdw_health_options *opts, unsigned version)
 
 int pdw_health_new(pdw_health **out, const pdw_health_options *opts, pdw_error *err)
 {
+    pdw__error_reset(err);
     pdw_allocator a;
     if (!out)
         return pdw__error_set(err, PDW_EINVAL, -1, "out is NULL");

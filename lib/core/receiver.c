@@ -72,6 +72,7 @@ static int realm_valid(const char *r)
 
 int pdw_receiver_new(pdw_receiver **out, const pdw_receiver_options *opts, pdw_error *err)
 {
+    pdw__error_reset(err);
     pdw_allocator a;
     int rc;
     if (!out || !opts)
@@ -523,6 +524,7 @@ static int handle_body(pdw_receiver *r, const char *body, size_t body_len, long 
 int pdw_receiver_handle(pdw_receiver *r, const pdw_request *req, pdw_verdict *v,
                         pdw_error *err)
 {
+    pdw__error_reset(err);
     long long declared;
     int rc;
     if (!r || !req || !v)
@@ -577,6 +579,7 @@ int pdw_receiver_begin(pdw_receiver_pending **out, pdw_receiver *r, const pdw_re
 int pdw_receiver_finish(pdw_receiver_pending *p, const char *body, size_t len, pdw_verdict *v,
                         pdw_error *err)
 {
+    pdw__error_reset(err);
     if (!p || !v)
         return pdw__error_set(err, PDW_EINVAL, -1, "pending request and verdict are required");
     pdw_receiver *r = p->r;
@@ -675,6 +678,7 @@ int pdw_receiver_claim(pdw_receiver *r, const char *key, size_t key_len)
 int pdw_receiver_dispatch_body(pdw_receiver *r, const char *body, size_t len,
                                pdw_dispatch_result *result, pdw_error *err)
 {
+    pdw__error_reset(err);
     if (!r || (!body && len))
         return pdw__error_set(err, PDW_EINVAL, -1, "receiver and body are required");
     pdw_event ev;

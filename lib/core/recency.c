@@ -73,8 +73,7 @@ int pdw_recency_options_init(pdw_recency_options *opts, unsigned version)
 int pdw_recency_new(pdw_recency **out, const pdw_recency_options *opts, pdw_error *err)
 {
     pdw_allocator a;
-    if (err)
-        pdw_error_clear(err); /* a reused struct never shows a stale message */
+    pdw__error_reset(err); /* a reused struct never shows a stale message */
     if (!out)
         return pdw__error_set(err, PDW_EINVAL, -1, "out is NULL");
     *out = NULL;

@@ -345,6 +345,7 @@ int pdw_router_options_init(pdw_router_options *opts, unsigned version)
 
 int pdw_router_new(pdw_router **out, const pdw_router_options *opts, pdw_error *err)
 {
+    pdw__error_reset(err);
     if (!out)
         return pdw__error_set(err, PDW_EINVAL, -1, "out is NULL");
     *out = NULL;
@@ -391,12 +392,14 @@ void pdw_router_free(pdw_router *r)
 int pdw_router_on(pdw_router *r, const char *pattern, pdw_handler_cb cb, void *user,
                   pdw_error *err)
 {
+    pdw__error_reset(err);
     return add_entry(r, pattern, NULL, cb, user, err);
 }
 
 int pdw_router_on_change(pdw_router *r, const char *pattern, const char *field,
                          pdw_handler_cb cb, void *user, pdw_error *err)
 {
+    pdw__error_reset(err);
     if (!field || !*field)
         return pdw__error_set(err, PDW_EINVAL, -1, "field must be a non-empty string");
     return add_entry(r, pattern, field, cb, user, err);

@@ -18,6 +18,7 @@ struct pdw_dead_letters {
 
 int pdw_dead_letters_open(pdw_dead_letters **out, const char *path, pdw_error *err)
 {
+    pdw__error_reset(err);
     if (out)
         *out = NULL;
     if (!out || !path)

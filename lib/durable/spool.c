@@ -883,6 +883,7 @@ static int recover(pdw_spool *s, const char *dir, pdw_spool_recovery *out, pdw_e
 int pdw_spool_open(pdw_spool **out, const char *dir, const pdw_spool_options *opts,
                    pdw_spool_recovery *recovery, pdw_error *err)
 {
+    pdw__error_reset(err);
     pdw_allocator a;
     if (!out)
         return pdw__error_set(err, PDW_EINVAL, -1, "out is NULL");
@@ -1275,6 +1276,7 @@ int pdw_spool_append_nowait(pdw_spool *s, const char *key, size_t key_len,
                             int64_t received_ms, const char *body, size_t len,
                             uint64_t *id_out, pdw_error *err)
 {
+    pdw__error_reset(err);
     uint64_t id = 0, batch = 0;
     int rc = append_record(s, key, key_len, received_ms, body, len, &id, &batch, err);
     if (rc == 0 && id_out)
@@ -1285,6 +1287,7 @@ int pdw_spool_append_nowait(pdw_spool *s, const char *key, size_t key_len,
 int pdw_spool_append(pdw_spool *s, const char *key, size_t key_len, int64_t received_ms,
                      const char *body, size_t len, uint64_t *id_out, pdw_error *err)
 {
+    pdw__error_reset(err);
     uint64_t id = 0, batch = 0; /* set on success; initialised for the analyzer, which
                                  * cannot see that pdw__error_set() returns its code */
     int rc = append_record(s, key, key_len, received_ms, body, len, &id, &batch, err);

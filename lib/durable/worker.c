@@ -328,6 +328,7 @@ static void stop_threads(pdw_worker *w)
 
 int pdw_worker_start(pdw_worker **out, const pdw_worker_options *opts, pdw_error *err)
 {
+    pdw__error_reset(err);
     pdw_allocator a;
     if (!out || !opts)
         return pdw__error_set(err, PDW_EINVAL, -1, "out and opts are required");

@@ -76,6 +76,7 @@ static int parse_uint(const char *s, size_t n, unsigned long max, unsigned long 
 
 int pdw_redis_url_parse(const char *url, pdw_redis_url *out, pdw_error *err)
 {
+    pdw__error_reset(err);
     if (!url || !out)
         return pdw__error_set(err, PDW_EINVAL, -1, "url and out are required");
     if (out->version != PDW_REDIS_URL_VERSION)
@@ -447,6 +448,7 @@ static int rcmd(pdw_redis *r, redisReply **out, int argc, const char **argv,
 int pdw_redis_new(pdw_redis **out, const char *url, const pdw_redis_options *opts,
                   pdw_error *err)
 {
+    pdw__error_reset(err);
     pdw_allocator a;
     if (!out || !url)
         return pdw__error_set(err, PDW_EINVAL, -1, "out and url are required");
@@ -502,6 +504,7 @@ void pdw_redis_free(pdw_redis *r)
 
 int pdw_redis_ping(pdw_redis *r, pdw_error *err)
 {
+    pdw__error_reset(err);
     if (!r)
         return pdw__error_set(err, PDW_EINVAL, -1, "connection is NULL");
     const char *argv[] = { "PING" };
@@ -764,6 +767,7 @@ static int check_name(const char *what, const char *s, pdw_error *err)
 int pdw_redis_dedup_new(pdw_redis_dedup **out, pdw_redis *conn,
                         const pdw_redis_dedup_options *opts, pdw_error *err)
 {
+    pdw__error_reset(err);
     if (!out || !conn)
         return pdw__error_set(err, PDW_EINVAL, -1, "out and conn are required");
     *out = NULL;
@@ -887,6 +891,7 @@ struct pdw_redis_stream {
 int pdw_redis_stream_new(pdw_redis_stream **out, pdw_redis *conn,
                          const pdw_redis_stream_options *opts, pdw_error *err)
 {
+    pdw__error_reset(err);
     if (!out || !conn)
         return pdw__error_set(err, PDW_EINVAL, -1, "out and conn are required");
     *out = NULL;
@@ -982,12 +987,14 @@ static int stream_add(pdw_redis_stream *s, const pdw_spool_record *rec, char *id
     pdw_event *ev = NULL;
     pdw_parse_options po = PDW_PARSE_OPTIONS_INIT;
     po.allocator = a;
-    int rc = pdw_event_parse(&ev, rec->body ? rec->body : "", rec->body_len, &po, err);
+    pdw_error pe = PDW_ERROR_INIT; /* the parse's detail, under this call's own code */
+    int rc = pdw_event_parse(&ev, rec->body ? rec->body : "", rec->body_len, &po, &pe);
     if (rc == PDW_ENOMEM)
-        return rc;
+        return pdw__error_set(err, rc, -1, NULL);
     if (rc < 0) {
         *fail = FAIL_REFUSED;
-        return pdw__error_set(err, PDW_EINVAL, -1, "the spooled body does not parse");
+        return pdw__error_set(err, PDW_EINVAL, -1, "the spooled body does not parse: %s",
+                              pe.message);
     }
     char buf[512], *heap;
     size_t klen;
@@ -1067,6 +1074,7 @@ static int stream_add(pdw_redis_stream *s, const pdw_spool_record *rec, char *id
 int pdw_redis_stream_add(pdw_redis_stream *s, const pdw_spool_record *rec, char *id_out,
                          size_t id_cap, pdw_error *err)
 {
+    pdw__error_reset(err);
     int fail;
     int rc = stream_add(s, rec, id_out, id_cap, &fail, err);
     if (rc < 0 && s) {
@@ -1195,6 +1203,7 @@ enum { ENTRY_DONE = 1, ENTRY_STOPPED = 0 };
 int pdw_redis_consumer_new(pdw_redis_consumer **out, pdw_redis *conn,
                            const pdw_redis_consumer_options *opts, pdw_error *err)
 {
+    pdw__error_reset(err);
     if (!out || !conn || !opts)
         return pdw__error_set(err, PDW_EINVAL, -1, "out, conn and opts are required");
     *out = NULL;
@@ -1511,6 +1520,7 @@ static long handle_entries(pdw_redis_consumer *c, const redisReply *arr, int cla
 
 long pdw_redis_consumer_poll(pdw_redis_consumer *c, pdw_error *err)
 {
+    pdw__error_reset(err);
     if (!c)
         return pdw__error_set(err, PDW_EINVAL, -1, "consumer is NULL");
     int rc = ensure_group(c, err);
@@ -1612,6 +1622,7 @@ failed:
 
 int pdw_redis_consumer_run(pdw_redis_consumer *c, pdw_error *err)
 {
+    pdw__error_reset(err);
     if (!c)
         return pdw__error_set(err, PDW_EINVAL, -1, "consumer is NULL");
     uint64_t delay = 0;

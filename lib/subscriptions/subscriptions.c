@@ -217,6 +217,7 @@ static int recompute(pdw_plan *p);
 
 int pdw_plan_new(pdw_plan **out, const pdw_plan_options *opts, pdw_error *err)
 {
+    pdw__error_reset(err);
     if (!out)
         return pdw__error_set(err, PDW_EINVAL, -1, "out is NULL");
     *out = NULL;
@@ -526,6 +527,7 @@ static int add_span(pdw_plan *p, const char *s, size_t n, pdw_error *err)
 
 int pdw_plan_add(pdw_plan *p, const char *trigger, pdw_error *err)
 {
+    pdw__error_reset(err);
     if (!p || !trigger)
         return pdw__error_set(err, PDW_EINVAL, -1, "plan or trigger is NULL");
     return add_span(p, trigger, strlen(trigger), err);
@@ -533,6 +535,7 @@ int pdw_plan_add(pdw_plan *p, const char *trigger, pdw_error *err)
 
 int pdw_plan_add_list(pdw_plan *p, const char *text, pdw_error *err)
 {
+    pdw__error_reset(err);
     if (!p || !text)
         return pdw__error_set(err, PDW_EINVAL, -1, "plan or list is NULL");
     size_t added = 0;
@@ -594,6 +597,7 @@ const char *pdw_plan_warning(const pdw_plan *p, size_t i)
 
 int pdw_plan_check(const pdw_plan *p, size_t others, pdw_error *err)
 {
+    pdw__error_reset(err);
     if (!p)
         return pdw__error_set(err, PDW_EINVAL, -1, "plan is NULL");
     if (p->plan.n == 0)
@@ -610,6 +614,7 @@ int pdw_plan_check(const pdw_plan *p, size_t others, pdw_error *err)
 
 int pdw_plan_body_json(const pdw_plan *p, size_t i, char **out, pdw_error *err)
 {
+    pdw__error_reset(err);
     if (!out)
         return pdw__error_set(err, PDW_EINVAL, -1, "out is NULL");
     *out = NULL;
@@ -711,6 +716,7 @@ static int same(const pdw_plan *p, const entry *e, const pdw_subscription *s)
 int pdw_plan_diff(pdw_diff **out, const pdw_plan *p, const pdw_subscription *existing,
                   size_t n, pdw_error *err)
 {
+    pdw__error_reset(err);
     if (!out)
         return pdw__error_set(err, PDW_EINVAL, -1, "out is NULL");
     *out = NULL;

@@ -56,6 +56,15 @@ const char *pdw__error_body(int code, size_t *len)
     return b;
 }
 
+void pdw__error_reset(pdw_error *err)
+{
+    if (err) {
+        err->code = PDW_OK;
+        err->offset = -1;
+        err->message[0] = '\0';
+    }
+}
+
 int pdw__error_set(pdw_error *err, int code, long long offset, const char *fmt, ...)
 {
     if (!err || err->code != PDW_OK)

@@ -65,7 +65,12 @@ struct timespec pdw__deadline_in_us(uint64_t us); /* the same in microseconds */
 int pdw__cond_wait_ms(pthread_cond_t *c, pthread_mutex_t *m, uint64_t ms);
 
 /* ---- error.c ---------------------------------------------------------------------- */
-/* Record an error in err when err is not NULL and still PDW_OK; returns code. */
+/* Reset err to "no error" (code PDW_OK, offset -1, empty message); NULL is ignored. Every
+ * public function that takes a pdw_error calls it at entry (jansson's jsonp_error_init),
+ * so a reused struct never shows a stale message. */
+void pdw__error_reset(pdw_error *err);
+/* Record an error in err when err is not NULL and still PDW_OK (within one call the first
+ * detail recorded wins: it is the closest to the cause); returns code. */
 int pdw__error_set(pdw_error *err, int code, long long offset, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 4, 5)))
