@@ -488,6 +488,14 @@ static int broken_claim(void *self, const char *k, size_t n, uint64_t now, uint6
     return PDW_ENOMEM;
 }
 
+static int odd_claim(void *self, const char *k, size_t n, uint64_t now, uint64_t ttl)
+{
+    (void)k, (void)n, (void)now, (void)ttl;
+    int *calls = self;
+    (*calls)++;
+    return PDW_CLAIM_DUPLICATE + 1;
+}
+
 static int broken_release(void *self, const char *k, size_t n)
 {
     (void)self, (void)k, (void)n;
@@ -510,6 +518,16 @@ static void test_custom_dedup_store_failure_503(void **state)
     assert_int_equal(run(r, &q, &v), PDW_ESTORE);
     assert_int_equal(v.status, 503);
     assert_non_null(header_of(&v, "Retry-After"));
+    assert_int_equal(calls, 1);
+    assert_int_equal(atomic_load(&c.calls), 0);
+    pdw_receiver_free(r);
+    /* a claim result no store may give (above PDW_CLAIM_DUPLICATE) is a store failure too,
+     * never taken as new */
+    s.claim = odd_claim;
+    calls = 0;
+    r = make_receiver(&o, &c);
+    assert_int_equal(run(r, &q, &v), PDW_ESTORE);
+    assert_int_equal(v.status, 503);
     assert_int_equal(calls, 1);
     assert_int_equal(atomic_load(&c.calls), 0);
     pdw_receiver_free(r);

@@ -59,18 +59,19 @@
 extern "C" {
 #endif
 
-/** Claim result: the key was free (or expired) and is now ours, in flight. */
-#define PDW_CLAIM_NEW 1
-/** Claim result: the key is claimed and confirmed: a duplicate of an accepted delivery.
- *  (A version-1 store also returns it for a key still in flight.) */
-#define PDW_CLAIM_DUPLICATE 0
+/** Claim result: the key was free (or expired) and is now ours, in flight. The normal
+ *  case, so 0, as every normal return in pdwebhook. */
+#define PDW_CLAIM_NEW 0
 /** Claim result (stores of version 2 and later): the key is claimed but not confirmed
  *  yet: another request is accepting the same delivery right now and may still fail
  *  (until the in-flight lease of a version-3 store runs out). The receiver
  *  does not hand the event on; it answers a retry (attempt 2 or later) 503 +
  *  `Retry-After` (::PDW_EINFLIGHT), and a first attempt (another webhook's copy of the
  *  same event) 200 as a duplicate, since a 503 to a first attempt costs a ban point. */
-#define PDW_CLAIM_INFLIGHT 2
+#define PDW_CLAIM_INFLIGHT 1
+/** Claim result: the key is claimed and confirmed: a duplicate of an accepted delivery.
+ *  (A version-1 store also returns it for a key still in flight.) */
+#define PDW_CLAIM_DUPLICATE 2
 
 /**
  * @brief A deduplication store. Implement it to plug in your own.

@@ -508,10 +508,10 @@ static int handle_body(pdw_receiver *r, const char *body, size_t body_len, long 
             pdw__event_fini(&ev);
             return decide(r, v, PDW_EDUPLICATE, 0);
         }
-        if (rc < 0) {
+        if (rc != PDW_CLAIM_NEW) { /* a failure, or an answer no store may give */
             pdw__event_fini(&ev);
             return pdw__error_set(err, decide(r, v, PDW_ESTORE, 0), -1,
-                                  "dedup store failed: %s", pdw_strerror(rc));
+                                  "dedup store failed: %s (%d)", pdw_strerror(rc), rc);
         }
     }
     rc = hand_on(r, &ev, request_user, v);

@@ -571,11 +571,12 @@ static void dedup_count(pdw_redis_dedup *d, uint64_t *field)
 
 /* KEYS[1] the claim, ARGV[1] its TTL in ms. A claim is "0" while in flight, "1" once
  * confirmed; both states are read in the same atomic step as the SET NX.
- * Returns 1: new (now "0"), 2: in flight, 0: confirmed. */
+ * Returns the claim result itself: 0 PDW_CLAIM_NEW (now "0"), 1 PDW_CLAIM_INFLIGHT,
+ * 2 PDW_CLAIM_DUPLICATE (confirmed). */
 static const char claim_script[] =
-    "if redis.call('SET', KEYS[1], '0', 'NX', 'PX', ARGV[1]) then return 1 end\n"
-    "if redis.call('GET', KEYS[1]) == '1' then return 0 end\n"
-    "return 2\n";
+    "if redis.call('SET', KEYS[1], '0', 'NX', 'PX', ARGV[1]) then return 0 end\n"
+    "if redis.call('GET', KEYS[1]) == '1' then return 2 end\n"
+    "return 1\n";
 
 /* KEYS[1] the claim: "1" in place (SETRANGE keeps the TTL; KEEPTTL would need Redis 6).
  * Returns 1, or 0 when the key is not held (released or expired meanwhile). */
@@ -639,12 +640,9 @@ static int redis_claim(pdw_redis_dedup *d, const char *key, size_t len, uint64_t
     int res;
     if (!v2)
         res = rep->type == REDIS_REPLY_NIL ? PDW_CLAIM_DUPLICATE : PDW_CLAIM_NEW;
-    else if (rep->type == REDIS_REPLY_INTEGER && rep->integer == 1)
-        res = PDW_CLAIM_NEW;
-    else if (rep->type == REDIS_REPLY_INTEGER && rep->integer == 0)
-        res = PDW_CLAIM_DUPLICATE;
-    else if (rep->type == REDIS_REPLY_INTEGER && rep->integer == 2)
-        res = PDW_CLAIM_INFLIGHT;
+    else if (rep->type == REDIS_REPLY_INTEGER && rep->integer >= PDW_CLAIM_NEW &&
+             rep->integer <= PDW_CLAIM_DUPLICATE)
+        res = (int)rep->integer; /* the script answers with the claim result */
     else
         res = PDW_EREDIS;
     freeReplyObject(rep);
