@@ -86,7 +86,7 @@ static void *produce(void *p)
                 continue;
             }
             const char *key = pdw_event_delivery_key(ev[j]);
-            if (pr->store->claim(pr->store->self, key, strlen(key), 1000, 60000) !=
+            if (pdw_dedup_store_claim(pr->store, key, strlen(key), 1000, 60000) !=
                     PDW_CLAIM_NEW ||
                 pdw_spool_append_nowait(pr->spool, key, strlen(key), 1000, body[j],
                                         (size_t)len, &id[j], NULL) != 0)
@@ -104,7 +104,7 @@ static void *produce(void *p)
             pdw_spool_record rec = { id[j], 1, key, strlen(key), b, len };
             if (pdw_spool_durable(pr->spool) < id[j] ||
                 pdw_worker_submit_event(pr->worker, &rec, ev[j]) != 0 ||
-                pr->store->confirm_for(pr->store->self, key, strlen(key), 1000, 86400000) != 0)
+                pdw_dedup_store_confirm(pr->store, key, strlen(key), 1000, 86400000) != 0)
                 pr->failures++;
             pdw_event_free(ev[j]);
         }
@@ -117,10 +117,8 @@ static void test_project_delete_burst(void **state)
     (void)state;
     char dir[] = "/tmp/pdw-burst-XXXXXX";
     assert_non_null(mkdtemp(dir));
-    pdw_dedup_memory *mem = NULL;
-    assert_int_equal(pdw_dedup_memory_new(&mem, NULL, NULL), 0);
-    pdw_dedup_store store;
-    assert_int_equal(pdw_dedup_memory_store_init(mem, &store, PDW_DEDUP_STORE_VERSION), 0);
+    pdw_dedup_store *store = NULL;
+    assert_int_equal(pdw_dedup_memory_new(&store, NULL, NULL), 0);
     pdw_spool *sp = NULL;
     assert_int_equal(pdw_spool_open(&sp, dir, NULL, NULL, NULL), 0);
     pdw_worker_options wo = PDW_WORKER_OPTIONS_INIT;
@@ -134,14 +132,14 @@ static void test_project_delete_burst(void **state)
     pthread_t t[PRODUCERS];
     producer pr[PRODUCERS];
     for (int i = 0; i < PRODUCERS; i++) {
-        pr[i] = (producer){ i * (BURST / PRODUCERS), BURST / PRODUCERS, sp, w, &store, 0 };
+        pr[i] = (producer){ i * (BURST / PRODUCERS), BURST / PRODUCERS, sp, w, store, 0 };
         assert_int_equal(pthread_create(&t[i], NULL, produce, &pr[i]), 0);
     }
     for (int i = 0; i < PRODUCERS; i++) {
         pthread_join(t[i], NULL);
         assert_int_equal(pr[i].failures, 0);
     }
-    assert_true(pdw_dedup_memory_count(mem) >= BURST);
+    assert_true(pdw_dedup_memory_count(store) >= BURST);
 
     /* Pipedrive retries some (its first attempts timed out): duplicates, not handed on */
     char body[1024];
@@ -150,7 +148,7 @@ static void test_project_delete_burst(void **state)
         pdw_event *ev = NULL;
         assert_int_equal(pdw_event_parse(&ev, body, (size_t)len, NULL, NULL), 0);
         const char *key = pdw_event_delivery_key(ev);
-        assert_int_equal(store.claim(store.self, key, strlen(key), 2000, 60000),
+        assert_int_equal(pdw_dedup_store_claim(store, key, strlen(key), 2000, 60000),
                          PDW_CLAIM_DUPLICATE);
         pdw_event_free(ev);
     }
@@ -170,7 +168,7 @@ static void test_project_delete_burst(void **state)
         if (atomic_load(&handed[i]) != 1)
             fail_msg("delete of child %d handed on %d times", i, atomic_load(&handed[i]));
     pdw_spool_close(sp);
-    pdw_dedup_memory_free(mem);
+    pdw_dedup_store_free(store);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     assert_int_equal(system(cmd), 0);

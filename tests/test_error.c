@@ -120,7 +120,7 @@ static void test_error_reset_by_every_call(void **state)
     pdw_router_free(rt);
 
     /* pdw_dedup_memory_new */
-    pdw_dedup_memory *st = NULL;
+    pdw_dedup_store *st = NULL;
     pdw_dedup_memory_options mo = PDW_DEDUP_MEMORY_OPTIONS_INIT;
     mo.capacity = (size_t)1 << 31;
     pdw_test_stale_error(&e);
@@ -128,7 +128,7 @@ static void test_error_reset_by_every_call(void **state)
     assert_error_own(e, PDW_EINVAL);
     assert_int_equal(pdw_dedup_memory_new(&st, NULL, &e), 0);
     assert_error_reset(e);
-    pdw_dedup_memory_free(st);
+    pdw_dedup_store_free(st);
 
     /* pdw_health_new */
     pdw_health *h = NULL;

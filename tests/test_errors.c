@@ -11,6 +11,7 @@
 #include "core/core.h"
 #include "pdwebhook/durable.h"
 #include "pdwebhook/subscriptions.h"
+#include "pdwebhook/sys/dedup_store.h"
 
 #ifndef PDW_ERRORS_MD
 #error "PDW_ERRORS_MD must name docs/ERRORS.md"
@@ -484,25 +485,37 @@ static void test_EHANDLER_handler_failed(void **state)
     expect_head("POST", h, V2, PDW_EHANDLER, 500, &o500);
 }
 
-static int failing_claim(void *self, const char *key, size_t len, uint64_t now, uint64_t ttl)
+/* A store of the test's own (pdwebhook/sys/dedup_store.h), counting its claims. */
+typedef struct count_store {
+    pdw_dedup_store parent;
+    int claims;
+} count_store;
+
+static int failing_claim(pdw_dedup_store *self, const char *key, size_t len, uint64_t now,
+                         uint64_t ttl)
 {
     (void)self, (void)key, (void)len, (void)now, (void)ttl;
     return PDW_EIO;
 }
-static int noop_release(void *self, const char *key, size_t len)
+static int noop_release(pdw_dedup_store *self, const char *key, size_t len)
 {
     (void)self, (void)key, (void)len;
+    return 0;
+}
+static int noop_confirm(pdw_dedup_store *self, const char *key, size_t len, uint64_t now,
+                        uint64_t ttl)
+{
+    (void)self, (void)key, (void)len, (void)now, (void)ttl;
     return 0;
 }
 
 static void test_ESTORE_dedup_failed(void **state)
 {
     (void)state;
-    pdw_dedup_store st;
-    memset(&st, 0, sizeof st);
-    st.version = PDW_DEDUP_STORE_VERSION;
+    pdw_dedup_store st = PDW_DEDUP_STORE_INIT; /* on the stack: no free */
     st.claim = failing_claim;
     st.release = noop_release;
+    st.confirm = noop_confirm;
     opts o = { 0, 0, 0, 0, &st };
     pdw_receiver *r = make(&o);
     const char *h[] = { "Content-Type: application/json", "Authorization: " AUTH_OK, NULL };
@@ -513,10 +526,11 @@ static void test_ESTORE_dedup_failed(void **state)
     pdw_receiver_free(r);
 }
 
-static int inflight_claim(void *self, const char *k, size_t n, uint64_t now, uint64_t ttl)
+static int inflight_claim(pdw_dedup_store *self, const char *k, size_t n, uint64_t now,
+                          uint64_t ttl)
 {
     (void)k, (void)n, (void)now, (void)ttl;
-    (*(int *)self)++;
+    ((count_store *)self)->claims++;
     return PDW_CLAIM_INFLIGHT;
 }
 
@@ -531,14 +545,11 @@ static int counting_handler(const pdw_event *ev, void *user)
 static void test_EINFLIGHT_retry_while_first_in_flight(void **state)
 {
     (void)state;
-    int claims = 0;
-    pdw_dedup_store st;
-    memset(&st, 0, sizeof st);
-    st.version = PDW_DEDUP_STORE_VERSION;
-    st.claim = inflight_claim;
-    st.release = noop_release;
-    st.self = &claims;
-    opts o = { 0, 0, 0, 0, &st };
+    count_store cs = { PDW_DEDUP_STORE_INIT, 0 }; /* on the stack: no free */
+    cs.parent.claim = inflight_claim;
+    cs.parent.release = noop_release;
+    cs.parent.confirm = noop_confirm;
+    opts o = { 0, 0, 0, 0, &cs.parent };
     pdw_receiver *r = make(&o);
     handled = 0;
     assert_int_equal(pdw_router_on(pdw_receiver_router(r), "*.*", counting_handler, NULL, NULL),
@@ -554,13 +565,13 @@ static void test_EINFLIGHT_retry_while_first_in_flight(void **state)
     assert_int_equal(pdw_err_http_status(PDW_EINFLIGHT), 503);
     assert_non_null(header_of(&v, "Retry-After"));
     assert_string_equal(v.body, "{\"ok\":false,\"error\":\"PDW_EINFLIGHT\"}");
-    assert_int_equal(claims, 1);
+    assert_int_equal(cs.claims, 1);
     assert_int_equal(handled, 0); /* never handed on */
     /* a first attempt (another webhook's copy) in flight: the 200 of a duplicate, since a
      * 503 would cost that webhook a ban point for every overlapping event */
     assert_int_equal(send_req(r, "POST", h, V2, strlen(V2), &v), PDW_EDUPLICATE);
     assert_int_equal(v.status, 200);
-    assert_int_equal(claims, 2);
+    assert_int_equal(cs.claims, 2);
     assert_int_equal(handled, 0);
     pdw_receiver_free(r);
 }

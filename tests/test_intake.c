@@ -11,6 +11,7 @@
 
 #include "pdw_test.h"
 #include "pdwebhook/durable.h"
+#include "pdwebhook/sys/dedup_store.h"
 
 #define AUTH "Basic dTpw" /* u:p */
 
@@ -697,10 +698,68 @@ static void test_options(void **state)
     assert_null(pdw_intake_receiver(NULL));
 }
 
+/* A dedup store that counts its frees. */
+typedef struct freed_store {
+    pdw_dedup_store parent;
+    int freed;
+} freed_store;
+
+static int fs_claim(pdw_dedup_store *s, const char *k, size_t n, uint64_t now, uint64_t ttl)
+{
+    (void)s, (void)k, (void)n, (void)now, (void)ttl;
+    return PDW_CLAIM_NEW;
+}
+static int fs_release(pdw_dedup_store *s, const char *k, size_t n)
+{
+    (void)s, (void)k, (void)n;
+    return 0;
+}
+static int fs_confirm(pdw_dedup_store *s, const char *k, size_t n, uint64_t now, uint64_t ttl)
+{
+    (void)s, (void)k, (void)n, (void)now, (void)ttl;
+    return 0;
+}
+static void fs_free(pdw_dedup_store *s)
+{
+    ((freed_store *)s)->freed++;
+}
+
+/* The dedup store of the receiver options is the intake's whatever pdw_intake_new()
+ * returns: freed once with the intake, or at once when its creation fails, before the
+ * receiver (an intake option refused) or by it (the receiver's own refusal). */
+static void test_dedup_store_taken_over(void **state)
+{
+    (void)state;
+    freed_store fs = { PDW_DEDUP_STORE_INIT, 0 };
+    fs.parent.claim = fs_claim;
+    fs.parent.release = fs_release;
+    fs.parent.confirm = fs_confirm;
+    fs.parent.free = fs_free;
+    pdw_intake_options o = PDW_INTAKE_OPTIONS_INIT;
+    pdw_receiver_options ro = PDW_RECEIVER_OPTIONS_INIT;
+    ro.dedup = &fs.parent;
+    ro.insecure_no_auth = 1;
+    o.receiver = &ro;
+    pdw_intake *in = NULL;
+    ro.accept = some_hook; /* refused by the intake, before its receiver exists */
+    assert_int_equal(pdw_intake_new(&in, &o, NULL), PDW_EINVAL);
+    assert_int_equal(fs.freed, 1);
+    ro.accept = NULL;
+    ro.insecure_no_auth = 0; /* refused by the receiver */
+    assert_int_equal(pdw_intake_new(&in, &o, NULL), PDW_ENOAUTH);
+    assert_int_equal(fs.freed, 2);
+    ro.insecure_no_auth = 1;
+    assert_int_equal(pdw_intake_new(&in, &o, NULL), 0);
+    assert_int_equal(fs.freed, 2);
+    pdw_intake_free(in);
+    assert_int_equal(fs.freed, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_durable_before_callback),
+        cmocka_unit_test(test_dedup_store_taken_over),
         cmocka_unit_test(test_failed_flush_503_releases_claim),
         cmocka_unit_test(test_refusals_and_duplicates_inside_the_call),
         cmocka_unit_test(test_restart_recovers_once),

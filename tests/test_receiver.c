@@ -6,6 +6,7 @@
 
 #include "pdw_test.h"
 #include "pdwebhook/pdwebhook.h"
+#include "pdwebhook/sys/dedup_store.h"
 
 static const char V2[] = "{\"meta\":{\"version\":\"2.0\",\"action\":\"change\",\"entity\":\"deal\","
                          "\"entity_id\":\"8\",\"id\":\"ev-1\",\"timestamp\":\"2022-11-24T15:11:55"
@@ -480,36 +481,64 @@ static void test_accept_hook(void **state)
     pdw_receiver_free(r);
 }
 
-static int broken_claim(void *self, const char *k, size_t n, uint64_t now, uint64_t ttl)
+/* A store of the test's own: counts its calls and whether it was freed. */
+typedef struct test_store {
+    pdw_dedup_store parent;
+    int calls; /* claims */
+    int freed;
+} test_store;
+
+static int broken_claim(pdw_dedup_store *self, const char *k, size_t n, uint64_t now,
+                        uint64_t ttl)
 {
     (void)k, (void)n, (void)now, (void)ttl;
-    int *calls = self;
-    (*calls)++;
+    ((test_store *)self)->calls++;
     return PDW_ENOMEM;
 }
 
-static int odd_claim(void *self, const char *k, size_t n, uint64_t now, uint64_t ttl)
+static int odd_claim(pdw_dedup_store *self, const char *k, size_t n, uint64_t now, uint64_t ttl)
 {
     (void)k, (void)n, (void)now, (void)ttl;
-    int *calls = self;
-    (*calls)++;
+    ((test_store *)self)->calls++;
     return PDW_CLAIM_DUPLICATE + 1;
 }
 
-static int broken_release(void *self, const char *k, size_t n)
+static int broken_release(pdw_dedup_store *self, const char *k, size_t n)
 {
     (void)self, (void)k, (void)n;
     return 0;
 }
 
+static int broken_confirm(pdw_dedup_store *self, const char *k, size_t n, uint64_t now,
+                          uint64_t ttl)
+{
+    (void)self, (void)k, (void)n, (void)now, (void)ttl;
+    return 0;
+}
+
+static void test_store_free(pdw_dedup_store *self)
+{
+    ((test_store *)self)->freed++;
+}
+
+static void test_store_init(test_store *t)
+{
+    memset(t, 0, sizeof *t);
+    assert_int_equal(pdw_dedup_store_init(&t->parent, PDW_DEDUP_STORE_VERSION), 0);
+    t->parent.claim = broken_claim;
+    t->parent.release = broken_release;
+    t->parent.confirm = broken_confirm;
+    t->parent.free = test_store_free;
+}
+
 static void test_custom_dedup_store_failure_503(void **state)
 {
     (void)state;
-    int calls = 0;
-    pdw_dedup_store s = { PDW_DEDUP_STORE_VERSION, broken_claim, broken_release, &calls, NULL,
-                          NULL };
+    test_store ts;
+    test_store_init(&ts);
+    ts.parent.free = NULL; /* on the stack: nobody frees it */
     pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
-    o.dedup = &s;
+    o.dedup = &ts.parent;
     counts c = { 0, 0 };
     pdw_receiver *r = make_receiver(&o, &c);
     req q;
@@ -518,17 +547,17 @@ static void test_custom_dedup_store_failure_503(void **state)
     assert_int_equal(run(r, &q, &v), PDW_ESTORE);
     assert_int_equal(v.status, 503);
     assert_non_null(header_of(&v, "Retry-After"));
-    assert_int_equal(calls, 1);
+    assert_int_equal(ts.calls, 1);
     assert_int_equal(atomic_load(&c.calls), 0);
     pdw_receiver_free(r);
     /* a claim result no store may give (above PDW_CLAIM_DUPLICATE) is a store failure too,
      * never taken as new */
-    s.claim = odd_claim;
-    calls = 0;
+    ts.parent.claim = odd_claim;
+    ts.calls = 0;
     r = make_receiver(&o, &c);
     assert_int_equal(run(r, &q, &v), PDW_ESTORE);
     assert_int_equal(v.status, 503);
-    assert_int_equal(calls, 1);
+    assert_int_equal(ts.calls, 1);
     assert_int_equal(atomic_load(&c.calls), 0);
     pdw_receiver_free(r);
     /* dedup off: every delivery is handed on */
@@ -814,63 +843,74 @@ static void test_accept_deferred(void **state)
     pdw_receiver_free(r);
 }
 
-/* A version-1 store, as a program built against the old header lays it out (no confirm
- * member; allocated to its exact size, so that reading past it is caught under ASan and
- * valgrind): it keeps working, with the old behaviour (in flight = duplicate). */
-typedef struct v1_store {
-    unsigned version;
-    int (*claim)(void *self, const char *key, size_t key_len, uint64_t now_ms, uint64_t ttl_ms);
-    int (*release)(void *self, const char *key, size_t key_len);
-    void *self;
-} v1_store;
-
-static void test_version1_store(void **state)
+/* The receiver takes a store of another version for an error (and leaves it alone: its
+ * layout is unknown), an incomplete one too; it takes over the store it is given whatever
+ * pdw_receiver_new() returns: freed with the receiver (also with dedup disabled), or at
+ * once when the creation fails. */
+static void test_dedup_store_version_and_ownership(void **state)
 {
     (void)state;
-    pdw_dedup_memory *m = NULL;
-    assert_int_equal(pdw_dedup_memory_new(&m, NULL, NULL), 0);
-    pdw_dedup_store full;
-    pdw_dedup_memory_store(m, &full);
-    assert_int_equal(full.version, 1);
-    v1_store *old = malloc(sizeof *old);
-    assert_non_null(old);
-    old->version = 1;
-    old->claim = full.claim;
-    old->release = full.release;
-    old->self = full.self;
-    gate g;
-    gate_init(&g, 0);
-    pdw_receiver *r = gated_receiver(&g, 500, (pdw_dedup_store *)(void *)old);
-    free(old); /* copied by pdw_receiver_new() */
-    first_attempt f;
-    pthread_t t;
-    start_first(&f, r, &t);
-    gate_wait_entered(&g);
-    char buf[sizeof V2 + 8];
-    req q;
-    pdw_verdict v;
-    make_retry(&q, buf, sizeof buf);
-    /* version 1: the race stays (documented): the retry is a duplicate */
-    assert_int_equal(run(r, &q, &v), PDW_EDUPLICATE);
-    gate_open(&g, 1);
-    pthread_join(t, NULL);
-    assert_int_equal(f.rc, PDW_EHANDLER);
-    g.fail = 0;
-    assert_int_equal(run(r, &q, &v), PDW_OK); /* released by the failure: new */
-    assert_int_equal(run(r, &q, &v), PDW_EDUPLICATE);
-    assert_int_equal(atomic_load(&g.calls), 2);
-    pdw_receiver_free(r);
-    gate_fini(&g);
-    pdw_dedup_memory_free(m);
-
-    /* versions other than 1, 2 and 3 are refused */
-    pdw_dedup_store bad = { 4, broken_claim, broken_release, NULL, NULL, NULL };
+    test_store ts;
+    test_store_init(&ts);
     pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
-    o.dedup = &bad;
+    o.dedup = &ts.parent;
     o.insecure_no_auth = 1;
-    pdw_receiver *r2 = NULL;
-    assert_int_equal(pdw_receiver_new(&r2, &o, NULL), PDW_EINVAL);
-    assert_null(r2);
+    pdw_receiver *r = NULL;
+    pdw_error e;
+    ts.parent.version = PDW_DEDUP_STORE_VERSION + 1; /* not this header's vtable */
+    assert_int_equal(pdw_receiver_new(&r, &o, &e), PDW_EVERSIONSTRUCT);
+    assert_null(r);
+    ts.parent.version = 0;
+    assert_int_equal(pdw_receiver_new(&r, &o, &e), PDW_EVERSIONSTRUCT);
+    assert_int_equal(ts.freed, 0); /* another layout: not touched */
+    ts.parent.version = PDW_DEDUP_STORE_VERSION;
+    ts.parent.confirm = NULL;
+    assert_int_equal(pdw_receiver_new(&r, &o, &e), PDW_EINVAL);
+    assert_int_equal(ts.freed, 1); /* taken, and freed with the failure */
+    ts.parent.confirm = broken_confirm;
+    ts.parent.release = NULL;
+    assert_int_equal(pdw_receiver_new(&r, &o, &e), PDW_EINVAL);
+    ts.parent.release = broken_release;
+    ts.parent.claim = NULL;
+    assert_int_equal(pdw_receiver_new(&r, &o, &e), PDW_EINVAL);
+    ts.parent.claim = broken_claim;
+    assert_int_equal(ts.freed, 3);
+    /* a failure that has nothing to do with the store frees it too */
+    o.insecure_no_auth = 0;
+    assert_int_equal(pdw_receiver_new(&r, &o, &e), PDW_ENOAUTH);
+    assert_int_equal(ts.freed, 4);
+    o.realm = "bad\"realm";
+    o.insecure_no_auth = 1;
+    assert_int_equal(pdw_receiver_new(&r, &o, &e), PDW_EINVAL);
+    o.realm = NULL;
+    assert_int_equal(ts.freed, 5);
+    /* created: the receiver owns it, and frees it once, with itself */
+    assert_int_equal(pdw_receiver_new(&r, &o, &e), 0);
+    assert_int_equal(ts.freed, 5);
+    pdw_receiver_free(r);
+    assert_int_equal(ts.freed, 6);
+    /* with dedup disabled as well */
+    o.disable_dedup = 1;
+    assert_int_equal(pdw_receiver_new(&r, &o, &e), 0);
+    pdw_receiver_free(r);
+    assert_int_equal(ts.freed, 7);
+    /* a built-in memory store freed by a failing creation (no leak, no double free under
+     * ASan / valgrind) */
+    pdw_dedup_store *m0 = NULL;
+    assert_int_equal(pdw_dedup_memory_new(&m0, NULL, NULL), 0);
+    o.disable_dedup = 0;
+    o.dedup = m0;
+    o.insecure_no_auth = 0;
+    assert_int_equal(pdw_receiver_new(&r, &o, &e), PDW_ENOAUTH);
+    o.insecure_no_auth = 1;
+    /* a built-in memory store given explicitly is freed with the receiver (no leak under
+     * ASan / valgrind) */
+    pdw_dedup_store *m = NULL;
+    assert_int_equal(pdw_dedup_memory_new(&m, NULL, NULL), 0);
+    o.disable_dedup = 0;
+    o.dedup = m;
+    assert_int_equal(pdw_receiver_new(&r, &o, &e), 0);
+    pdw_receiver_free(r);
 }
 
 static uint64_t fake_now;
@@ -1184,72 +1224,6 @@ static void test_lease_confirmed_duplicate_for_ttl(void **state)
     assert_int_equal(run(r, &retry, &v), PDW_OK);
     assert_int_equal(h3.calls, 2);
     pdw_receiver_free(r);
-}
-
-/* A version-2 store, as a program built against the version-2 header lays it out (no
- * confirm_for; allocated to its exact size, so that reading past it is caught under ASan
- * and valgrind): no lease, the claim holds the key for the full TTL, as before. */
-typedef struct v2_store {
-    unsigned version;
-    int (*claim)(void *self, const char *key, size_t key_len, uint64_t now_ms, uint64_t ttl_ms);
-    int (*release)(void *self, const char *key, size_t key_len);
-    void *self;
-    int (*confirm)(void *self, const char *key, size_t key_len);
-} v2_store;
-
-static void test_lease_version2_store_unchanged(void **state)
-{
-    (void)state;
-    pdw_dedup_memory *m = NULL;
-    assert_int_equal(pdw_dedup_memory_new(&m, NULL, NULL), 0);
-    v2_store *old = malloc(sizeof *old);
-    assert_non_null(old);
-    assert_int_equal(pdw_dedup_memory_store_init(m, (pdw_dedup_store *)(void *)old, 2), 0);
-    assert_int_equal(old->version, 2);
-    hook h = { PDW_ACCEPT_DEFERRED, 0, "", 0, NULL };
-    pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
-    o.dedup = (pdw_dedup_store *)(void *)old;
-    o.inflight_lease_ms = 5000; /* ignored: a version-2 store has no lease */
-    pdw_receiver *r = deferring_receiver(&o, &h);
-    free(old); /* copied by pdw_receiver_new() */
-    char buf[sizeof V2 + 8];
-    req q, retry;
-    pdw_verdict v;
-    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
-    make_retry(&retry, buf, sizeof buf);
-    fake_now = T0;
-    assert_int_equal(run(r, &q, &v), PDW_OK); /* never settled */
-    fake_now = T0 + LEASE_MS;
-    assert_int_equal(run(r, &retry, &v), PDW_EINFLIGHT);
-    fake_now = T0 + TTL_MS - 1; /* in flight for the whole TTL: the old crash window */
-    assert_int_equal(run(r, &retry, &v), PDW_EINFLIGHT);
-    fake_now = T0 + TTL_MS;
-    assert_int_equal(run(r, &retry, &v), PDW_OK);
-    assert_int_equal(h.calls, 2);
-    /* its confirm keeps the claim's TTL (the version-2 confirm) */
-    fake_now = T0 + TTL_MS + 20000;
-    assert_int_equal(pdw_receiver_confirm(r, h.key, strlen(h.key)), 0);
-    fake_now = T0 + 2 * TTL_MS - 1;
-    assert_int_equal(run(r, &retry, &v), PDW_EDUPLICATE);
-    fake_now = T0 + 2 * TTL_MS;
-    assert_int_equal(run(r, &retry, &v), PDW_OK);
-    pdw_receiver_free(r);
-
-    /* a version-3 store without confirm_for behaves as version 2 */
-    pdw_dedup_store s3;
-    assert_int_equal(pdw_dedup_memory_store_init(m, &s3, PDW_DEDUP_STORE_VERSION), 0);
-    s3.confirm_for = NULL;
-    hook h3 = { PDW_ACCEPT_DEFERRED, 0, "", 0, NULL };
-    pdw_receiver_options o3 = PDW_RECEIVER_OPTIONS_INIT;
-    o3.dedup = &s3;
-    r = deferring_receiver(&o3, &h3);
-    fake_now = T0 + 10 * TTL_MS;
-    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
-    assert_int_equal(run(r, &q, &v), PDW_OK);
-    fake_now = T0 + 10 * TTL_MS + LEASE_MS;
-    assert_int_equal(run(r, &retry, &v), PDW_EINFLIGHT);
-    pdw_receiver_free(r);
-    pdw_dedup_memory_free(m);
 }
 
 /* inflight_lease_ms at or above the dedup TTL: no lease, a claim holds the full TTL. */
@@ -1727,14 +1701,13 @@ int main(void)
         cmocka_unit_test(test_inflight_retry_then_first_fails),
         cmocka_unit_test(test_inflight_retry_then_first_succeeds),
         cmocka_unit_test(test_accept_deferred),
-        cmocka_unit_test(test_version1_store),
+        cmocka_unit_test(test_dedup_store_version_and_ownership),
         cmocka_unit_test(test_dedup_ttl_via_clock),
         cmocka_unit_test(test_lease_crash_retry_after_lease),
         cmocka_unit_test(test_lease_confirmed_duplicate_for_ttl),
         cmocka_unit_test(test_accept_hook_request_user),
         cmocka_unit_test(test_settle_deferred),
         cmocka_unit_test(test_remember),
-        cmocka_unit_test(test_lease_version2_store_unchanged),
         cmocka_unit_test(test_lease_disabled_at_ttl),
         cmocka_unit_test(test_options_version1_struct),
         cmocka_unit_test(test_new_refuses_bad_options),

@@ -84,7 +84,7 @@ typedef struct server {
     config cfg;
     pdw_intake *intake;    /* every mode but --sync */
     pdw_receiver *rcv;     /* --sync: the receiver (owned) */
-    pdw_dedup_memory *dedup; /* --redis: the local store Redis's dedup falls back to */
+    pdw_dedup_store *dedup; /* ours until handed to the receiver (or the Redis store) */
     int blocking;          /* a thread per connection: it waits for its answer */
     pthread_mutex_t wait_lock; /* (blocking) a request's answer is final */
     pthread_cond_t wait_cond;
@@ -1156,8 +1156,8 @@ static void shutdown_all(server *s)
     pdw_intake_free(s->intake);   /* the journal closed */
     sinks_close(s->sinks);
     pdw_receiver_free(s->rcv);
+    pdw_dedup_store_free(s->dedup); /* never handed on: before the Redis connections */
     serve_redis_close(s->redis);
-    pdw_dedup_memory_free(s->dedup);
     pdw_health_free(s->health);
     guard_free(s->guard);
     s->guard = NULL;
@@ -1204,24 +1204,24 @@ int pdw_cmd_serve(int argc, char **argv)
     }
 
     pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
-    pdw_dedup_store store;
-    pdw_dedup_memory_store_init(s->dedup, &store, PDW_DEDUP_STORE_VERSION);
     o.credentials = c->creds;
     o.num_credentials = c->ncreds;
     o.query_token = c->token;
     o.insecure_no_auth = c->insecure;
     o.max_body = c->max_body;
-    o.dedup = &store;
     o.inflight_lease_ms = c->inflight_lease_s * 1000ull;
-    if (c->redis) { /* Redis's dedup, the local store as its fallback (copied first) */
+    if (c->redis) { /* Redis's dedup, the local store as its fallback (which it takes) */
         serve_redis_config rcfg = { c->redis, c->stream, c->redis_prefix, c->stream_maxlen,
-                                    &store, NULL };
+                                    s->dedup, NULL };
+        s->dedup = NULL;
         if (serve_redis_open(&s->redis, &rcfg) != 0) {
             shutdown_all(s);
             return 2;
         }
-        serve_redis_dedup(s->redis, &store);
+        s->dedup = serve_redis_take_dedup(s->redis);
     }
+    o.dedup = s->dedup;
+    s->dedup = NULL; /* the receiver's (or the intake's) from here on, whatever happens */
 
     char markers[4200], dead[4200];
     if (c->sync_mode) {

@@ -11,14 +11,14 @@
 /* Built without libpdwebhook-redis: --redis is refused at start with a clear message. */
 int serve_redis_open(serve_redis **out, const serve_redis_config *c)
 {
-    (void)c;
+    pdw_dedup_store_free(c->fallback); /* taken whatever the result */
     *out = NULL;
     fprintf(stderr, "pdwebhook serve: --redis needs Redis support: install libhiredis-dev "
                     "and rebuild\n");
     return -1;
 }
 void serve_redis_set_sinks(serve_redis *r, sinks *s) { (void)r; (void)s; }
-void serve_redis_dedup(serve_redis *r, pdw_dedup_store *out) { (void)r; (void)out; }
+pdw_dedup_store *serve_redis_take_dedup(serve_redis *r) { (void)r; return NULL; }
 int serve_redis_handle(const pdw_spool_record *rec, unsigned attempt, char *errbuf,
                        size_t errcap, void *user)
 {
@@ -38,7 +38,8 @@ int serve_redis_health(serve_redis *r, json_t *o, uint64_t spool_pending, int64_
 
 struct serve_redis {
     pdw_redis *dedup_conn, *stream_conn; /* two, so that forwarding never delays a claim */
-    pdw_redis_dedup *dedup;
+    pdw_dedup_store *dedup; /* the Redis store (its counters) */
+    int dedup_taken;        /* handed to the caller: no longer ours to free */
     pdw_redis_stream *stream;
     sinks *sinks;
     char where[300];
@@ -62,8 +63,10 @@ int serve_redis_open(serve_redis **out, const serve_redis_config *c)
     pdw_error err;
     pdw_error_clear(&err);
     serve_redis *r = calloc(1, sizeof *r);
-    if (!r)
+    if (!r) {
+        pdw_dedup_store_free(c->fallback); /* taken whatever the result */
         return -1;
+    }
     r->sinks = c->sinks;
     pdw_redis_url u = PDW_REDIS_URL_INIT;
     if (pdw_redis_url_parse(c->url, &u, &err) == 0)
@@ -86,16 +89,23 @@ int serve_redis_open(serve_redis **out, const serve_redis_config *c)
     sopt.source = host[0] ? host : NULL;
     if (pdw_redis_new(&r->dedup_conn, c->url, &ro, &err) != 0 ||
         pdw_redis_new(&r->stream_conn, c->url, &ro, &err) != 0 ||
-        pdw_redis_dedup_new(&r->dedup, r->dedup_conn, &dopt, &err) != 0 ||
         pdw_redis_stream_new(&r->stream, r->stream_conn, &sopt, &err) != 0) {
         fprintf(stderr, "pdwebhook serve: --redis: %s\n", err.message);
         serve_redis_close(r);
+        pdw_dedup_store_free(c->fallback); /* taken whatever the result */
         return -1;
     }
     int rc = pdw_redis_ping(r->dedup_conn, &err);
     if (rc == PDW_EREDIS) {
         say(err.message);
     } else if (rc != 0) {
+        fprintf(stderr, "pdwebhook serve: --redis: %s\n", err.message);
+        serve_redis_close(r);
+        pdw_dedup_store_free(c->fallback); /* taken whatever the result */
+        return -1;
+    }
+    /* it takes the fallback over, also when it fails */
+    if (pdw_redis_dedup_new(&r->dedup, r->dedup_conn, &dopt, &err) != 0) {
         fprintf(stderr, "pdwebhook serve: --redis: %s\n", err.message);
         serve_redis_close(r);
         return -1;
@@ -110,9 +120,10 @@ void serve_redis_set_sinks(serve_redis *r, sinks *s)
         r->sinks = s;
 }
 
-void serve_redis_dedup(serve_redis *r, pdw_dedup_store *out)
+pdw_dedup_store *serve_redis_take_dedup(serve_redis *r)
 {
-    pdw_redis_dedup_store_init(r->dedup, out, PDW_DEDUP_STORE_VERSION);
+    r->dedup_taken = 1;
+    return r->dedup;
 }
 
 int serve_redis_handle(const pdw_spool_record *rec, unsigned attempt, char *errbuf,
@@ -138,7 +149,8 @@ void serve_redis_close(serve_redis *r)
     if (!r)
         return;
     pdw_redis_stream_free(r->stream);
-    pdw_redis_dedup_free(r->dedup);
+    if (!r->dedup_taken)
+        pdw_dedup_store_free(r->dedup);
     pdw_redis_free(r->stream_conn);
     pdw_redis_free(r->dedup_conn);
     free(r);

@@ -23,7 +23,8 @@ typedef struct serve_redis_config {
     const char *stream;   /* NULL: default */
     const char *prefix;   /* NULL: default */
     uint64_t maxlen;      /* 0: no trimming */
-    pdw_dedup_store *fallback; /* the local store, used while Redis is down */
+    pdw_dedup_store *fallback; /* the local store, used while Redis is down; taken over by
+                                  serve_redis_open() whatever it returns */
     sinks *sinks;         /* handed on after the stream */
 } serve_redis_config;
 
@@ -33,8 +34,9 @@ int serve_redis_open(serve_redis **out, const serve_redis_config *c);
 /* The sinks to hand on to after the stream (may come after serve_redis_open()). r may be
  * NULL (no --redis). */
 void serve_redis_set_sinks(serve_redis *r, sinks *s);
-/* The dedup store to give the receiver. */
-void serve_redis_dedup(serve_redis *r, pdw_dedup_store *out);
+/* The dedup store to give the receiver: the caller owns it from here on (serve_redis keeps
+ * a borrowed pointer for its counters, so it must live as long as health is asked). */
+pdw_dedup_store *serve_redis_take_dedup(serve_redis *r);
 /* pdw_worker_handle_cb (user: the serve_redis). */
 int serve_redis_handle(const pdw_spool_record *rec, unsigned attempt, char *errbuf,
                        size_t errcap, void *user);

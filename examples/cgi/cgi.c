@@ -21,6 +21,8 @@
 
 #include "example.h"
 
+#include <pdwebhook/sys/dedup_store.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -30,6 +32,7 @@
 /* ---- a dedup store that survives the process: one file per claimed key ---- */
 
 typedef struct file_store {
+    pdw_dedup_store parent; /* first: the store's functions get it back */
     const char *dir;
 } file_store;
 
@@ -56,13 +59,13 @@ static int key_path(const file_store *s, const char *key, size_t len, char *out,
 
 /* Keys are never reused (they hold the event id and time), so the TTL only matters for
  * cleaning up: remove old files with e.g. `find DIR -type f -mmin +1440 -delete`. */
-static int file_claim(void *self, const char *key, size_t key_len, uint64_t now_ms,
+static int file_claim(pdw_dedup_store *self, const char *key, size_t key_len, uint64_t now_ms,
                       uint64_t ttl_ms)
 {
     (void)now_ms;
     (void)ttl_ms;
     char path[4096];
-    if (key_path(self, key, key_len, path, sizeof path) != 0)
+    if (key_path((file_store *)self, key, key_len, path, sizeof path) != 0)
         return PDW_ESTORE;
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (fd < 0) {
@@ -89,10 +92,13 @@ static int file_claim(void *self, const char *key, size_t key_len, uint64_t now_
     return w == MARK_LEN ? PDW_CLAIM_NEW : PDW_ESTORE;
 }
 
-static int file_confirm(void *self, const char *key, size_t key_len)
+static int file_confirm(pdw_dedup_store *self, const char *key, size_t key_len,
+                        uint64_t now_ms, uint64_t ttl_ms)
 {
+    (void)now_ms;
+    (void)ttl_ms;
     char path[4096];
-    if (key_path(self, key, key_len, path, sizeof path) != 0)
+    if (key_path((file_store *)self, key, key_len, path, sizeof path) != 0)
         return PDW_ESTORE;
     int fd = open(path, O_WRONLY);
     if (fd < 0)
@@ -102,10 +108,10 @@ static int file_confirm(void *self, const char *key, size_t key_len)
     return w == MARK_LEN ? 0 : PDW_ESTORE;
 }
 
-static int file_release(void *self, const char *key, size_t key_len)
+static int file_release(pdw_dedup_store *self, const char *key, size_t key_len)
 {
     char path[4096];
-    if (key_path(self, key, key_len, path, sizeof path) != 0)
+    if (key_path((file_store *)self, key, key_len, path, sizeof path) != 0)
         return PDW_ESTORE;
     return unlink(path) == 0 || errno == ENOENT ? 0 : PDW_ESTORE;
 }
@@ -135,13 +141,15 @@ static void add_env_header(pdw_header *h, size_t *n, const char *name, const cha
 
 int main(void)
 {
-    file_store files = { getenv("PDWEBHOOK_DEDUP_DIR") };
-    /* Version 2 (claim, release, confirm): these files never expire, so the in-flight
-     * lease of version 3 (confirm_for) has nothing to shorten here. */
-    pdw_dedup_store store = { 2, file_claim, file_release, &files, file_confirm, NULL };
+    /* These files never expire (the TTLs are ignored), so the in-flight lease has nothing
+     * to shorten here. The store lives on the stack: no free function, nobody frees it. */
+    file_store files = { PDW_DEDUP_STORE_INIT, getenv("PDWEBHOOK_DEDUP_DIR") };
+    files.parent.claim = file_claim;
+    files.parent.release = file_release;
+    files.parent.confirm = file_confirm;
     pdw_receiver_options opts = PDW_RECEIVER_OPTIONS_INIT;
     if (files.dir && *files.dir)
-        opts.dedup = &store;
+        opts.dedup = &files.parent;
     else
         opts.disable_dedup = 1;
 

@@ -9,7 +9,7 @@
  *
  * | state                  | a claim of it returns   | the receiver answers                      |
  * |------------------------|-------------------------|-------------------------------------------|
- * | free (or expired)      | ::PDW_CLAIM_NEW         | hands the event on                        |
+ * | free (or expired)      | ::PDW_CLAIM_NEW (0)     | hands the event on                        |
  * | claimed, in flight     | ::PDW_CLAIM_INFLIGHT    | 503 + `Retry-After` (::PDW_EINFLIGHT)     |
  * | claimed and confirmed  | ::PDW_CLAIM_DUPLICATE   | 200 (::PDW_EDUPLICATE), not handed on     |
  *
@@ -25,29 +25,31 @@
  * when the first attempt has either been confirmed (then: a duplicate) or released (then:
  * new).
  *
- * @par The in-flight lease (version-3 stores)
+ * @par The in-flight lease
  * A claim in flight is held for a short *lease* (pdw_receiver_options::inflight_lease_ms,
- * default 60 s), not for the whole dedup TTL (24 h); the confirm (@c confirm_for) then
- * keeps the key for the full TTL. Why: a process that crashes between the claim and its
- * confirm or release (during a journal flush, say) leaves the key in flight. With a store
- * that survives the crash (Redis), a key claimed for 24 h would answer every retry of the
- * delivery 503 ::PDW_EINFLIGHT until Pipedrive gives up, and the event would be lost. With
- * the lease the key is free again once the lease is over, and Pipedrive's next retry is
- * taken as new. The trade-off: a first attempt still running when the lease ends (a
- * synchronous handler slower than the lease) may be handed on a second time by a retry
- * that arrives after the lease: at least once, never lost. A store of version 2 (or one
- * whose @c confirm_for is NULL) is claimed for the full TTL, as before, and keeps the
- * crash window.
+ * default 60 s), not for the whole dedup TTL (24 h); the confirm then keeps the key for
+ * the full TTL from the moment of the confirm. Why: a process that crashes between the
+ * claim and its confirm or release (during a journal flush, say) leaves the key in flight.
+ * With a store that survives the crash (Redis), a key claimed for 24 h would answer every
+ * retry of the delivery 503 ::PDW_EINFLIGHT until Pipedrive gives up, and the event would
+ * be lost. With the lease the key is free again once the lease is over, and Pipedrive's
+ * next retry is taken as new. The trade-off: a first attempt still running when the lease
+ * ends (a synchronous handler slower than the lease) may be handed on a second time by a
+ * retry that arrives after the lease: at least once, never lost.
  *
- * A store is a small vtable (::pdw_dedup_store) so that persistent or shared stores
- * (a spool-backed one, Redis) plug in. pdw_dedup_memory_new() gives the default: a bounded
- * in-memory table with a time to live.
- *
- * @par Version-1 stores
- * A store of version 1 has no @c confirm and never answers ::PDW_CLAIM_INFLIGHT: a key
- * in flight is a duplicate there. The receiver keeps working with it as before, and keeps
- * the race described above (a retry arriving during a first attempt that then fails is
- * lost). Implement version 2 to close it, and version 3 for the lease.
+ * @par Stores and who frees them
+ * A store is an object behind a small vtable (::pdw_dedup_store, defined for people who
+ * write one in pdwebhook/sys/dedup_store.h), so that persistent or shared stores (Redis:
+ * pdw_redis_dedup_new()) plug in. pdw_dedup_memory_new() gives the default: a bounded
+ * in-memory table with a time to live. Every store is released with
+ * pdw_dedup_store_free(), unless it was handed to an owner: a receiver
+ * (::pdw_receiver_options::dedup, also through an intake's receiver options) or a Redis
+ * store (its fallback) *takes the store over as soon as it is passed to the function that
+ * creates the owner, whatever that function returns* (as jansson's `json_object_set_new()`
+ * steals its value): the owner frees it with itself, or at once when its creation fails.
+ * So an error path never frees a store that was passed on. (The one exception: a store
+ * whose @c version is not `PDW_DEDUP_STORE_VERSION` is refused and not freed, its layout
+ * being unknown.)
  */
 #ifndef PDWEBHOOK_DEDUP_H
 #define PDWEBHOOK_DEDUP_H
@@ -62,87 +64,78 @@ extern "C" {
 /** Claim result: the key was free (or expired) and is now ours, in flight. The normal
  *  case, so 0, as every normal return in pdwebhook. */
 #define PDW_CLAIM_NEW 0
-/** Claim result (stores of version 2 and later): the key is claimed but not confirmed
- *  yet: another request is accepting the same delivery right now and may still fail
- *  (until the in-flight lease of a version-3 store runs out). The receiver
- *  does not hand the event on; it answers a retry (attempt 2 or later) 503 +
+/** Claim result: the key is claimed but not confirmed yet: another request is accepting
+ *  the same delivery right now and may still fail (until the in-flight lease runs out).
+ *  The receiver does not hand the event on; it answers a retry (attempt 2 or later) 503 +
  *  `Retry-After` (::PDW_EINFLIGHT), and a first attempt (another webhook's copy of the
  *  same event) 200 as a duplicate, since a 503 to a first attempt costs a ban point. */
 #define PDW_CLAIM_INFLIGHT 1
-/** Claim result: the key is claimed and confirmed: a duplicate of an accepted delivery.
- *  (A version-1 store also returns it for a key still in flight.) */
+/** Claim result: the key is claimed and confirmed: a duplicate of an accepted delivery. */
 #define PDW_CLAIM_DUPLICATE 2
 
 /**
- * @brief A deduplication store. Implement it to plug in your own.
- *
- * All functions get @c self back. They may be called from several threads at once when
- * the receiver is used that way, so they must be thread-safe (claim atomic: of two
- * concurrent claims of one free key exactly one gets ::PDW_CLAIM_NEW). Keys are byte
- * strings (@p key, @p key_len; no NUL needed), borrowed for the call: copy what you keep.
- *
- * Layout: members are only ever appended, and @c version says which the struct has
- * (version 1: up to @c self; version 2: @c confirm too; version 3: @c confirm_for too).
- * The receiver reads only the members of the version it is given.
+ * @brief A dedup store (opaque here; its vtable is in pdwebhook/sys/dedup_store.h).
  */
-typedef struct pdw_dedup_store {
-    unsigned version; /**< ::PDW_DEDUP_STORE_VERSION (3), or 2 for a store without
-                           confirm_for, or 1 for a store without confirm */
-    /**
-     * Claim @p key for @p ttl_ms milliseconds from @p now_ms, atomically. With a version-3
-     * store (@c confirm_for set) the receiver passes its in-flight lease here, not the
-     * dedup TTL: a claim never confirmed is free again after the lease.
-     * @return ::PDW_CLAIM_NEW (the key was free or expired: now claimed, in flight),
-     *   ::PDW_CLAIM_INFLIGHT (claimed, not confirmed yet; version 2 and later: the receiver
-     *   answers 503 ::PDW_EINFLIGHT), ::PDW_CLAIM_DUPLICATE (claimed and confirmed; a
-     *   version-1 store also for a key in flight), or a negative code (the receiver then
-     *   answers ::PDW_ESTORE, 503, so that Pipedrive retries).
-     */
-    int (*claim)(void *self, const char *key, size_t key_len, uint64_t now_ms,
-                 uint64_t ttl_ms);
-    /**
-     * Forget a claim (the event was not accepted after all, e.g. a synchronous handler
-     * failed and a non-2xx status asks Pipedrive to retry): the key is free again, in
-     * flight or confirmed. @return 0 or a negative code (the receiver ignores it).
-     */
-    int (*release)(void *self, const char *key, size_t key_len);
-    /** The implementation's state. */
-    void *self;
-    /**
-     * (Version 2; optional: NULL behaves as version 1.) Confirm a claim in flight: the
-     * delivery was handed on and is answered 2xx, so later claims of @p key (until it
-     * expires, the TTL of its claim unchanged) return ::PDW_CLAIM_DUPLICATE instead of
-     * ::PDW_CLAIM_INFLIGHT. Confirming a confirmed key does nothing.
-     *
-     * The receiver calls it after a successful hand-on (see pdw_receiver_handle()), or
-     * the caller does, through pdw_receiver_confirm(), for an accept hook that returned
-     * ::PDW_ACCEPT_DEFERRED.
-     * @return 0, or a negative code: ::PDW_ENOTFOUND when the key is not claimed (never
-     *   claimed, released, expired or evicted), or the store's failure. The receiver
-     *   ignores a failure (the event was handed on already; a retry of it then sees the
-     *   key as it is: in flight until it expires, or free and handed on again).
-     */
-    int (*confirm)(void *self, const char *key, size_t key_len);
-    /**
-     * (Version 3; optional: NULL behaves as version 2, without a lease.) Confirm a claim,
-     * in flight or already confirmed, as @c confirm does, and keep @p key for @p ttl_ms
-     * milliseconds from @p now_ms (the dedup TTL: the claim itself held it only for the
-     * in-flight lease). Later claims of @p key, until then, return ::PDW_CLAIM_DUPLICATE.
-     *
-     * The receiver calls it instead of @c confirm when it is set: after a successful
-     * hand-on (see pdw_receiver_handle()), or through pdw_receiver_confirm() for an accept
-     * hook that returned ::PDW_ACCEPT_DEFERRED; @p now_ms is its clock at that moment.
-     * @return 0, or a negative code: ::PDW_ENOTFOUND when the key is not held (never
-     *   claimed, released, expired, e.g. its lease ran out, or evicted: nothing is stored
-     *   then), or the store's failure. The receiver ignores a failure, as for @c confirm
-     *   (a retry of the delivery may then be handed on again: at least once, never lost).
-     */
-    int (*confirm_for)(void *self, const char *key, size_t key_len, uint64_t now_ms,
-                       uint64_t ttl_ms);
-} pdw_dedup_store;
+typedef struct pdw_dedup_store pdw_dedup_store;
 
-/** Version of ::pdw_dedup_store this header describes (3: with @c confirm_for). */
-#define PDW_DEDUP_STORE_VERSION 3
+/**
+ * @brief Claim @p key for @p ttl_ms milliseconds from @p now_ms, atomically (of two
+ * concurrent claims of one free key exactly one gets ::PDW_CLAIM_NEW).
+ *
+ * The receiver calls it with its in-flight lease as @p ttl_ms; call it yourself only for
+ * what the receiver does not see (e.g. deliveries recovered from a journal at start).
+ * @param store the store.
+ * @param key the delivery key (pdw_event_delivery_key()), no NUL needed; borrowed.
+ * @param key_len its length.
+ * @param now_ms the time now, in the receiver's clock (ms).
+ * @param ttl_ms how long an unconfirmed claim holds the key.
+ * @return ::PDW_CLAIM_NEW (0), ::PDW_CLAIM_INFLIGHT, ::PDW_CLAIM_DUPLICATE, or a negative
+ *   code (the store failed; ::PDW_EINVAL for a NULL @p store or @p key with a length).
+ * @par Thread safety
+ * Any thread; stores are thread-safe.
+ */
+PDW_EXTERN int pdw_dedup_store_claim(pdw_dedup_store *store, const char *key, size_t key_len,
+                                     uint64_t now_ms, uint64_t ttl_ms);
+
+/**
+ * @brief Confirm a claim (in flight or confirmed already) and keep @p key for @p ttl_ms
+ * milliseconds from @p now_ms: later claims of it, until then, are ::PDW_CLAIM_DUPLICATE.
+ * @param store the store.
+ * @param key the delivery key, no NUL needed; borrowed.
+ * @param key_len its length.
+ * @param now_ms the time now, in the receiver's clock (ms).
+ * @param ttl_ms how long the confirmed key is kept (the receiver passes its dedup TTL).
+ * @return 0, ::PDW_ENOTFOUND when the key is not held (never claimed, released, expired
+ *   as of @p now_ms, e.g. its lease ran out, or evicted; nothing is stored then), or the
+ *   store's failure (::PDW_EINVAL for NULL arguments).
+ * @par Thread safety
+ * Any thread.
+ */
+PDW_EXTERN int pdw_dedup_store_confirm(pdw_dedup_store *store, const char *key,
+                                       size_t key_len, uint64_t now_ms, uint64_t ttl_ms);
+
+/**
+ * @brief Release a claim, in flight or confirmed: the key is free again (the delivery was
+ * not accepted after all, and its next retry is to be handed on).
+ * @param store the store.
+ * @param key the delivery key, no NUL needed; borrowed.
+ * @param key_len its length.
+ * @return 0 (also when the key was not held), or the store's failure (::PDW_EINVAL for
+ *   NULL arguments).
+ * @par Thread safety
+ * Any thread.
+ */
+PDW_EXTERN int pdw_dedup_store_release(pdw_dedup_store *store, const char *key,
+                                       size_t key_len);
+
+/**
+ * @brief Free a store that no receiver or Redis store owns (see "Stores and who frees
+ * them" above): calls its @c free.
+ * @param store the store, or NULL (nothing happens).
+ * @par Thread safety
+ * Not while the store is in use.
+ */
+PDW_EXTERN void pdw_dedup_store_free(pdw_dedup_store *store);
 
 /** @brief Options of the in-memory store. Initialise with ::PDW_DEDUP_MEMORY_OPTIONS_INIT. */
 typedef struct pdw_dedup_memory_options {
@@ -162,61 +155,34 @@ typedef struct pdw_dedup_memory_options {
 PDW_EXTERN int pdw_dedup_memory_options_init(pdw_dedup_memory_options *opts,
                                              unsigned version);
 
-/** @brief Opaque in-memory store. */
-typedef struct pdw_dedup_memory pdw_dedup_memory;
-
 /**
- * @brief Create the bounded in-memory store (a hash table with insertion-order eviction and
- * expiry). Thread-safe: claims are serialised by a mutex.
- * @param[out] out the store, free with pdw_dedup_memory_free().
+ * @brief Create the bounded in-memory store: a hash table with insertion-order eviction
+ * and expiry.
+ *
+ * A claim of a key in flight returns ::PDW_CLAIM_INFLIGHT, of a confirmed one
+ * ::PDW_CLAIM_DUPLICATE; a confirm marks the key confirmed and sets its expiry to
+ * @c now_ms + @c ttl_ms (::PDW_ENOTFOUND when it is not held as of @c now_ms). Expiry is
+ * judged by the @c now_ms the calls pass (the receiver's clock).
+ * @param[out] out the store: hand it to a receiver (which then owns it, see "Stores and
+ *   who frees them") or free it with pdw_dedup_store_free(). NULL on failure.
  * @param opts options, or NULL for the defaults.
  * @param err optional error detail, or NULL.
  * @return 0, ::PDW_ENOMEM, ::PDW_EINVAL, ::PDW_EVERSIONSTRUCT.
- */
-PDW_EXTERN int pdw_dedup_memory_new(pdw_dedup_memory **out,
-                                    const pdw_dedup_memory_options *opts, pdw_error *err);
-
-/** @brief Free the store. @param m the store or NULL. Not while it is in use. */
-PDW_EXTERN void pdw_dedup_memory_free(pdw_dedup_memory *m);
-
-/**
- * @brief The store's version-1 vtable, to pass to a receiver (kept for programs built
- * against version 1 of ::pdw_dedup_store; new code calls pdw_dedup_memory_store_init()).
- *
- * Writes only the version-1 members (@c version = 1, @c claim, @c release, @c self), so a
- * caller's version-1 struct is never overrun. Its @c claim answers ::PDW_CLAIM_DUPLICATE
- * for a key in flight too, as before: with it the receiver keeps the race described in
- * this file's introduction.
- * @param m the store.
- * @param[out] out filled with functions bound to @p m (valid while @p m lives).
- */
-PDW_EXTERN void pdw_dedup_memory_store(pdw_dedup_memory *m, pdw_dedup_store *out);
-
-/**
- * @brief The store's vtable of a given version, to pass to a receiver.
- *
- * Version 3 (::PDW_DEDUP_STORE_VERSION) adds @c confirm_for to version 2: the key is
- * marked confirmed and its expiry set to @c now_ms + @c ttl_ms (so a claim made for the
- * in-flight lease is kept for the dedup TTL once confirmed); ::PDW_ENOTFOUND when it is
- * not held (never claimed, released, expired as of @c now_ms, or evicted). Version 2 has
- * @c confirm: a claim of a key in flight returns ::PDW_CLAIM_INFLIGHT, of a confirmed one
- * ::PDW_CLAIM_DUPLICATE; @c confirm of a key that is not held returns ::PDW_ENOTFOUND
- * ("expired" as of the latest @c now_ms a claim passed) and keeps the claim's expiry.
- * Version 1 is pdw_dedup_memory_store(). Only the members of @p version are written (a
- * caller's version-2 struct is never overrun).
- * @param m the store.
- * @param[out] out filled with functions bound to @p m (valid while @p m lives).
- * @param version ::PDW_DEDUP_STORE_VERSION, 2 or 1.
- * @return 0, ::PDW_EINVAL (NULL argument), ::PDW_EVERSIONSTRUCT (unknown version: @p out
- *   untouched).
  * @par Thread safety
- * Any thread; the functions it gives are thread-safe (one mutex per store).
+ * Any thread; the store is thread-safe (one mutex).
  */
-PDW_EXTERN int pdw_dedup_memory_store_init(pdw_dedup_memory *m, pdw_dedup_store *out,
-                                           unsigned version);
+PDW_EXTERN int pdw_dedup_memory_new(pdw_dedup_store **out, const pdw_dedup_memory_options *opts,
+                                    pdw_error *err);
 
-/** @brief Keys currently held (expired ones may still count until they are reused). */
-PDW_EXTERN size_t pdw_dedup_memory_count(pdw_dedup_memory *m);
+/**
+ * @brief Keys an in-memory store holds now (expired ones may still count until they are
+ * reused).
+ * @param store a store made by pdw_dedup_memory_new().
+ * @return the count; 0 for NULL or any other kind of store.
+ * @par Thread safety
+ * Any thread.
+ */
+PDW_EXTERN size_t pdw_dedup_memory_count(const pdw_dedup_store *store);
 
 #ifdef __cplusplus
 }

@@ -119,8 +119,11 @@ typedef struct pdw_intake_options {
     unsigned version;                     /**< ::PDW_INTAKE_OPTIONS_VERSION */
     const pdw_receiver_options *receiver; /**< required: credentials, status policy,
                                                dedup store, TTL and lease (read during
-                                               pdw_intake_new() only). Its @c accept must
-                                               be NULL: the intake is the accept hook */
+                                               pdw_intake_new() only; its dedup store is
+                                               the intake's receiver's from then on,
+                                               freed with it, also when pdw_intake_new()
+                                               fails). Its @c accept must be NULL: the
+                                               intake is the accept hook */
     const char *spool_dir;                /**< the journal's directory (created 0700);
                                                copied. NULL: no journal: accepted
                                                deliveries are answered 200 once queued

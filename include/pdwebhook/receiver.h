@@ -39,15 +39,14 @@
  * hook failed, or a handler failed with a non-2xx @c handler_error_status. A retry that
  * arrives in between (the first attempt still running: a handler slower than Pipedrive's
  * 10 s timeout) is answered 503 ::PDW_EINFLIGHT + `Retry-After`, never 200: had it been
- * answered 200 and the first attempt then failed, the event would be lost. This needs a
- * version-2 dedup store (the built-in one is); with a version-1 store such a retry is a
- * duplicate, as before (see pdwebhook/dedup.h). A *first* attempt that finds the claim in
+ * answered 200 and the first attempt then failed, the event would be lost (see
+ * pdwebhook/dedup.h). A *first* attempt that finds the claim in
  * flight is another webhook's copy of the same event (two subscriptions cover it): it is
  * answered 200 as a duplicate, because a 503 to a first attempt adds a point to Pipedrive's
  * ban counter of that webhook; the holder's own retries still cover a failure.
  *
  * @par The in-flight lease
- * With a version-3 dedup store (the built-in one is) a claim is made for a short lease
+ * A claim is made for a short lease
  * (::pdw_receiver_options::inflight_lease_ms, default 60 s) and its confirm keeps the key
  * for the whole dedup TTL (24 h). So a claim whose process crashed before it confirmed or
  * released it (in a journal flush, say), in a store that outlives the process (Redis), is
@@ -58,8 +57,7 @@
  * after the first failure, so at least 150 s after the first attempt), which is therefore
  * taken as new after a crash. The price: a first attempt still running after the lease
  * (a synchronous handler slower than it) may be handed on a second time by a retry that
- * arrives after the lease, at least once, never lost. With a version-1 or version-2
- * store the claim holds the key for the full TTL, as before (no lease).
+ * arrives after the lease, at least once, never lost.
  *
  * @par Thread safety
  * Register handlers on pdw_receiver_router() before the first request. After that,
@@ -206,9 +204,13 @@ typedef struct pdw_receiver_options {
     int retry_after_seconds;             /**< Retry-After on 503; 0: 3 */
     int allow_missing_content_type;      /**< 1 to accept a request without Content-Type */
     int disable_dedup;                   /**< 1 to hand on every delivery, retries too */
-    pdw_dedup_store *dedup;              /**< a store to use (version 1, 2 or 3, only its
-                                              version's members are read); NULL: built-in
-                                              memory store (version 3); copied */
+    pdw_dedup_store *dedup;              /**< a store to use (pdw_dedup_memory_new(),
+                                              pdw_redis_dedup_new(), your own): taken over
+                                              by pdw_receiver_new() whatever it returns
+                                              (also with @c disable_dedup), freed with the
+                                              receiver or at once when it fails. NULL: a
+                                              built-in memory store of @c dedup_capacity
+                                              keys */
     size_t dedup_capacity;               /**< built-in store size; 0: 65536 keys */
     uint64_t dedup_ttl_ms;               /**< how long a confirmed key is kept; 0: 24 hours */
     pdw_accept_cb accept;                /**< NULL: dispatch synchronously */
@@ -218,12 +220,11 @@ typedef struct pdw_receiver_options {
     const pdw_allocator *allocator;      /**< NULL: malloc/realloc/free; copied */
     /* ---- version 2 ---- */
     uint64_t inflight_lease_ms;          /**< (version 2) how long a claim in flight holds a
-                                              key before it is confirmed, with a version-3
-                                              dedup store (see "The in-flight lease" above);
-                                              0: 60000 (60 s); a value >= the dedup TTL: no
-                                              lease, a claim holds the key for the full TTL.
-                                              A version-1 struct gets the default. Ignored
-                                              with a version-1 or version-2 store */
+                                              key before it is confirmed (see "The in-flight
+                                              lease" above); 0: 60000 (60 s); a value >= the
+                                              dedup TTL: no lease, a claim holds the key for
+                                              the full TTL. A version-1 struct gets the
+                                              default */
 } pdw_receiver_options;
 
 /** Version of ::pdw_receiver_options this header describes (2: with @c inflight_lease_ms). */
@@ -256,13 +257,14 @@ typedef struct pdw_receiver pdw_receiver;
  * @param opts options (credentials, policy); required (NULL gives ::PDW_EINVAL). Version
  *   ::PDW_RECEIVER_OPTIONS_VERSION or 1 (only the version-1 members are read).
  * @param err optional error detail, or NULL; never contains a secret.
- * @return 0, ::PDW_ENOAUTH, ::PDW_EINVAL (bad credential, realm, status, dedup store),
- *   ::PDW_ENOMEM, ::PDW_EVERSIONSTRUCT.
+ * @return 0, ::PDW_ENOAUTH, ::PDW_EINVAL (bad credential, realm, status, a dedup store
+ *   without claim, release or confirm), ::PDW_ENOMEM, ::PDW_EVERSIONSTRUCT (options or
+ *   dedup store of another version).
  */
 PDW_EXTERN int pdw_receiver_new(pdw_receiver **out, const pdw_receiver_options *opts,
                                 pdw_error *err);
 
-/** @brief Free a receiver and its router. @param r the receiver or NULL. */
+/** @brief Free a receiver, its router and the dedup store it owns. @param r the receiver or NULL. */
 PDW_EXTERN void pdw_receiver_free(pdw_receiver *r);
 
 /** @brief The receiver's router, to register handlers on. Borrowed; never NULL. */
@@ -357,14 +359,13 @@ PDW_EXTERN void pdw_receiver_pending_free(pdw_receiver_pending *p);
  * @brief Confirm the dedup claim of a delivery whose accept hook returned
  * ::PDW_ACCEPT_DEFERRED: it is safe now, later retries of it are duplicates.
  *
- * With a version-3 store the key is confirmed for the receiver's dedup TTL from now (its
- * clock), through the store's @c confirm_for: the claim held it only for the in-flight
- * lease. With a version-2 store, the store's @c confirm (the claim's TTL is kept).
+ * The key is confirmed for the receiver's dedup TTL from now (its clock): the claim held
+ * it only for the in-flight lease.
  * @param r the receiver.
  * @param key the delivery key (pdw_event_delivery_key(), pdw_verdict::delivery_key), no
  *   NUL needed; borrowed for the call.
  * @param key_len its length.
- * @return 0 (also with dedup disabled, or a version-1 store: nothing to confirm),
+ * @return 0 (also with dedup disabled: nothing to confirm),
  *   ::PDW_EINVAL (NULL argument), or the store's code (the built-in store:
  *   ::PDW_ENOTFOUND when the key is no longer held, e.g. released, or its lease ran out:
  *   a later retry is then handed on again).

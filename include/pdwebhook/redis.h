@@ -161,24 +161,17 @@ PDW_EXTERN void pdw_redis_get_stats(pdw_redis *r, pdw_redis_stats *out);
 
 /* ---- dedup store ------------------------------------------------------------------------ */
 
-/** @brief Opaque Redis dedup store. */
-typedef struct pdw_redis_dedup pdw_redis_dedup;
-
 /** @brief Dedup options. Initialise with ::PDW_REDIS_DEDUP_OPTIONS_INIT. */
 typedef struct pdw_redis_dedup_options {
     unsigned version;           /**< ::PDW_REDIS_DEDUP_OPTIONS_VERSION */
     const char *prefix;         /**< key prefix; NULL: "pdwebhook:" (keys are
                                      `<prefix>dedup:<delivery key>`); copied */
     pdw_dedup_store *fallback;  /**< where claims go while Redis cannot be reached (e.g. a
-                                     pdw_dedup_memory_store_init() of
-                                     ::PDW_DEDUP_STORE_VERSION); copied. Version 2 is
-                                     accepted, but then a key claimed there for the lease
-                                     and confirmed keeps only the lease locally (a later
-                                     retry to this receiver during the outage may be
-                                     handed on again); version 1 too, but then a retry
-                                     reaching this receiver while it is still accepting
-                                     the delivery is a duplicate. NULL: such a claim fails
-                                     with ::PDW_EREDIS, which a receiver answers 503 */
+                                     pdw_dedup_memory_new() store). Taken over by
+                                     pdw_redis_dedup_new() whatever it returns: freed with
+                                     the Redis store, or at once when it fails. NULL:
+                                     such a claim fails with ::PDW_EREDIS, which a
+                                     receiver answers 503 */
 } pdw_redis_dedup_options;
 
 /** Version of ::pdw_redis_dedup_options this header describes. */
@@ -192,72 +185,30 @@ PDW_EXTERN int pdw_redis_dedup_options_init(pdw_redis_dedup_options *opts, unsig
 /**
  * @brief Create a dedup store on a connection (which must outlive it).
  *
- * Claim (version-3 and version-2 vtables, pdw_redis_dedup_store_init()): one Lua script,
- * atomically, `SET <prefix>dedup:<key> 0 NX PX <ttl>` (the TTL the receiver passes: its
- * in-flight lease with version 3, the dedup TTL with version 2; Redis's clock); when the
- * key exists, its value tells ::PDW_CLAIM_DUPLICATE (`1`, confirmed) from
- * ::PDW_CLAIM_INFLIGHT (`0`). Confirm for a TTL (version 3, @c confirm_for): one Lua
- * script, atomically, `SET <key> 1 PX <ttl>` only if the key still exists (else
- * ::PDW_ENOTFOUND: released, or its lease ran out); @c now_ms is not used (Redis's
- * clock). Confirm (version 2): the value set to `1` in place (`SETRANGE`: the TTL is
- * kept; no Redis 6 `KEEPTTL` needed), only if the key still exists. Release: `DEL` of the
- * key (and of the fallback's claim). With a fallback, a key is also looked up there first,
- * so a retry reaching the same receiver during an outage is still recognised; a key in
- * flight there is ::PDW_CLAIM_INFLIGHT without asking Redis; a local claim that Redis finds
- * in flight elsewhere is given back locally, one it finds confirmed is confirmed locally
- * (keeping the local claim's TTL). A confirm goes to the fallback too (its @c confirm_for
- * when it has one, else its @c confirm). Scripting (`EVAL`, Redis 2.6+) must be allowed:
- * the stream writer needs it too.
- *
- * The version-1 vtable (pdw_redis_dedup_store()) keeps the old protocol, `SET ... 1 NX
- * PX`, every existing key a duplicate. All may share one Redis during a rolling upgrade:
- * a version-1 receiver takes a `0` for a duplicate, a version-2 or 3 one takes the `1` a
- * version-1 receiver wrote for a duplicate; a version-3 receiver's claims in flight
- * expire after its lease, a version-2 receiver's after the dedup TTL.
- * @param[out] out the store; free with pdw_redis_dedup_free().
- * @param conn the connection (borrowed).
+ * Claim: one Lua script, atomically, `SET <prefix>dedup:<key> 0 NX PX <ttl>` (the TTL the
+ * receiver passes: its in-flight lease; Redis's clock); when the key exists, its value
+ * tells ::PDW_CLAIM_DUPLICATE (`1`, confirmed) from ::PDW_CLAIM_INFLIGHT (`0`); the script
+ * answers with the claim result itself. Confirm: one Lua script, atomically, `SET <key> 1
+ * PX <ttl>` only if the key still exists (else ::PDW_ENOTFOUND: released, or its lease ran
+ * out); @c now_ms is not used (Redis's clock). Release: `DEL` of the key (and of the
+ * fallback's claim). With a fallback, a key is also looked up there first, so a retry
+ * reaching the same receiver during an outage is still recognised; a key in flight there
+ * is ::PDW_CLAIM_INFLIGHT without asking Redis; a local claim that Redis finds in flight
+ * elsewhere is given back locally, one it finds confirmed is confirmed locally (keeping
+ * the local claim's expiry). A confirm goes to the fallback too. Scripting (`EVAL`, Redis
+ * 2.6+) must be allowed: the stream writer needs it too.
+ * @param[out] out the store: hand it to a receiver (::pdw_receiver_options::dedup, which
+ *   then owns it) or free it with pdw_dedup_store_free(); NULL on failure.
+ * @param conn the connection (borrowed; it must outlive the store, and so the receiver
+ *   that owns it).
  * @param opts options, or NULL for the defaults.
  * @param err optional error detail, or NULL.
- * @return 0, ::PDW_EINVAL, ::PDW_ENOMEM, ::PDW_EVERSIONSTRUCT.
- */
-PDW_EXTERN int pdw_redis_dedup_new(pdw_redis_dedup **out, pdw_redis *conn,
-                                   const pdw_redis_dedup_options *opts, pdw_error *err);
-
-/** @brief Free the store. @param d the store or NULL. Not while it is in use. */
-PDW_EXTERN void pdw_redis_dedup_free(pdw_redis_dedup *d);
-
-/**
- * @brief The store's version-1 vtable, to pass to a receiver (::pdw_receiver_options::dedup);
- * kept for programs built against version 1 of ::pdw_dedup_store, new code calls
- * pdw_redis_dedup_store_init().
- *
- * Writes only the version-1 members (@c version = 1, @c claim, @c release, @c self); its
- * claim is `SET ... 1 NX PX` and answers ::PDW_CLAIM_DUPLICATE for a key in flight too
- * (the race described in pdwebhook/dedup.h stays open).
- * @param d the store.
- * @param[out] out filled with functions bound to @p d (valid while @p d lives).
- */
-PDW_EXTERN void pdw_redis_dedup_store(pdw_redis_dedup *d, pdw_dedup_store *out);
-
-/**
- * @brief The store's vtable of a given version, to pass to a receiver.
- *
- * Version 3 (::PDW_DEDUP_STORE_VERSION): version 2 and @c confirm_for, so that a
- * receiver claims for its in-flight lease and keeps a confirmed key for the dedup TTL
- * (see pdw_redis_dedup_new()). Version 2: in flight / confirmed, with @c confirm. Both
- * confirms return 0, ::PDW_ENOTFOUND (the key is held neither in Redis nor in the
- * fallback), or ::PDW_EREDIS. Version 1: pdw_redis_dedup_store(). Only the members of
- * @p version are written.
- * @param d the store.
- * @param[out] out filled with functions bound to @p d (valid while @p d lives).
- * @param version ::PDW_DEDUP_STORE_VERSION, 2 or 1.
- * @return 0, ::PDW_EINVAL (NULL argument), ::PDW_EVERSIONSTRUCT (unknown version: @p out
- *   untouched).
+ * @return 0, ::PDW_EINVAL, ::PDW_ENOMEM, ::PDW_EVERSIONSTRUCT (options or fallback store).
  * @par Thread safety
- * Any thread; the functions it gives are thread-safe.
+ * Any thread; the store is thread-safe.
  */
-PDW_EXTERN int pdw_redis_dedup_store_init(pdw_redis_dedup *d, pdw_dedup_store *out,
-                                          unsigned version);
+PDW_EXTERN int pdw_redis_dedup_new(pdw_dedup_store **out, pdw_redis *conn,
+                                   const pdw_redis_dedup_options *opts, pdw_error *err);
 
 /** @brief Dedup counters. */
 typedef struct pdw_redis_dedup_stats {
@@ -267,8 +218,14 @@ typedef struct pdw_redis_dedup_stats {
     uint64_t errors;     /**< claims that failed (no fallback) */
 } pdw_redis_dedup_stats;
 
-/** @brief Read the counters. Any thread. */
-PDW_EXTERN void pdw_redis_dedup_get_stats(pdw_redis_dedup *d, pdw_redis_dedup_stats *out);
+/**
+ * @brief Read the counters of a Redis dedup store.
+ * @param store a store made by pdw_redis_dedup_new() (zeros for NULL or another kind).
+ * @param[out] out the counters.
+ * @par Thread safety: any thread.
+ */
+PDW_EXTERN void pdw_redis_dedup_get_stats(const pdw_dedup_store *store,
+                                          pdw_redis_dedup_stats *out);
 
 /* ---- stream of accepted events ---------------------------------------------------------- */
 

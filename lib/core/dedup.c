@@ -1,20 +1,21 @@
-/* The default dedup store: a bounded in-memory table of delivery keys with a time to live.
+/* The default dedup store: a bounded in-memory table of delivery keys with a time to live,
+ * and the exported calls of the store interface (pdwebhook/dedup.h,
+ * pdwebhook/sys/dedup_store.h).
  *
  * Keys live in a ring of `capacity` slots, filled in claim order, so that when the ring is
  * full the oldest claim is the one forgotten. An open-addressing index (linear probing,
  * backward-shift deletion, at most half full) finds a key in O(1). One mutex makes claims
  * atomic; the critical section is a hash probe and, for a new key, one allocation.
  *
- * Each key is in flight (claimed) or confirmed (accepted for good): the version-2 vtable
- * tells a claim of the one from the other (PDW_CLAIM_INFLIGHT / PDW_CLAIM_DUPLICATE); the
- * version-1 vtable, for programs built against the old struct, calls both duplicates. The
- * version-3 vtable adds confirm_for, which also moves the expiry: the receiver claims for
- * a short in-flight lease and keeps a confirmed key for the whole TTL. */
+ * Each key is in flight (claimed) or confirmed (accepted for good); a confirm also moves
+ * the expiry: the receiver claims for a short in-flight lease and keeps a confirmed key
+ * for the whole TTL. */
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
 
 #include "core/core.h"
+#include "pdwebhook/sys/dedup_store.h"
 
 #define DEFAULT_CAPACITY 65536
 
@@ -26,7 +27,8 @@ typedef struct slot {
     int confirmed; /* accepted for good; 0: in flight */
 } slot;
 
-struct pdw_dedup_memory {
+typedef struct pdw_dedup_memory {
+    pdw_dedup_store parent; /* first: the store's functions get it back */
     pdw_allocator alloc;
     pthread_mutex_t lock;
     slot *ring;
@@ -36,8 +38,12 @@ struct pdw_dedup_memory {
     uint32_t *index; /* ring position + 1; 0 = empty */
     size_t index_mask;
     uint64_t seed;
-    uint64_t now_ms; /* latest time a claim passed: confirm's idea of "expired" */
-};
+} pdw_dedup_memory;
+
+static pdw_dedup_memory *mem_of(pdw_dedup_store *s)
+{
+    return (pdw_dedup_memory *)(void *)s;
+}
 
 static uint64_t hash_key(uint64_t seed, const char *k, size_t n)
 {
@@ -110,23 +116,23 @@ static void slot_forget(pdw_dedup_memory *m, size_t pos)
     m->count--;
 }
 
-/* Claim key; v2: tell a key in flight (PDW_CLAIM_INFLIGHT) from a confirmed one. */
-static int claim_key(pdw_dedup_memory *m, const char *key, size_t len, uint64_t now_ms,
-                     uint64_t ttl_ms, int v2)
+/* Claim key: new, or tell a key in flight (PDW_CLAIM_INFLIGHT) from a confirmed one. */
+static int mem_claim(pdw_dedup_store *store, const char *key, size_t len, uint64_t now_ms,
+                     uint64_t ttl_ms)
 {
+    pdw_dedup_memory *m = mem_of(store);
     uint64_t h = hash_key(m->seed, key, len);
+    uint64_t expires = ttl_ms > UINT64_MAX - now_ms ? UINT64_MAX : now_ms + ttl_ms;
     int found, rc = PDW_CLAIM_NEW;
 
     pthread_mutex_lock(&m->lock);
-    if (now_ms > m->now_ms)
-        m->now_ms = now_ms;
     size_t i = probe(m, key, len, h, &found);
     if (found) {
         slot *s = &m->ring[m->index[i] - 1];
         if (s->expires_ms > now_ms) {
-            rc = s->confirmed || !v2 ? PDW_CLAIM_DUPLICATE : PDW_CLAIM_INFLIGHT;
+            rc = s->confirmed ? PDW_CLAIM_DUPLICATE : PDW_CLAIM_INFLIGHT;
         } else { /* expired: a new claim of the same key */
-            s->expires_ms = now_ms + ttl_ms;
+            s->expires_ms = expires;
             s->confirmed = 0;
         }
         pthread_mutex_unlock(&m->lock);
@@ -142,7 +148,7 @@ static int claim_key(pdw_dedup_memory *m, const char *key, size_t len, uint64_t 
         slot_forget(m, pos); /* the oldest claim gives way */
         i = probe(m, key, len, h, &found);
     }
-    m->ring[pos] = (slot){ copy, len, h, now_ms + ttl_ms, 0 };
+    m->ring[pos] = (slot){ copy, len, h, expires, 0 };
     m->index[i] = (uint32_t)(pos + 1);
     m->head = (pos + 1) % m->capacity;
     m->count++;
@@ -150,36 +156,21 @@ static int claim_key(pdw_dedup_memory *m, const char *key, size_t len, uint64_t 
     return rc;
 }
 
-static int mem_claim(void *self, const char *key, size_t len, uint64_t now_ms, uint64_t ttl_ms)
+/* Confirm a key held as of now_ms, and keep it ttl_ms from then: the claim held the key
+ * only for the lease. */
+static int mem_confirm(pdw_dedup_store *store, const char *key, size_t len, uint64_t now_ms,
+                       uint64_t ttl_ms)
 {
-    return claim_key(self, key, len, now_ms, ttl_ms, 1);
-}
-
-static int mem_claim_v1(void *self, const char *key, size_t len, uint64_t now_ms,
-                        uint64_t ttl_ms)
-{
-    return claim_key(self, key, len, now_ms, ttl_ms, 0);
-}
-
-/* Confirm a key that is held: as of *now_ms and kept ttl_ms from it (confirm_for), or,
- * with now_ms NULL, as of the latest time a claim passed and with its TTL unchanged
- * (confirm). */
-static int confirm_key(pdw_dedup_memory *m, const char *key, size_t len,
-                       const uint64_t *now_ms, uint64_t ttl_ms)
-{
+    pdw_dedup_memory *m = mem_of(store);
     uint64_t h = hash_key(m->seed, key, len);
     int found, rc = PDW_ENOTFOUND;
     pthread_mutex_lock(&m->lock);
-    if (now_ms && *now_ms > m->now_ms)
-        m->now_ms = *now_ms;
-    uint64_t t = now_ms ? *now_ms : m->now_ms;
     size_t i = probe(m, key, len, h, &found);
     if (found) {
         slot *s = &m->ring[m->index[i] - 1];
-        if (s->expires_ms > t) {
+        if (s->expires_ms > now_ms) {
             s->confirmed = 1;
-            if (now_ms)
-                s->expires_ms = ttl_ms > UINT64_MAX - t ? UINT64_MAX : t + ttl_ms;
+            s->expires_ms = ttl_ms > UINT64_MAX - now_ms ? UINT64_MAX : now_ms + ttl_ms;
             rc = 0;
         }
     }
@@ -187,21 +178,9 @@ static int confirm_key(pdw_dedup_memory *m, const char *key, size_t len,
     return rc;
 }
 
-static int mem_confirm(void *self, const char *key, size_t len)
+static int mem_release(pdw_dedup_store *store, const char *key, size_t len)
 {
-    return confirm_key(self, key, len, NULL, 0);
-}
-
-/* Confirmed, and kept ttl_ms from now_ms: the claim held the key only for the lease. */
-static int mem_confirm_for(void *self, const char *key, size_t len, uint64_t now_ms,
-                           uint64_t ttl_ms)
-{
-    return confirm_key(self, key, len, &now_ms, ttl_ms);
-}
-
-static int mem_release(void *self, const char *key, size_t len)
-{
-    pdw_dedup_memory *m = self;
+    pdw_dedup_memory *m = mem_of(store);
     uint64_t h = hash_key(m->seed, key, len);
     int found;
     pthread_mutex_lock(&m->lock);
@@ -223,7 +202,19 @@ int pdw_dedup_memory_options_init(pdw_dedup_memory_options *opts, unsigned versi
     return 0;
 }
 
-int pdw_dedup_memory_new(pdw_dedup_memory **out, const pdw_dedup_memory_options *opts,
+static void mem_free(pdw_dedup_store *store)
+{
+    pdw_dedup_memory *m = mem_of(store);
+    for (size_t i = 0; i < m->capacity; i++)
+        pdw__free(&m->alloc, m->ring[i].key);
+    pthread_mutex_destroy(&m->lock);
+    pdw_allocator a = m->alloc;
+    pdw__free(&a, m->ring);
+    pdw__free(&a, m->index);
+    pdw__free(&a, m);
+}
+
+int pdw_dedup_memory_new(pdw_dedup_store **out, const pdw_dedup_memory_options *opts,
                          pdw_error *err)
 {
     pdw__error_reset(err);
@@ -259,57 +250,64 @@ int pdw_dedup_memory_new(pdw_dedup_memory **out, const pdw_dedup_memory_options 
     }
     struct timespec ts = pdw__clock_now(CLOCK_MONOTONIC);
     m->seed = (uint64_t)(uintptr_t)m ^ ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec;
-    *out = m;
+    pdw_dedup_store_init(&m->parent, PDW_DEDUP_STORE_VERSION);
+    m->parent.claim = mem_claim;
+    m->parent.release = mem_release;
+    m->parent.confirm = mem_confirm;
+    m->parent.free = mem_free;
+    *out = &m->parent;
     return 0;
 }
 
-void pdw_dedup_memory_free(pdw_dedup_memory *m)
+size_t pdw_dedup_memory_count(const pdw_dedup_store *store)
 {
-    if (!m)
-        return;
-    for (size_t i = 0; i < m->capacity; i++)
-        pdw__free(&m->alloc, m->ring[i].key);
-    pthread_mutex_destroy(&m->lock);
-    pdw_allocator a = m->alloc;
-    pdw__free(&a, m->ring);
-    pdw__free(&a, m->index);
-    pdw__free(&a, m);
-}
-
-void pdw_dedup_memory_store(pdw_dedup_memory *m, pdw_dedup_store *out)
-{
-    /* the version-1 members only: the caller's struct may be a version-1 one */
-    out->version = 1;
-    out->claim = mem_claim_v1;
-    out->release = mem_release;
-    out->self = m;
-}
-
-int pdw_dedup_memory_store_init(pdw_dedup_memory *m, pdw_dedup_store *out, unsigned version)
-{
-    if (!m || !out)
-        return PDW_EINVAL;
-    if (version == 1) {
-        pdw_dedup_memory_store(m, out);
+    if (!store || store->claim != mem_claim) /* another kind of store */
         return 0;
-    }
-    if (version < 2 || version > PDW_DEDUP_STORE_VERSION)
-        return PDW_EVERSIONSTRUCT;
-    /* the members of the version asked for only: a version-2 struct has no confirm_for */
-    out->version = version;
-    out->claim = mem_claim;
-    out->release = mem_release;
-    out->self = m;
-    out->confirm = mem_confirm;
-    if (version >= 3)
-        out->confirm_for = mem_confirm_for;
-    return 0;
-}
-
-size_t pdw_dedup_memory_count(pdw_dedup_memory *m)
-{
+    pdw_dedup_memory *m = mem_of((pdw_dedup_store *)(uintptr_t)store);
     pthread_mutex_lock(&m->lock);
     size_t n = m->count;
     pthread_mutex_unlock(&m->lock);
     return n;
+}
+
+/* ---- the store interface (pdwebhook/dedup.h, pdwebhook/sys/dedup_store.h) ------------ */
+
+int pdw_dedup_store_init(pdw_dedup_store *store, unsigned version)
+{
+    if (!store)
+        return PDW_EINVAL;
+    if (version != PDW_DEDUP_STORE_VERSION)
+        return PDW_EVERSIONSTRUCT;
+    memset(store, 0, sizeof *store);
+    store->version = version;
+    return 0;
+}
+
+int pdw_dedup_store_claim(pdw_dedup_store *store, const char *key, size_t key_len,
+                          uint64_t now_ms, uint64_t ttl_ms)
+{
+    if (!store || !store->claim || (!key && key_len))
+        return PDW_EINVAL;
+    return store->claim(store, key ? key : "", key_len, now_ms, ttl_ms);
+}
+
+int pdw_dedup_store_confirm(pdw_dedup_store *store, const char *key, size_t key_len,
+                            uint64_t now_ms, uint64_t ttl_ms)
+{
+    if (!store || !store->confirm || (!key && key_len))
+        return PDW_EINVAL;
+    return store->confirm(store, key ? key : "", key_len, now_ms, ttl_ms);
+}
+
+int pdw_dedup_store_release(pdw_dedup_store *store, const char *key, size_t key_len)
+{
+    if (!store || !store->release || (!key && key_len))
+        return PDW_EINVAL;
+    return store->release(store, key ? key : "", key_len);
+}
+
+void pdw_dedup_store_free(pdw_dedup_store *store)
+{
+    if (store && store->free)
+        store->free(store);
 }

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "core/core.h"
+#include "pdwebhook/sys/dedup_store.h"
 
 #define DEFAULT_MAX_BODY (1024u * 1024u)
 #define DEFAULT_TTL_MS (24ull * 3600ull * 1000ull)
@@ -19,11 +20,10 @@ struct pdw_receiver {
     pdw_allocator alloc;
     pdw__auth *auth;
     pdw_router *router;
-    pdw_dedup_memory *own_dedup; /* the built-in store, when no other is given */
-    pdw_dedup_store dedup; /* an older store is kept with its missing members NULL */
+    pdw_dedup_store *dedup; /* owned: the one given in the options, or the built-in one */
     int dedup_on;
     uint64_t ttl_ms;
-    uint64_t claim_ms; /* what a claim holds a key for: the lease (confirm_for), or ttl_ms */
+    uint64_t claim_ms; /* what a claim holds a key for: the in-flight lease */
     size_t max_body;
     unsigned max_depth;
     int wrong_status;
@@ -70,9 +70,8 @@ static int realm_valid(const char *r)
     return 1;
 }
 
-int pdw_receiver_new(pdw_receiver **out, const pdw_receiver_options *opts, pdw_error *err)
+static int receiver_new(pdw_receiver **out, const pdw_receiver_options *opts, pdw_error *err)
 {
-    pdw__error_reset(err);
     pdw_allocator a;
     int rc;
     if (!out || !opts)
@@ -83,6 +82,7 @@ int pdw_receiver_new(pdw_receiver **out, const pdw_receiver_options *opts, pdw_e
         return pdw__error_set(err, PDW_EVERSIONSTRUCT, -1, "receiver options version %u",
                               opts->version);
     uint64_t lease_ms = opts->version >= 2 ? opts->inflight_lease_ms : 0;
+    const pdw_dedup_store *given = opts->dedup;
     if (pdw__alloc_set(&a, opts->allocator) < 0)
         return pdw__error_set(err, PDW_EINVAL, -1, "incomplete allocator");
     if (opts->num_credentials && !opts->credentials)
@@ -103,11 +103,12 @@ int pdw_receiver_new(pdw_receiver **out, const pdw_receiver_options *opts, pdw_e
         return pdw__error_set(err, PDW_EINVAL, -1, "handler_error_status must be 200-599");
     if (opts->retry_after_seconds < 0)
         return pdw__error_set(err, PDW_EINVAL, -1, "retry_after_seconds is negative");
-    /* only the members of the store's version are read: a version-1 struct is shorter */
-    if (opts->dedup && (opts->dedup->version < 1 ||
-                        opts->dedup->version > PDW_DEDUP_STORE_VERSION ||
-                        !opts->dedup->claim || !opts->dedup->release))
-        return pdw__error_set(err, PDW_EINVAL, -1, "dedup store incomplete or wrong version");
+    if (given && given->version != PDW_DEDUP_STORE_VERSION)
+        return pdw__error_set(err, PDW_EVERSIONSTRUCT, -1, "dedup store version %u",
+                              given->version);
+    if (given && (!given->claim || !given->release || !given->confirm))
+        return pdw__error_set(err, PDW_EINVAL, -1,
+                              "dedup store without claim, release or confirm");
 
     pdw_receiver *r = pdw__calloc(&a, 1, sizeof *r);
     if (!r)
@@ -143,33 +144,42 @@ int pdw_receiver_new(pdw_receiver **out, const pdw_receiver_options *opts, pdw_e
     if ((rc = pdw_router_new(&r->router, &ro, err)) < 0)
         goto fail;
 
-    if (!opts->disable_dedup) {
-        r->dedup_on = 1;
-        /* an older store is a shorter struct: its members only (r is zeroed: the rest
-         * stays NULL). Version 1: in flight and confirmed are one state; version 2: no
-         * lease, a claim holds the key for the full TTL. */
-        if (opts->dedup && opts->dedup->version == 1) {
-            memcpy(&r->dedup, opts->dedup, offsetof(pdw_dedup_store, confirm));
-        } else if (opts->dedup && opts->dedup->version == 2) {
-            memcpy(&r->dedup, opts->dedup, offsetof(pdw_dedup_store, confirm_for));
-        } else if (opts->dedup) {
-            r->dedup = *opts->dedup;
-        } else {
-            pdw_dedup_memory_options mo = PDW_DEDUP_MEMORY_OPTIONS_INIT;
-            mo.capacity = opts->dedup_capacity;
-            mo.allocator = &a;
-            if ((rc = pdw_dedup_memory_new(&r->own_dedup, &mo, err)) < 0)
-                goto fail;
-            pdw_dedup_memory_store_init(r->own_dedup, &r->dedup, PDW_DEDUP_STORE_VERSION);
-        }
-        if (!lease_ms)
-            lease_ms = DEFAULT_LEASE_MS;
-        r->claim_ms = r->dedup.confirm_for && lease_ms < r->ttl_ms ? lease_ms : r->ttl_ms;
+    r->dedup_on = !opts->disable_dedup;
+    if (r->dedup_on && !given) {
+        pdw_dedup_memory_options mo = PDW_DEDUP_MEMORY_OPTIONS_INIT;
+        mo.capacity = opts->dedup_capacity;
+        mo.allocator = &a;
+        if ((rc = pdw_dedup_memory_new(&r->dedup, &mo, err)) < 0)
+            goto fail;
     }
+    if (!lease_ms)
+        lease_ms = DEFAULT_LEASE_MS;
+    r->claim_ms = lease_ms < r->ttl_ms ? lease_ms : r->ttl_ms;
+    /* the given store is ours (on failure pdw_receiver_new() frees it), also with dedup
+     * disabled */
+    if (given)
+        r->dedup = (pdw_dedup_store *)(uintptr_t)given;
     *out = r;
     return 0;
 fail:
     pdw_receiver_free(r);
+    return rc;
+}
+
+/* Free a store given to an owner that failed: it is taken whatever the result (as
+ * jansson's json_object_set_new()), unless its layout is not this header's. */
+static void drop_given(pdw_dedup_store *s)
+{
+    if (s && s->version == PDW_DEDUP_STORE_VERSION)
+        pdw_dedup_store_free(s);
+}
+
+int pdw_receiver_new(pdw_receiver **out, const pdw_receiver_options *opts, pdw_error *err)
+{
+    pdw__error_reset(err);
+    int rc = receiver_new(out, opts, err);
+    if (rc < 0 && opts && opts->version >= 1 && opts->version <= PDW_RECEIVER_OPTIONS_VERSION)
+        drop_given(opts->dedup); /* the store is the receiver's, also when it fails */
     return rc;
 }
 
@@ -179,7 +189,7 @@ void pdw_receiver_free(pdw_receiver *r)
         return;
     pdw__auth_free(r->auth);
     pdw_router_free(r->router);
-    pdw_dedup_memory_free(r->own_dedup);
+    pdw_dedup_store_free(r->dedup);
     pdw__free(&r->alloc, r->www_authenticate);
     pdw_allocator a = r->alloc;
     pdw__free(&a, r);
@@ -397,16 +407,10 @@ static void copy_str(char *dst, size_t cap, const char *src)
     dst[n] = '\0';
 }
 
-/* Confirm a claim: with a version-3 store for the full TTL from now (the claim held the
- * key for the lease only), else keeping the claim's TTL. */
+/* Confirm a claim for the full TTL from now (the claim held the key for the lease only). */
 static int dedup_confirm(pdw_receiver *r, const char *key, size_t key_len)
 {
-    if (r->dedup.confirm_for)
-        return r->dedup.confirm_for(r->dedup.self, key, key_len, r->clock(r->clock_user),
-                                    r->ttl_ms);
-    if (r->dedup.confirm)
-        return r->dedup.confirm(r->dedup.self, key, key_len);
-    return 0; /* version 1: nothing to confirm */
+    return r->dedup->confirm(r->dedup, key, key_len, r->clock(r->clock_user), r->ttl_ms);
 }
 
 /* The claim's end. Confirmed exactly when the answer is 2xx and the claim is kept (a retry
@@ -421,7 +425,7 @@ static void claim_confirm(pdw_receiver *r, const pdw_event *ev)
 static void claim_release(pdw_receiver *r, const pdw_event *ev)
 {
     if (r->dedup_on)
-        (void)r->dedup.release(r->dedup.self, ev->key, strlen(ev->key));
+        (void)r->dedup->release(r->dedup, ev->key, strlen(ev->key));
 }
 
 static int hand_on(pdw_receiver *r, const pdw_event *ev, void *request_user, pdw_verdict *v)
@@ -484,7 +488,7 @@ static int handle_body(pdw_receiver *r, const char *body, size_t body_len, long 
     v->attempt = ev.attempt;
 
     if (r->dedup_on) {
-        rc = r->dedup.claim(r->dedup.self, ev.key, strlen(ev.key), r->clock(r->clock_user),
+        rc = r->dedup->claim(r->dedup, ev.key, strlen(ev.key), r->clock(r->clock_user),
                             r->claim_ms);
         if (rc == PDW_CLAIM_DUPLICATE) {
             pdw__event_fini(&ev);
@@ -617,7 +621,7 @@ int pdw_receiver_release(pdw_receiver *r, const char *key, size_t key_len)
         return PDW_EINVAL;
     if (!r->dedup_on)
         return 0;
-    return r->dedup.release(r->dedup.self, key ? key : "", key_len);
+    return r->dedup->release(r->dedup, key ? key : "", key_len);
 }
 
 int pdw_receiver_settle(pdw_receiver *r, int outcome, pdw_verdict *v)
@@ -634,7 +638,7 @@ int pdw_receiver_settle(pdw_receiver *r, int outcome, pdw_verdict *v)
         return 0;
     }
     if (r->dedup_on && key_len) /* no key: refused before anything was claimed */
-        (void)r->dedup.release(r->dedup.self, v->delivery_key, key_len);
+        (void)r->dedup->release(r->dedup, v->delivery_key, key_len);
     /* exactly the answer to an accept hook that failed with this code (hand_on()) */
     v->num_headers = 0;
     return decide(r, v, outcome >= PDW__ERRNO_MIN ? outcome : PDW_ESTORE, 503);
@@ -651,18 +655,13 @@ int pdw_receiver_remember(pdw_receiver *r, const char *key, size_t key_len,
         key = "";
     uint64_t at = received_ms > 0 ? (uint64_t)received_ms : 0;
     /* claimed and confirmed as if it had been accepted at received_ms: the key is kept
-     * for the dedup TTL from then (a version-3 store through confirm_for; a version-2 one
-     * keeps the claim's TTL, given here in full) */
-    int rc = r->dedup.claim(r->dedup.self, key, key_len, at, r->ttl_ms);
+     * for the dedup TTL from then */
+    int rc = r->dedup->claim(r->dedup, key, key_len, at, r->ttl_ms);
     if (rc < 0)
         return rc;
     if (rc == PDW_CLAIM_DUPLICATE)
-        return 0; /* known and confirmed already (version 1: known) */
-    if (r->dedup.confirm_for)
-        return r->dedup.confirm_for(r->dedup.self, key, key_len, at, r->ttl_ms);
-    if (r->dedup.confirm)
-        return r->dedup.confirm(r->dedup.self, key, key_len);
-    return 0;
+        return 0; /* known and confirmed already */
+    return r->dedup->confirm(r->dedup, key, key_len, at, r->ttl_ms);
 }
 
 int pdw_receiver_claim(pdw_receiver *r, const char *key, size_t key_len)
@@ -671,8 +670,8 @@ int pdw_receiver_claim(pdw_receiver *r, const char *key, size_t key_len)
         return PDW_EINVAL;
     if (!r->dedup_on)
         return PDW_CLAIM_NEW;
-    return r->dedup.claim(r->dedup.self, key ? key : "", key_len, r->clock(r->clock_user),
-                          r->claim_ms);
+    return r->dedup->claim(r->dedup, key ? key : "", key_len, r->clock(r->clock_user),
+                           r->claim_ms);
 }
 
 int pdw_receiver_dispatch_body(pdw_receiver *r, const char *body, size_t len,

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "durable/durable.h"
+#include "pdwebhook/sys/dedup_store.h"
 #include "pdwebhook/intake.h"
 #include "pdwebhook/reconcile.h"
 
@@ -375,12 +376,13 @@ static int remember_record(const pdw_spool_record *rec, void *user)
     return 0;
 }
 
-int pdw_intake_new(pdw_intake **out, const pdw_intake_options *opts, pdw_error *err)
+/* *handed: set once the receiver options went to pdw_receiver_new(), which owns their dedup
+ * store from then on, whatever it returns. */
+static int intake_new(pdw_intake **out, const pdw_intake_options *opts, int *handed,
+                      pdw_error *err)
 {
     pdw_allocator a;
     int rc;
-    if (err)
-        pdw_error_clear(err);
     if (out)
         *out = NULL;
     if (!out || !opts)
@@ -438,6 +440,7 @@ int pdw_intake_new(pdw_intake **out, const pdw_intake_options *opts, pdw_error *
     rcvo.accept_user = in;
     if (!rcvo.allocator)
         rcvo.allocator = &in->alloc;
+    *handed = 1;
     if ((rc = pdw_receiver_new(&in->rcv, &rcvo, err)) < 0)
         goto fail;
 
@@ -478,6 +481,21 @@ fail:
     return rc;
 }
 
+int pdw_intake_new(pdw_intake **out, const pdw_intake_options *opts, pdw_error *err)
+{
+    pdw__error_reset(err);
+    int handed = 0;
+    int rc = intake_new(out, opts, &handed, err);
+    /* the receiver options' dedup store is the intake's whatever the result: freed here when
+     * it never reached pdw_receiver_new() (which frees it on its own failures) */
+    const pdw_receiver_options *ro = opts ? opts->receiver : NULL;
+    if (rc < 0 && !handed && ro && ro->version >= 1 &&
+        ro->version <= PDW_RECEIVER_OPTIONS_VERSION && ro->dedup &&
+        ro->dedup->version == PDW_DEDUP_STORE_VERSION)
+        pdw_dedup_store_free(ro->dedup);
+    return rc;
+}
+
 pdw_receiver *pdw_intake_receiver(pdw_intake *in)
 {
     return in ? in->rcv : NULL;
@@ -490,8 +508,7 @@ pdw_spool *pdw_intake_spool(pdw_intake *in)
 
 int pdw_intake_start(pdw_intake *in, long *recovered, pdw_error *err)
 {
-    if (err)
-        pdw_error_clear(err);
+    pdw__error_reset(err);
     if (recovered)
         *recovered = 0;
     if (!in || atomic_load(&in->started) || in->stopping)

@@ -10,6 +10,7 @@
 
 #include "durable/durable.h"
 #include "pdwebhook/redis.h"
+#include "pdwebhook/sys/dedup_store.h"
 
 /* ---- options (always) ----------------------------------------------------------------- */
 
@@ -553,14 +554,19 @@ static char *make_key(const pdw_allocator *a, char *buf, size_t cap, const char 
 
 /* ---- dedup store --------------------------------------------------------------------- */
 
-struct pdw_redis_dedup {
+typedef struct pdw_redis_dedup {
+    pdw_dedup_store parent; /* first: the store's functions get it back */
     pdw_redis *conn;
     char *prefix;
-    pdw_dedup_store fallback;
-    int has_fallback;
+    pdw_dedup_store *fallback; /* owned; NULL: none */
     pthread_mutex_t lock;
     pdw_redis_dedup_stats stats;
-};
+} pdw_redis_dedup;
+
+static pdw_redis_dedup *rd_of(pdw_dedup_store *s)
+{
+    return (pdw_redis_dedup *)(void *)s;
+}
 
 static void dedup_count(pdw_redis_dedup *d, uint64_t *field)
 {
@@ -578,32 +584,25 @@ static const char claim_script[] =
     "if redis.call('GET', KEYS[1]) == '1' then return 2 end\n"
     "return 1\n";
 
-/* KEYS[1] the claim: "1" in place (SETRANGE keeps the TTL; KEEPTTL would need Redis 6).
- * Returns 1, or 0 when the key is not held (released or expired meanwhile). */
-static const char confirm_script[] =
-    "if not redis.call('GET', KEYS[1]) then return 0 end\n"
-    "redis.call('SETRANGE', KEYS[1], 0, '1')\n"
-    "return 1\n";
-
 /* KEYS[1] the claim, ARGV[1] the TTL in ms: confirmed ("1") and kept that long from now
- * (version 3: the claim held the key only for the in-flight lease). Returns 1, or 0 when
- * the key is not held (released, or expired: its lease ran out). */
-static const char confirm_for_script[] =
+ * (the claim held the key only for the in-flight lease). Returns 1, or 0 when the key is
+ * not held (released, or expired: its lease ran out). */
+static const char confirm_script[] =
     "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
     "redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])\n"
     "return 1\n";
 
 /* The claim: the fallback first (it recognises retries to this receiver during an
- * outage), then Redis. v2: three states (SET "0" NX, confirmed to "1"); else version 1,
- * where a key in flight is a duplicate (SET "1" NX, as before). */
-static int redis_claim(pdw_redis_dedup *d, const char *key, size_t len, uint64_t now_ms,
-                       uint64_t ttl_ms, int v2)
+ * outage), then Redis: three states (SET "0" NX, confirmed to "1"). */
+static int rd_claim(pdw_dedup_store *store, const char *key, size_t len, uint64_t now_ms,
+                    uint64_t ttl_ms)
 {
+    pdw_redis_dedup *d = rd_of(store);
     int local = PDW_CLAIM_NEW;
-    if (d->has_fallback) {
+    if (d->fallback) {
         /* a retry to this receiver during an outage is still recognised */
-        local = d->fallback.claim(d->fallback.self, key, len, now_ms, ttl_ms);
-        if (local == PDW_CLAIM_DUPLICATE || (local == PDW_CLAIM_INFLIGHT && !v2)) {
+        local = d->fallback->claim(d->fallback, key, len, now_ms, ttl_ms);
+        if (local == PDW_CLAIM_DUPLICATE) {
             dedup_count(d, &d->stats.duplicates);
             return PDW_CLAIM_DUPLICATE;
         }
@@ -618,19 +617,12 @@ static int redis_claim(pdw_redis_dedup *d, const char *key, size_t len, uint64_t
         return PDW_ENOMEM;
     snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)(ttl_ms ? ttl_ms : 1));
     redisReply *rep;
-    int rc;
-    if (v2) {
-        const char *argv[] = { "EVAL", claim_script, "1", k, ttl };
-        size_t lens[] = { 4, sizeof claim_script - 1, 1, klen, strlen(ttl) };
-        rc = rcmd(d->conn, &rep, 5, argv, lens, 0, 0, NULL, NULL);
-    } else {
-        const char *argv[] = { "SET", k, "1", "NX", "PX", ttl };
-        size_t lens[] = { 3, klen, 1, 2, 2, strlen(ttl) };
-        rc = rcmd(d->conn, &rep, 6, argv, lens, 0, 0, NULL, NULL);
-    }
+    const char *argv[] = { "EVAL", claim_script, "1", k, ttl };
+    size_t lens[] = { 4, sizeof claim_script - 1, 1, klen, strlen(ttl) };
+    int rc = rcmd(d->conn, &rep, 5, argv, lens, 0, 0, NULL, NULL);
     pdw__free(&d->conn->alloc, heap);
     if (rc < 0) {
-        if (d->has_fallback && local == PDW_CLAIM_NEW) {
+        if (d->fallback && local == PDW_CLAIM_NEW) {
             dedup_count(d, &d->stats.fallbacks);
             return PDW_CLAIM_NEW;
         }
@@ -638,22 +630,21 @@ static int redis_claim(pdw_redis_dedup *d, const char *key, size_t len, uint64_t
         return rc;
     }
     int res;
-    if (!v2)
-        res = rep->type == REDIS_REPLY_NIL ? PDW_CLAIM_DUPLICATE : PDW_CLAIM_NEW;
-    else if (rep->type == REDIS_REPLY_INTEGER && rep->integer >= PDW_CLAIM_NEW &&
-             rep->integer <= PDW_CLAIM_DUPLICATE)
+    if (rep->type == REDIS_REPLY_INTEGER && rep->integer >= PDW_CLAIM_NEW &&
+        rep->integer <= PDW_CLAIM_DUPLICATE)
         res = (int)rep->integer; /* the script answers with the claim result */
     else
         res = PDW_EREDIS;
     freeReplyObject(rep);
-    if (v2 && d->has_fallback && local == PDW_CLAIM_NEW && res != PDW_CLAIM_NEW) {
+    if (d->fallback && local == PDW_CLAIM_NEW && res != PDW_CLAIM_NEW) {
         /* the local claim just made is not ours to keep in flight: another receiver has
-         * the key. Confirmed there: confirmed here too (later retries end locally); in
-         * flight there (or a failure): forgotten, so that the next retry asks Redis. */
-        if (res == PDW_CLAIM_DUPLICATE && d->fallback.confirm)
-            d->fallback.confirm(d->fallback.self, key, len);
+         * the key. Confirmed there: confirmed here too (later retries end locally), for
+         * the claim's own time (the same now and TTL: its expiry does not move); in flight
+         * there (or a failure): forgotten, so that the next retry asks Redis. */
+        if (res == PDW_CLAIM_DUPLICATE)
+            d->fallback->confirm(d->fallback, key, len, now_ms, ttl_ms);
         else
-            d->fallback.release(d->fallback.self, key, len);
+            d->fallback->release(d->fallback, key, len);
     }
     if (res < 0) {
         dedup_count(d, &d->stats.errors);
@@ -667,30 +658,15 @@ static int redis_claim(pdw_redis_dedup *d, const char *key, size_t len, uint64_t
     return res;
 }
 
-static int rd_claim(void *self, const char *key, size_t len, uint64_t now_ms, uint64_t ttl_ms)
-{
-    return redis_claim(self, key, len, now_ms, ttl_ms, 1);
-}
-
-static int rd_claim_v1(void *self, const char *key, size_t len, uint64_t now_ms,
-                       uint64_t ttl_ms)
-{
-    return redis_claim(self, key, len, now_ms, ttl_ms, 0);
-}
-
 /* The confirm, in the fallback (where the claim may have been made during an outage) and
- * in Redis. for_ttl: version 3, the key kept ttl_ms from now (confirm_for); else the TTL
- * of the claim is kept (confirm). */
-static int redis_confirm(pdw_redis_dedup *d, const char *key, size_t len, uint64_t now_ms,
-                         uint64_t ttl_ms, int for_ttl)
+ * in Redis: the key kept ttl_ms from now. */
+static int rd_confirm(pdw_dedup_store *store, const char *key, size_t len, uint64_t now_ms,
+                      uint64_t ttl_ms)
 {
+    pdw_redis_dedup *d = rd_of(store);
     int local = PDW_ENOTFOUND;
-    if (d->has_fallback) {
-        if (for_ttl && d->fallback.confirm_for)
-            local = d->fallback.confirm_for(d->fallback.self, key, len, now_ms, ttl_ms);
-        else if (d->fallback.confirm) /* a version-2 fallback keeps its claim's TTL */
-            local = d->fallback.confirm(d->fallback.self, key, len);
-    }
+    if (d->fallback)
+        local = d->fallback->confirm(d->fallback, key, len, now_ms, ttl_ms);
     char buf[512], *heap, ttl[24];
     size_t klen;
     char *k = make_key(&d->conn->alloc, buf, sizeof buf, d->prefix, "dedup:", key, len, &klen,
@@ -698,17 +674,10 @@ static int redis_confirm(pdw_redis_dedup *d, const char *key, size_t len, uint64
     if (!k)
         return PDW_ENOMEM;
     redisReply *rep;
-    int rc;
-    if (for_ttl) {
-        snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)(ttl_ms ? ttl_ms : 1));
-        const char *argv[] = { "EVAL", confirm_for_script, "1", k, ttl };
-        size_t lens[] = { 4, sizeof confirm_for_script - 1, 1, klen, strlen(ttl) };
-        rc = rcmd(d->conn, &rep, 5, argv, lens, 0, 0, NULL, NULL);
-    } else {
-        const char *argv[] = { "EVAL", confirm_script, "1", k };
-        size_t lens[] = { 4, sizeof confirm_script - 1, 1, klen };
-        rc = rcmd(d->conn, &rep, 4, argv, lens, 0, 0, NULL, NULL);
-    }
+    snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)(ttl_ms ? ttl_ms : 1));
+    const char *argv[] = { "EVAL", confirm_script, "1", k, ttl };
+    size_t lens[] = { 4, sizeof confirm_script - 1, 1, klen, strlen(ttl) };
+    int rc = rcmd(d->conn, &rep, 5, argv, lens, 0, 0, NULL, NULL);
     pdw__free(&d->conn->alloc, heap);
     if (rc < 0)
         return local == 0 ? 0 : rc; /* claimed in the fallback during an outage: confirmed */
@@ -717,22 +686,11 @@ static int redis_confirm(pdw_redis_dedup *d, const char *key, size_t len, uint64
     return held || local == 0 ? 0 : PDW_ENOTFOUND;
 }
 
-static int rd_confirm(void *self, const char *key, size_t len)
+static int rd_release(pdw_dedup_store *store, const char *key, size_t len)
 {
-    return redis_confirm(self, key, len, 0, 0, 0);
-}
-
-static int rd_confirm_for(void *self, const char *key, size_t len, uint64_t now_ms,
-                          uint64_t ttl_ms)
-{
-    return redis_confirm(self, key, len, now_ms, ttl_ms, 1);
-}
-
-static int rd_release(void *self, const char *key, size_t len)
-{
-    pdw_redis_dedup *d = self;
-    if (d->has_fallback)
-        d->fallback.release(d->fallback.self, key, len);
+    pdw_redis_dedup *d = rd_of(store);
+    if (d->fallback)
+        d->fallback->release(d->fallback, key, len);
     char buf[512], *heap;
     size_t klen;
     char *k = make_key(&d->conn->alloc, buf, sizeof buf, d->prefix, "dedup:", key, len, &klen,
@@ -750,6 +708,15 @@ static int rd_release(void *self, const char *key, size_t len)
     return 0;
 }
 
+static void rd_free(pdw_dedup_store *store)
+{
+    pdw_redis_dedup *d = rd_of(store);
+    pdw_dedup_store_free(d->fallback);
+    pthread_mutex_destroy(&d->lock);
+    pdw__free(&d->conn->alloc, d->prefix);
+    pdw__free(&d->conn->alloc, d);
+}
+
 static int check_name(const char *what, const char *s, pdw_error *err)
 {
     if (!s)
@@ -762,10 +729,9 @@ static int check_name(const char *what, const char *s, pdw_error *err)
     return 0;
 }
 
-int pdw_redis_dedup_new(pdw_redis_dedup **out, pdw_redis *conn,
-                        const pdw_redis_dedup_options *opts, pdw_error *err)
+static int redis_dedup_new(pdw_dedup_store **out, pdw_redis *conn,
+                           const pdw_redis_dedup_options *opts, pdw_error *err)
 {
-    pdw__error_reset(err);
     if (!out || !conn)
         return pdw__error_set(err, PDW_EINVAL, -1, "out and conn are required");
     *out = NULL;
@@ -775,10 +741,13 @@ int pdw_redis_dedup_new(pdw_redis_dedup **out, pdw_redis *conn,
     const char *prefix = opts && opts->prefix ? opts->prefix : DEFAULT_PREFIX;
     if (check_name("key prefix", prefix, err) < 0)
         return PDW_EINVAL;
-    const pdw_dedup_store *fb = opts ? opts->fallback : NULL;
-    if (fb && (fb->version < 1 || fb->version > PDW_DEDUP_STORE_VERSION || !fb->claim ||
-               !fb->release))
-        return pdw__error_set(err, PDW_EINVAL, -1, "incomplete fallback dedup store");
+    pdw_dedup_store *fb = opts ? opts->fallback : NULL;
+    if (fb && fb->version != PDW_DEDUP_STORE_VERSION)
+        return pdw__error_set(err, PDW_EVERSIONSTRUCT, -1, "fallback dedup store version %u",
+                              fb->version);
+    if (fb && (!fb->claim || !fb->release || !fb->confirm))
+        return pdw__error_set(err, PDW_EINVAL, -1,
+                              "fallback dedup store without claim, release or confirm");
     pdw_redis_dedup *d = pdw__calloc(&conn->alloc, 1, sizeof *d);
     if (!d || !(d->prefix = pdw__strdup(&conn->alloc, prefix)) ||
         pthread_mutex_init(&d->lock, NULL) != 0) {
@@ -788,67 +757,39 @@ int pdw_redis_dedup_new(pdw_redis_dedup **out, pdw_redis *conn,
         return pdw__error_set(err, PDW_ENOMEM, -1, NULL);
     }
     d->conn = conn;
-    if (fb) {
-        /* an older struct is shorter: its members only (d is zeroed: the rest NULL) */
-        if (fb->version == 1)
-            memcpy(&d->fallback, fb, offsetof(pdw_dedup_store, confirm));
-        else if (fb->version == 2)
-            memcpy(&d->fallback, fb, offsetof(pdw_dedup_store, confirm_for));
-        else
-            d->fallback = *fb;
-        d->has_fallback = 1;
-    }
-    *out = d;
+    d->fallback = fb; /* ours (on failure pdw_redis_dedup_new() frees it) */
+    pdw_dedup_store_init(&d->parent, PDW_DEDUP_STORE_VERSION);
+    d->parent.claim = rd_claim;
+    d->parent.release = rd_release;
+    d->parent.confirm = rd_confirm;
+    d->parent.free = rd_free;
+    *out = &d->parent;
     return 0;
 }
 
-void pdw_redis_dedup_free(pdw_redis_dedup *d)
+int pdw_redis_dedup_new(pdw_dedup_store **out, pdw_redis *conn,
+                        const pdw_redis_dedup_options *opts, pdw_error *err)
 {
-    if (!d)
-        return;
-    pthread_mutex_destroy(&d->lock);
-    pdw__free(&d->conn->alloc, d->prefix);
-    pdw__free(&d->conn->alloc, d);
+    pdw__error_reset(err);
+    int rc = redis_dedup_new(out, conn, opts, err);
+    pdw_dedup_store *fb = opts && opts->version == PDW_REDIS_DEDUP_OPTIONS_VERSION
+                              ? opts->fallback
+                              : NULL;
+    /* the fallback is the store's also when it fails (unless of another layout) */
+    if (rc < 0 && fb && fb->version == PDW_DEDUP_STORE_VERSION)
+        pdw_dedup_store_free(fb);
+    return rc;
 }
 
-void pdw_redis_dedup_store(pdw_redis_dedup *d, pdw_dedup_store *out)
-{
-    /* the version-1 members only: the caller's struct may be a version-1 one */
-    out->version = 1;
-    out->claim = rd_claim_v1;
-    out->release = rd_release;
-    out->self = d;
-}
-
-int pdw_redis_dedup_store_init(pdw_redis_dedup *d, pdw_dedup_store *out, unsigned version)
-{
-    if (!d || !out)
-        return PDW_EINVAL;
-    if (version == 1) {
-        pdw_redis_dedup_store(d, out);
-        return 0;
-    }
-    if (version < 2 || version > PDW_DEDUP_STORE_VERSION)
-        return PDW_EVERSIONSTRUCT;
-    /* the members of the version asked for only: a version-2 struct has no confirm_for */
-    out->version = version;
-    out->claim = rd_claim;
-    out->release = rd_release;
-    out->self = d;
-    out->confirm = rd_confirm;
-    if (version >= 3)
-        out->confirm_for = rd_confirm_for;
-    return 0;
-}
-
-void pdw_redis_dedup_get_stats(pdw_redis_dedup *d, pdw_redis_dedup_stats *out)
+void pdw_redis_dedup_get_stats(const pdw_dedup_store *store, pdw_redis_dedup_stats *out)
 {
     if (!out)
         return;
-    if (!d) {
+    if (!store || store->claim != rd_claim) { /* NULL, or another kind of store */
         memset(out, 0, sizeof *out);
         return;
     }
+    pdw_redis_dedup *d = rd_of((pdw_dedup_store *)(uintptr_t)store);
     pthread_mutex_lock(&d->lock);
     *out = d->stats;
     pthread_mutex_unlock(&d->lock);
