@@ -964,7 +964,7 @@ static void test_lease_crash_retry_after_lease(void **state)
     (void)state;
     hook h = { PDW_ACCEPT_DEFERRED, 0, "", 0, NULL };
     pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;
-    assert_int_equal(o.version, 2);
+    assert_int_equal(o.version, PDW_RECEIVER_OPTIONS_VERSION);
     assert_int_equal(o.inflight_lease_ms, 0); /* the default: 60 s */
     pdw_receiver *r = deferring_receiver(&o, &h);
     req q;
@@ -1012,7 +1012,7 @@ static void test_lease_crash_retry_after_lease(void **state)
 
 /* The accept hook gets the request's own context (pdw_request::user): through
  * pdw_receiver_handle(), and through pdw_receiver_begin() / pdw_receiver_finish(); a
- * version-1 request (no user member) gives NULL. */
+ * request of another version is refused. */
 static void test_accept_hook_request_user(void **state)
 {
     (void)state;
@@ -1025,7 +1025,7 @@ static void test_accept_hook_request_user(void **state)
     req q;
     pdw_verdict v;
     make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
-    assert_int_equal(q.r.version, 2);
+    assert_int_equal(q.r.version, PDW_REQUEST_VERSION);
     q.r.user = &ctx1;
     assert_int_equal(run(r, &q, &v), PDW_OK);
     assert_int_equal(h.calls, 1);
@@ -1047,17 +1047,14 @@ static void test_accept_hook_request_user(void **state)
     assert_int_equal(h.calls, 2);
     assert_ptr_equal(h.request_user, &ctx2);
 
-    /* a version-1 request: no user member is read */
+    /* a request of another version is refused before anything runs */
     memcpy(strstr(other, "ev-2"), "ev-3", 4);
     make_req(&q, "POST", "application/json", "pipedrive:s3cret", other, strlen(other));
-    q.r.version = 1;
-    q.r.user = &ctx1; /* past the end of a version-1 struct: must be ignored */
-    assert_int_equal(run(r, &q, &v), PDW_OK);
-    assert_int_equal(h.calls, 3);
-    assert_null(h.request_user);
-    q.r.version = 3;
+    q.r.version = PDW_REQUEST_VERSION + 1;
     assert_int_equal(run(r, &q, &v), PDW_EVERSIONSTRUCT);
-    assert_int_equal(h.calls, 3);
+    q.r.version = 0;
+    assert_int_equal(run(r, &q, &v), PDW_EVERSIONSTRUCT);
+    assert_int_equal(h.calls, 2);
     pdw_receiver_free(r);
 }
 
@@ -1274,83 +1271,6 @@ static void test_lease_disabled_at_ttl(void **state)
     fake_now = T0 + 30000;
     assert_int_equal(run(r, &retry, &v), PDW_OK);
     pdw_receiver_free(r);
-}
-
-/* A version-1 options struct, as a program built against the version-1 header lays it
- * out (no inflight_lease_ms; allocated to its exact size, so that a read or write past it
- * is caught under ASan and valgrind): still accepted, and it gets the default lease. */
-typedef struct v1_options {
-    unsigned version;
-    const pdw_credential *credentials;
-    size_t num_credentials;
-    const char *query_token;
-    const char *query_token_name;
-    int insecure_no_auth;
-    const char *realm;
-    size_t max_body;
-    unsigned max_depth;
-    int wrong_credentials_status;
-    int handler_error_status;
-    int retry_after_seconds;
-    int allow_missing_content_type;
-    int disable_dedup;
-    pdw_dedup_store *dedup;
-    size_t dedup_capacity;
-    uint64_t dedup_ttl_ms;
-    pdw_accept_cb accept;
-    void *accept_user;
-    pdw_clock_cb clock;
-    void *clock_user;
-    const pdw_allocator *allocator;
-} v1_options;
-
-static void test_options_version1_struct(void **state)
-{
-    (void)state;
-    /* the version-2 struct is the version-1 one with a member appended */
-    assert_int_equal(sizeof(v1_options), offsetof(pdw_receiver_options, inflight_lease_ms));
-    assert_int_equal(offsetof(v1_options, allocator),
-                     offsetof(pdw_receiver_options, allocator));
-    v1_options *o = malloc(sizeof *o);
-    assert_non_null(o);
-    memset(o, 0x5a, sizeof *o);
-    /* writes the version-1 members only */
-    assert_int_equal(pdw_receiver_options_init((pdw_receiver_options *)(void *)o, 1), 0);
-    assert_int_equal(o->version, 1);
-    assert_null(o->credentials);
-    assert_null(o->allocator);
-    assert_int_equal(o->dedup_ttl_ms, 0);
-    static const pdw_credential creds[] = { { "pipedrive", "s3cret" } };
-    hook h = { PDW_ACCEPT_DEFERRED, 0, "", 0, NULL };
-    o->credentials = creds;
-    o->num_credentials = 1;
-    o->accept = accept_hook;
-    o->accept_user = &h;
-    o->clock = fake_clock;
-    pdw_receiver *r = NULL;
-    assert_int_equal(pdw_receiver_new(&r, (const pdw_receiver_options *)(void *)o, NULL), 0);
-    free(o);
-    char buf[sizeof V2 + 8];
-    req q, retry;
-    pdw_verdict v;
-    make_req(&q, "POST", "application/json", "pipedrive:s3cret", V2, strlen(V2));
-    make_retry(&retry, buf, sizeof buf);
-    fake_now = T0;
-    assert_int_equal(run(r, &q, &v), PDW_OK);
-    fake_now = T0 + LEASE_MS - 1;
-    assert_int_equal(run(r, &retry, &v), PDW_EINFLIGHT);
-    fake_now = T0 + LEASE_MS; /* the default lease */
-    assert_int_equal(run(r, &retry, &v), PDW_OK);
-    assert_int_equal(h.calls, 2);
-    pdw_receiver_free(r);
-    /* pdw_receiver_options_init: the full struct for the current version */
-    pdw_receiver_options full;
-    memset(&full, 0x5a, sizeof full);
-    assert_int_equal(pdw_receiver_options_init(&full, PDW_RECEIVER_OPTIONS_VERSION), 0);
-    assert_int_equal(full.version, PDW_RECEIVER_OPTIONS_VERSION);
-    assert_int_equal(full.inflight_lease_ms, 0);
-    assert_null(full.allocator);
-    assert_null(full.credentials);
 }
 
 static void test_new_refuses_bad_options(void **state)
@@ -1709,7 +1629,6 @@ int main(void)
         cmocka_unit_test(test_settle_deferred),
         cmocka_unit_test(test_remember),
         cmocka_unit_test(test_lease_disabled_at_ttl),
-        cmocka_unit_test(test_options_version1_struct),
         cmocka_unit_test(test_new_refuses_bad_options),
         cmocka_unit_test(test_all_fixtures),
         cmocka_unit_test(test_begin_refuses_like_handle),

@@ -31,6 +31,22 @@ extern "C" {
 /** @endcond */
 
 /**
+ * @brief The body of every `PDW_X_INIT` initialiser: a struct of type @p T whose
+ * `version` is @p V and every other member zero (which means "the default" in every
+ * options struct), so that a new member never changes an initialiser or an FFI mirror.
+ *
+ * In C a designated initializer, `{ .version = V }`; in C++ (which has designated
+ * initializers only from C++20, and where g++ warns about the members an aggregate
+ * initializer leaves out) a value-initialised object with its version set. Either way
+ * `-Wall -Wextra` stays quiet. Use the `PDW_X_INIT` macros, not this one.
+ */
+#ifdef __cplusplus
+#define PDW_STRUCT_INIT(T, V) ([]() { T pdw_s_ = T(); pdw_s_.version = (V); return pdw_s_; }())
+#else
+#define PDW_STRUCT_INIT(T, V) { .version = (V) }
+#endif
+
+/**
  * @brief Memory functions the library uses instead of malloc/realloc/free.
  *
  * Pass one in an options struct to make an object (and everything it allocates) use it.

@@ -149,7 +149,8 @@ typedef struct pdw_dedup_memory_options {
 /** Version of ::pdw_dedup_memory_options this header describes. */
 #define PDW_DEDUP_MEMORY_OPTIONS_VERSION 1
 /** Initialiser for ::pdw_dedup_memory_options. */
-#define PDW_DEDUP_MEMORY_OPTIONS_INIT { PDW_DEDUP_MEMORY_OPTIONS_VERSION, 0, NULL }
+#define PDW_DEDUP_MEMORY_OPTIONS_INIT \
+    PDW_STRUCT_INIT(pdw_dedup_memory_options, PDW_DEDUP_MEMORY_OPTIONS_VERSION)
 
 /** @brief Fill the options with defaults. @return 0, ::PDW_EINVAL or ::PDW_EVERSIONSTRUCT. */
 PDW_EXTERN int pdw_dedup_memory_options_init(pdw_dedup_memory_options *opts,

@@ -57,7 +57,7 @@ typedef struct pdw_parse_options {
 /** Version of ::pdw_parse_options this header describes. */
 #define PDW_PARSE_OPTIONS_VERSION 1
 /** Initialiser for ::pdw_parse_options. */
-#define PDW_PARSE_OPTIONS_INIT { PDW_PARSE_OPTIONS_VERSION, NULL, 0 }
+#define PDW_PARSE_OPTIONS_INIT PDW_STRUCT_INIT(pdw_parse_options, PDW_PARSE_OPTIONS_VERSION)
 
 /**
  * @brief Initialise parse options to the defaults (for FFI, where the macro is out of reach).

@@ -53,7 +53,7 @@ typedef struct pdw_health_options {
 /** Version of ::pdw_health_options this header describes. */
 #define PDW_HEALTH_OPTIONS_VERSION 1
 /** Initialiser for ::pdw_health_options. */
-#define PDW_HEALTH_OPTIONS_INIT { PDW_HEALTH_OPTIONS_VERSION, NULL, 0, 0, 0, 0, 0, NULL, NULL }
+#define PDW_HEALTH_OPTIONS_INIT PDW_STRUCT_INIT(pdw_health_options, PDW_HEALTH_OPTIONS_VERSION)
 
 /** @brief Fill the options with defaults. @return 0, ::PDW_EINVAL or ::PDW_EVERSIONSTRUCT. */
 PDW_EXTERN int pdw_health_options_init(pdw_health_options *opts, unsigned version);

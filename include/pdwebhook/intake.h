@@ -146,8 +146,8 @@ typedef struct pdw_intake_options {
 /** Version of ::pdw_intake_options this header describes. */
 #define PDW_INTAKE_OPTIONS_VERSION 1
 /** Initialiser for ::pdw_intake_options: the version; every other member 0 / NULL. */
-#define PDW_INTAKE_OPTIONS_INIT { PDW_INTAKE_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, \
-        NULL, NULL }
+#define PDW_INTAKE_OPTIONS_INIT \
+    PDW_STRUCT_INIT(pdw_intake_options, PDW_INTAKE_OPTIONS_VERSION)
 
 /**
  * @brief Fill intake options with defaults (every member 0 / NULL).
@@ -309,6 +309,8 @@ typedef struct pdw_intake_stats {
 
 /** Version of ::pdw_intake_stats this header describes. */
 #define PDW_INTAKE_STATS_VERSION 1
+/** Initialiser for ::pdw_intake_stats: the version, to pass to pdw_intake_get_stats(). */
+#define PDW_INTAKE_STATS_INIT PDW_STRUCT_INIT(pdw_intake_stats, PDW_INTAKE_STATS_VERSION)
 
 /**
  * @brief Read the counters.

@@ -96,8 +96,7 @@ typedef struct pdw_request {
     size_t query_len;          /**< its length */
     const char *body;          /**< the body bytes (ignored by pdw_receiver_check_head()) */
     size_t body_len;           /**< their number */
-    /* ---- version 2 ---- */
-    void *user;                /**< (version 2) this request's context, handed to the
+    void *user;                /**< this request's context, handed to the
                                     accept hook (::pdw_accept_cb) as its @c request_user
                                     when the request reaches it: how the hook finds the
                                     request it runs for (a connection to suspend, a place
@@ -107,11 +106,10 @@ typedef struct pdw_request {
                                     by the library */
 } pdw_request;
 
-/** Version of ::pdw_request this header describes (2: with @c user). Version 1 (without
- *  @c user, a shorter struct) is still accepted: its hook gets a NULL @c request_user. */
-#define PDW_REQUEST_VERSION 2
-/** Initialiser for ::pdw_request: the version, every other member 0 / NULL. */
-#define PDW_REQUEST_INIT { PDW_REQUEST_VERSION, NULL, 0, NULL, 0, NULL, 0, NULL, 0, NULL }
+/** Version of ::pdw_request this header describes. */
+#define PDW_REQUEST_VERSION 1
+/** Initialiser for ::pdw_request. */
+#define PDW_REQUEST_INIT PDW_STRUCT_INIT(pdw_request, PDW_REQUEST_VERSION)
 
 /** Most headers a verdict carries. */
 #define PDW_VERDICT_MAX_HEADERS 4
@@ -139,7 +137,7 @@ typedef struct pdw_verdict {
 /** Version of ::pdw_verdict this header describes. */
 #define PDW_VERDICT_VERSION 1
 /** Initialiser for ::pdw_verdict. */
-#define PDW_VERDICT_INIT { PDW_VERDICT_VERSION, 0, 0, 0, {{0, 0, 0, 0}}, 0, 0, 0, 0, 0, 0, "", "", "", "", 0 }
+#define PDW_VERDICT_INIT PDW_STRUCT_INIT(pdw_verdict, PDW_VERDICT_VERSION)
 
 /** @brief One user/password pair; NUL-terminated UTF-8, neither empty, user without ':'. */
 typedef struct pdw_credential {
@@ -177,8 +175,7 @@ typedef struct pdw_credential {
  * @param ev the event, borrowed for the call (copy the body with pdw_event_body(), the key
  *   with pdw_event_delivery_key()).
  * @param request_user the request's own context: pdw_request::user of the request given
- *   to pdw_receiver_handle() or pdw_receiver_begin() (NULL when unset, or for a version-1
- *   ::pdw_request).
+ *   to pdw_receiver_handle() or pdw_receiver_begin() (NULL when unset).
  * @param user as set in the options (@c accept_user): the same for every request.
  * @return 0, ::PDW_ACCEPT_DEFERRED, or a negative `PDW_E*` code (a negative value that is
  *   not one of ours is answered as ::PDW_ESTORE).
@@ -195,15 +192,18 @@ typedef struct pdw_receiver_options {
     size_t num_credentials;              /**< their number */
     const char *query_token;             /**< if set, the query must carry it; copied */
     const char *query_token_name;        /**< query parameter name; NULL: "token" */
-    int insecure_no_auth;                /**< 1 to allow a receiver without any credential */
+    int insecure_no_auth;                /**< 1 to allow a receiver without any credential;
+                                              0: refused (::PDW_ENOAUTH) */
     const char *realm;                   /**< WWW-Authenticate realm; NULL: "pdwebhook" */
     size_t max_body;                     /**< body limit in bytes; 0: 1 MiB */
     unsigned max_depth;                  /**< JSON depth limit; 0: ::PDW_DEFAULT_MAX_DEPTH */
     int wrong_credentials_status;        /**< 0: 401; 403 is the other sensible choice */
     int handler_error_status;            /**< 0: 200; 500 makes Pipedrive retry (ban risk) */
     int retry_after_seconds;             /**< Retry-After on 503; 0: 3 */
-    int allow_missing_content_type;      /**< 1 to accept a request without Content-Type */
-    int disable_dedup;                   /**< 1 to hand on every delivery, retries too */
+    int allow_missing_content_type;      /**< 1 to accept a request without Content-Type;
+                                              0: it is answered 415 */
+    int disable_dedup;                   /**< 1 to hand on every delivery, retries too;
+                                              0: dedup on */
     pdw_dedup_store *dedup;              /**< a store to use (pdw_dedup_memory_new(),
                                               pdw_redis_dedup_new(), your own): taken over
                                               by pdw_receiver_new() whatever it returns
@@ -218,28 +218,27 @@ typedef struct pdw_receiver_options {
     pdw_clock_cb clock;                  /**< NULL: CLOCK_REALTIME in ms */
     void *clock_user;                    /**< handed to @c clock */
     const pdw_allocator *allocator;      /**< NULL: malloc/realloc/free; copied */
-    /* ---- version 2 ---- */
-    uint64_t inflight_lease_ms;          /**< (version 2) how long a claim in flight holds a
-                                              key before it is confirmed (see "The in-flight
-                                              lease" above); 0: 60000 (60 s); a value >= the
-                                              dedup TTL: no lease, a claim holds the key for
-                                              the full TTL. A version-1 struct gets the
-                                              default */
+    uint64_t inflight_lease_ms;          /**< how long a claim in flight holds a key before
+                                              it is confirmed (see "The in-flight lease"
+                                              above); 0: 60000 (60 s); a value >= the dedup
+                                              TTL: no lease, a claim holds the key for the
+                                              full TTL */
 } pdw_receiver_options;
 
-/** Version of ::pdw_receiver_options this header describes (2: with @c inflight_lease_ms). */
-#define PDW_RECEIVER_OPTIONS_VERSION 2
-/** Initialiser for ::pdw_receiver_options: every field 0/NULL means its default. */
-#define PDW_RECEIVER_OPTIONS_INIT { PDW_RECEIVER_OPTIONS_VERSION, NULL, 0, NULL, NULL, 0, NULL, \
-        0, 0, 0, 0, 0, 0, 0, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, 0 }
+/** Version of ::pdw_receiver_options this header describes. */
+#define PDW_RECEIVER_OPTIONS_VERSION 1
+/** Initialiser for ::pdw_receiver_options: the version; every other member 0 / NULL, its
+ *  default. */
+#define PDW_RECEIVER_OPTIONS_INIT \
+    PDW_STRUCT_INIT(pdw_receiver_options, PDW_RECEIVER_OPTIONS_VERSION)
 
 /**
- * @brief Fill receiver options with defaults (every field 0 / NULL).
+ * @brief Fill receiver options with defaults: every member 0 / NULL, the version set (what
+ * ::PDW_RECEIVER_OPTIONS_INIT gives, for FFI, where the macro is out of reach).
  * @param[out] opts the options to fill.
- * @param version ::PDW_RECEIVER_OPTIONS_VERSION, or 1 for a struct laid out by an older
- *   header: then only the version-1 members are written (the struct is never overrun).
- * @return 0, ::PDW_EINVAL (@p opts NULL) or ::PDW_EVERSIONSTRUCT (unknown version:
- *   @p opts untouched).
+ * @param version ::PDW_RECEIVER_OPTIONS_VERSION.
+ * @return 0, ::PDW_EINVAL (@p opts NULL) or ::PDW_EVERSIONSTRUCT (another version: @p opts
+ *   untouched).
  * @par Thread safety
  * Any thread.
  */
@@ -254,8 +253,8 @@ typedef struct pdw_receiver pdw_receiver;
  * Credentials, token and realm are copied (and wiped on free). A receiver without
  * credentials and without a query token is refused unless @c insecure_no_auth is 1.
  * @param[out] out the receiver, free with pdw_receiver_free().
- * @param opts options (credentials, policy); required (NULL gives ::PDW_EINVAL). Version
- *   ::PDW_RECEIVER_OPTIONS_VERSION or 1 (only the version-1 members are read).
+ * @param opts options (credentials, policy); required (NULL gives ::PDW_EINVAL), of
+ *   version ::PDW_RECEIVER_OPTIONS_VERSION.
  * @param err optional error detail, or NULL; never contains a secret.
  * @return 0, ::PDW_ENOAUTH, ::PDW_EINVAL (bad credential, realm, status, a dedup store
  *   without claim, release or confirm), ::PDW_ENOMEM, ::PDW_EVERSIONSTRUCT (options or

@@ -53,9 +53,9 @@ typedef struct pdw_recency_options {
 
 /** Version of ::pdw_recency_options this header describes. */
 #define PDW_RECENCY_OPTIONS_VERSION 1
-/** Initialiser for ::pdw_recency_options: the version, every other member zero (default).
- *  The zeros are spelled out so that -Wextra (missing-field-initializers) stays quiet. */
-#define PDW_RECENCY_OPTIONS_INIT { PDW_RECENCY_OPTIONS_VERSION, NULL, 0 }
+/** Initialiser for ::pdw_recency_options: the version, every other member zero (default). */
+#define PDW_RECENCY_OPTIONS_INIT \
+    PDW_STRUCT_INIT(pdw_recency_options, PDW_RECENCY_OPTIONS_VERSION)
 /** Entities remembered by default (about 2.4 MiB). */
 #define PDW_RECENCY_DEFAULT_CAPACITY 16384u
 

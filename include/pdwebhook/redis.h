@@ -79,7 +79,7 @@ typedef struct pdw_redis_url {
 /** Version of ::pdw_redis_url this header describes. */
 #define PDW_REDIS_URL_VERSION 1
 /** Initialiser for ::pdw_redis_url. */
-#define PDW_REDIS_URL_INIT { PDW_REDIS_URL_VERSION, "", 0, 0, "", "" }
+#define PDW_REDIS_URL_INIT PDW_STRUCT_INIT(pdw_redis_url, PDW_REDIS_URL_VERSION)
 
 /**
  * @brief Parse a Redis URL: `redis://host`, `redis://host:port/db`,
@@ -114,7 +114,7 @@ typedef struct pdw_redis_options {
 /** Version of ::pdw_redis_options this header describes. */
 #define PDW_REDIS_OPTIONS_VERSION 1
 /** Initialiser for ::pdw_redis_options. */
-#define PDW_REDIS_OPTIONS_INIT { PDW_REDIS_OPTIONS_VERSION, NULL, 0, 0, 0, 0 }
+#define PDW_REDIS_OPTIONS_INIT PDW_STRUCT_INIT(pdw_redis_options, PDW_REDIS_OPTIONS_VERSION)
 
 /** @brief Fill the options with defaults. @return 0, ::PDW_EINVAL or ::PDW_EVERSIONSTRUCT. */
 PDW_EXTERN int pdw_redis_options_init(pdw_redis_options *opts, unsigned version);
@@ -177,7 +177,8 @@ typedef struct pdw_redis_dedup_options {
 /** Version of ::pdw_redis_dedup_options this header describes. */
 #define PDW_REDIS_DEDUP_OPTIONS_VERSION 1
 /** Initialiser for ::pdw_redis_dedup_options. */
-#define PDW_REDIS_DEDUP_OPTIONS_INIT { PDW_REDIS_DEDUP_OPTIONS_VERSION, NULL, NULL }
+#define PDW_REDIS_DEDUP_OPTIONS_INIT \
+    PDW_STRUCT_INIT(pdw_redis_dedup_options, PDW_REDIS_DEDUP_OPTIONS_VERSION)
 
 /** @brief Fill the options with defaults. @return 0, ::PDW_EINVAL or ::PDW_EVERSIONSTRUCT. */
 PDW_EXTERN int pdw_redis_dedup_options_init(pdw_redis_dedup_options *opts, unsigned version);
@@ -249,7 +250,8 @@ typedef struct pdw_redis_stream_options {
 /** Version of ::pdw_redis_stream_options this header describes. */
 #define PDW_REDIS_STREAM_OPTIONS_VERSION 1
 /** Initialiser for ::pdw_redis_stream_options. */
-#define PDW_REDIS_STREAM_OPTIONS_INIT { PDW_REDIS_STREAM_OPTIONS_VERSION, NULL, NULL, 0, 0, NULL }
+#define PDW_REDIS_STREAM_OPTIONS_INIT \
+    PDW_STRUCT_INIT(pdw_redis_stream_options, PDW_REDIS_STREAM_OPTIONS_VERSION)
 
 /** @brief Fill the options with defaults. @return 0, ::PDW_EINVAL or ::PDW_EVERSIONSTRUCT. */
 PDW_EXTERN int pdw_redis_stream_options_init(pdw_redis_stream_options *opts, unsigned version);
@@ -400,8 +402,8 @@ typedef struct pdw_redis_consumer_options {
 /** Version of ::pdw_redis_consumer_options this header describes. */
 #define PDW_REDIS_CONSUMER_OPTIONS_VERSION 1
 /** Initialiser for ::pdw_redis_consumer_options. */
-#define PDW_REDIS_CONSUMER_OPTIONS_INIT { PDW_REDIS_CONSUMER_OPTIONS_VERSION, NULL, NULL, NULL, \
-        NULL, NULL, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, 0, 0, 0 }
+#define PDW_REDIS_CONSUMER_OPTIONS_INIT \
+    PDW_STRUCT_INIT(pdw_redis_consumer_options, PDW_REDIS_CONSUMER_OPTIONS_VERSION)
 
 /** @brief Fill the options with defaults. @return 0, ::PDW_EINVAL or ::PDW_EVERSIONSTRUCT. */
 PDW_EXTERN int pdw_redis_consumer_options_init(pdw_redis_consumer_options *opts,

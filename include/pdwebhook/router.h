@@ -59,7 +59,7 @@ typedef struct pdw_router_options {
 /** Version of ::pdw_router_options this header describes. */
 #define PDW_ROUTER_OPTIONS_VERSION 1
 /** Initialiser for ::pdw_router_options. */
-#define PDW_ROUTER_OPTIONS_INIT { PDW_ROUTER_OPTIONS_VERSION, NULL }
+#define PDW_ROUTER_OPTIONS_INIT PDW_STRUCT_INIT(pdw_router_options, PDW_ROUTER_OPTIONS_VERSION)
 
 /** @brief Fill router options with defaults. @return 0, ::PDW_EINVAL or ::PDW_EVERSIONSTRUCT. */
 PDW_EXTERN int pdw_router_options_init(pdw_router_options *opts, unsigned version);

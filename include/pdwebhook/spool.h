@@ -112,7 +112,7 @@ typedef struct pdw_spool_options {
 /** Version of ::pdw_spool_options this header describes. */
 #define PDW_SPOOL_OPTIONS_VERSION 1
 /** Initialiser for ::pdw_spool_options. */
-#define PDW_SPOOL_OPTIONS_INIT { PDW_SPOOL_OPTIONS_VERSION, NULL, 0, 0, 0, NULL, 0, NULL, NULL }
+#define PDW_SPOOL_OPTIONS_INIT PDW_STRUCT_INIT(pdw_spool_options, PDW_SPOOL_OPTIONS_VERSION)
 
 /** @brief Fill spool options with defaults. @return 0, ::PDW_EINVAL or ::PDW_EVERSIONSTRUCT. */
 PDW_EXTERN int pdw_spool_options_init(pdw_spool_options *opts, unsigned version);

@@ -79,7 +79,7 @@ typedef struct pdw_plan_options {
 /** Version of ::pdw_plan_options this header describes. */
 #define PDW_PLAN_OPTIONS_VERSION 1
 /** Initialiser for ::pdw_plan_options. */
-#define PDW_PLAN_OPTIONS_INIT { PDW_PLAN_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
+#define PDW_PLAN_OPTIONS_INIT PDW_STRUCT_INIT(pdw_plan_options, PDW_PLAN_OPTIONS_VERSION)
 
 /**
  * @brief Fill plan options with defaults (all NULL).

@@ -97,8 +97,7 @@ typedef struct pdw_worker_options {
 /** Version of ::pdw_worker_options this header describes. */
 #define PDW_WORKER_OPTIONS_VERSION 1
 /** Initialiser for ::pdw_worker_options. */
-#define PDW_WORKER_OPTIONS_INIT { PDW_WORKER_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, \
-        0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, 0, 0 }
+#define PDW_WORKER_OPTIONS_INIT PDW_STRUCT_INIT(pdw_worker_options, PDW_WORKER_OPTIONS_VERSION)
 
 /** @brief Fill the options with defaults. @return 0, ::PDW_EINVAL or ::PDW_EVERSIONSTRUCT. */
 PDW_EXTERN int pdw_worker_options_init(pdw_worker_options *opts, unsigned version);

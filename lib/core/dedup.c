@@ -193,13 +193,7 @@ static int mem_release(pdw_dedup_store *store, const char *key, size_t len)
 
 int pdw_dedup_memory_options_init(pdw_dedup_memory_options *opts, unsigned version)
 {
-    if (!opts)
-        return PDW_EINVAL;
-    if (version != PDW_DEDUP_MEMORY_OPTIONS_VERSION)
-        return PDW_EVERSIONSTRUCT;
-    pdw_dedup_memory_options def = PDW_DEDUP_MEMORY_OPTIONS_INIT;
-    *opts = def;
-    return 0;
+    return pdw__struct_init(opts, sizeof *opts, version, PDW_DEDUP_MEMORY_OPTIONS_VERSION);
 }
 
 static void mem_free(pdw_dedup_store *store)
@@ -274,13 +268,7 @@ size_t pdw_dedup_memory_count(const pdw_dedup_store *store)
 
 int pdw_dedup_store_init(pdw_dedup_store *store, unsigned version)
 {
-    if (!store)
-        return PDW_EINVAL;
-    if (version != PDW_DEDUP_STORE_VERSION)
-        return PDW_EVERSIONSTRUCT;
-    memset(store, 0, sizeof *store);
-    store->version = version;
-    return 0;
+    return pdw__struct_init(store, sizeof *store, version, PDW_DEDUP_STORE_VERSION);
 }
 
 int pdw_dedup_store_claim(pdw_dedup_store *store, const char *key, size_t key_len,

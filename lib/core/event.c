@@ -403,13 +403,7 @@ void pdw__event_fini(pdw_event *ev)
 
 int pdw_parse_options_init(pdw_parse_options *opts, unsigned version)
 {
-    if (!opts)
-        return PDW_EINVAL;
-    if (version != PDW_PARSE_OPTIONS_VERSION)
-        return PDW_EVERSIONSTRUCT;
-    pdw_parse_options def = PDW_PARSE_OPTIONS_INIT;
-    *opts = def;
-    return 0;
+    return pdw__struct_init(opts, sizeof *opts, version, PDW_PARSE_OPTIONS_VERSION);
 }
 
 int pdw_event_parse(pdw_event **out, const char *body, size_t len,

@@ -35,13 +35,7 @@ struct pdw_health {
 
 int pdw_health_options_init(pdw_health_options *opts, unsigned version)
 {
-    if (!opts)
-        return PDW_EINVAL;
-    if (version != PDW_HEALTH_OPTIONS_VERSION)
-        return PDW_EVERSIONSTRUCT;
-    pdw_health_options def = PDW_HEALTH_OPTIONS_INIT;
-    *opts = def;
-    return 0;
+    return pdw__struct_init(opts, sizeof *opts, version, PDW_HEALTH_OPTIONS_VERSION);
 }
 
 int pdw_health_new(pdw_health **out, const pdw_health_options *opts, pdw_error *err)

@@ -45,18 +45,7 @@ static uint64_t realtime_ms(void *user)
 
 int pdw_receiver_options_init(pdw_receiver_options *opts, unsigned version)
 {
-    if (!opts)
-        return PDW_EINVAL;
-    if (version != 1 && version != PDW_RECEIVER_OPTIONS_VERSION)
-        return PDW_EVERSIONSTRUCT;
-    pdw_receiver_options def = PDW_RECEIVER_OPTIONS_INIT;
-    if (version == 1) { /* a shorter struct: its members only */
-        def.version = 1;
-        memcpy(opts, &def, offsetof(pdw_receiver_options, inflight_lease_ms));
-        return 0;
-    }
-    *opts = def;
-    return 0;
+    return pdw__struct_init(opts, sizeof *opts, version, PDW_RECEIVER_OPTIONS_VERSION);
 }
 
 static int realm_valid(const char *r)
@@ -77,11 +66,10 @@ static int receiver_new(pdw_receiver **out, const pdw_receiver_options *opts, pd
     if (!out || !opts)
         return pdw__error_set(err, PDW_EINVAL, -1, "out and opts are required");
     *out = NULL;
-    /* version 1 lacks inflight_lease_ms: only the members of opts->version are read */
-    if (opts->version != 1 && opts->version != PDW_RECEIVER_OPTIONS_VERSION)
+    if (opts->version != PDW_RECEIVER_OPTIONS_VERSION)
         return pdw__error_set(err, PDW_EVERSIONSTRUCT, -1, "receiver options version %u",
                               opts->version);
-    uint64_t lease_ms = opts->version >= 2 ? opts->inflight_lease_ms : 0;
+    uint64_t lease_ms = opts->inflight_lease_ms;
     const pdw_dedup_store *given = opts->dedup;
     if (pdw__alloc_set(&a, opts->allocator) < 0)
         return pdw__error_set(err, PDW_EINVAL, -1, "incomplete allocator");
@@ -373,15 +361,14 @@ static int check_head(const pdw_receiver *r, const pdw_request *req, pdw_verdict
     return 0;
 }
 
-/* Version 1 of pdw_request ends before `user` (a shorter struct: never read past it). */
 static int request_version_ok(const pdw_request *req)
 {
-    return req->version == 1 || req->version == PDW_REQUEST_VERSION;
+    return req->version == PDW_REQUEST_VERSION;
 }
 
 static void *req_user(const pdw_request *req)
 {
-    return req->version >= 2 ? req->user : NULL;
+    return req->user;
 }
 
 int pdw_receiver_check_head(const pdw_receiver *r, const pdw_request *req, pdw_verdict *v)

@@ -61,13 +61,7 @@ const char *pdw_event_change_key(const pdw_event *cev)
 
 int pdw_recency_options_init(pdw_recency_options *opts, unsigned version)
 {
-    if (!opts)
-        return PDW_EINVAL;
-    if (version != PDW_RECENCY_OPTIONS_VERSION)
-        return PDW_EVERSIONSTRUCT;
-    pdw_recency_options def = PDW_RECENCY_OPTIONS_INIT;
-    *opts = def;
-    return 0;
+    return pdw__struct_init(opts, sizeof *opts, version, PDW_RECENCY_OPTIONS_VERSION);
 }
 
 int pdw_recency_new(pdw_recency **out, const pdw_recency_options *opts, pdw_error *err)

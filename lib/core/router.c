@@ -334,13 +334,7 @@ nomem:
 
 int pdw_router_options_init(pdw_router_options *opts, unsigned version)
 {
-    if (!opts)
-        return PDW_EINVAL;
-    if (version != PDW_ROUTER_OPTIONS_VERSION)
-        return PDW_EVERSIONSTRUCT;
-    opts->version = PDW_ROUTER_OPTIONS_VERSION;
-    opts->allocator = NULL;
-    return 0;
+    return pdw__struct_init(opts, sizeof *opts, version, PDW_ROUTER_OPTIONS_VERSION);
 }
 
 int pdw_router_new(pdw_router **out, const pdw_router_options *opts, pdw_error *err)

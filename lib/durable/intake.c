@@ -73,13 +73,7 @@ struct pdw_intake {
 
 int pdw_intake_options_init(pdw_intake_options *opts, unsigned version)
 {
-    if (!opts)
-        return PDW_EINVAL;
-    if (version != PDW_INTAKE_OPTIONS_VERSION)
-        return PDW_EVERSIONSTRUCT;
-    pdw_intake_options def = PDW_INTAKE_OPTIONS_INIT;
-    *opts = def;
-    return 0;
+    return pdw__struct_init(opts, sizeof *opts, version, PDW_INTAKE_OPTIONS_VERSION);
 }
 
 static void report(pdw_intake *in, int code, const char *message)
@@ -272,18 +266,17 @@ static ticket *ticket_new(pdw_intake *in, pdw_verdict *verdict, pdw_intake_done_
     return t;
 }
 
-/* A copy of req with the ticket as its user (a version-1 request is a shorter struct);
- * an unknown version is copied as version 0, for the receiver to refuse. */
+/* A copy of req with the ticket as its user; an unknown version is copied as version 0,
+ * for the receiver to refuse. */
 static void request_copy(const pdw_request *req, ticket *t, pdw_request *out)
 {
     pdw_request init = PDW_REQUEST_INIT;
     *out = init;
-    if (req->version != 1 && req->version != PDW_REQUEST_VERSION) {
+    if (req->version != PDW_REQUEST_VERSION) {
         out->version = 0;
         return;
     }
-    memcpy(out, req, req->version == 1 ? offsetof(pdw_request, user) : sizeof *out);
-    out->version = PDW_REQUEST_VERSION;
+    *out = *req;
     out->user = t;
 }
 
@@ -393,7 +386,7 @@ static int intake_new(pdw_intake **out, const pdw_intake_options *opts, int *han
     const pdw_receiver_options *ro = opts->receiver;
     if (!ro)
         return pdw__error_set(err, PDW_EINVAL, -1, "receiver options are required");
-    if (ro->version != 1 && ro->version != PDW_RECEIVER_OPTIONS_VERSION)
+    if (ro->version != PDW_RECEIVER_OPTIONS_VERSION)
         return pdw__error_set(err, PDW_EVERSIONSTRUCT, -1, "receiver options version %u",
                               ro->version);
     if (ro->accept)
@@ -431,11 +424,7 @@ static int intake_new(pdw_intake **out, const pdw_intake_options *opts, int *han
     in->locks_made = 2;
 
     /* the receiver first: the journal's records are remembered in its dedup */
-    pdw_receiver_options rcvo;
-    pdw_receiver_options_init(&rcvo, PDW_RECEIVER_OPTIONS_VERSION);
-    memcpy(&rcvo, ro, ro->version == 1 ? offsetof(pdw_receiver_options, inflight_lease_ms)
-                                       : sizeof rcvo);
-    rcvo.version = PDW_RECEIVER_OPTIONS_VERSION;
+    pdw_receiver_options rcvo = *ro;
     rcvo.accept = intake_accept;
     rcvo.accept_user = in;
     if (!rcvo.allocator)

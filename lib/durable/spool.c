@@ -723,13 +723,7 @@ static int rotate(pdw_spool *s, uint64_t low)
 
 int pdw_spool_options_init(pdw_spool_options *opts, unsigned version)
 {
-    if (!opts)
-        return PDW_EINVAL;
-    if (version != PDW_SPOOL_OPTIONS_VERSION)
-        return PDW_EVERSIONSTRUCT;
-    pdw_spool_options def = PDW_SPOOL_OPTIONS_INIT;
-    *opts = def;
-    return 0;
+    return pdw__struct_init(opts, sizeof *opts, version, PDW_SPOOL_OPTIONS_VERSION);
 }
 
 static void spool_free(pdw_spool *s)

@@ -280,13 +280,7 @@ static void *shard_main(void *arg)
 
 int pdw_worker_options_init(pdw_worker_options *opts, unsigned version)
 {
-    if (!opts)
-        return PDW_EINVAL;
-    if (version != PDW_WORKER_OPTIONS_VERSION)
-        return PDW_EVERSIONSTRUCT;
-    pdw_worker_options def = PDW_WORKER_OPTIONS_INIT;
-    *opts = def;
-    return 0;
+    return pdw__struct_init(opts, sizeof *opts, version, PDW_WORKER_OPTIONS_VERSION);
 }
 
 static void destroy(pdw_worker *w)

@@ -15,26 +15,19 @@
 /* ---- options (always) ----------------------------------------------------------------- */
 
 /* NOLINTBEGIN(bugprone-macro-parentheses): type is a type name, it cannot be parenthesised */
-#define OPTIONS_INIT_FN(fn, type, VERSION, INIT)                                              \
+#define OPTIONS_INIT_FN(fn, type, VERSION)                                                    \
     int fn(type *opts, unsigned version)                                                      \
     {                                                                                         \
-        if (!opts)                                                                            \
-            return PDW_EINVAL;                                                                \
-        if (version != (VERSION))                                                             \
-            return PDW_EVERSIONSTRUCT;                                                        \
-        type def_ = INIT;                                                                     \
-        *opts = def_;                                                                         \
-        return 0;                                                                             \
+        return pdw__struct_init(opts, sizeof *opts, version, (VERSION));                      \
     }
 
-OPTIONS_INIT_FN(pdw_redis_options_init, pdw_redis_options, PDW_REDIS_OPTIONS_VERSION,
-                PDW_REDIS_OPTIONS_INIT)
+OPTIONS_INIT_FN(pdw_redis_options_init, pdw_redis_options, PDW_REDIS_OPTIONS_VERSION)
 OPTIONS_INIT_FN(pdw_redis_dedup_options_init, pdw_redis_dedup_options,
-                PDW_REDIS_DEDUP_OPTIONS_VERSION, PDW_REDIS_DEDUP_OPTIONS_INIT)
+                PDW_REDIS_DEDUP_OPTIONS_VERSION)
 OPTIONS_INIT_FN(pdw_redis_stream_options_init, pdw_redis_stream_options,
-                PDW_REDIS_STREAM_OPTIONS_VERSION, PDW_REDIS_STREAM_OPTIONS_INIT)
+                PDW_REDIS_STREAM_OPTIONS_VERSION)
 OPTIONS_INIT_FN(pdw_redis_consumer_options_init, pdw_redis_consumer_options,
-                PDW_REDIS_CONSUMER_OPTIONS_VERSION, PDW_REDIS_CONSUMER_OPTIONS_INIT)
+                PDW_REDIS_CONSUMER_OPTIONS_VERSION)
 /* NOLINTEND(bugprone-macro-parentheses) */
 
 /* ---- URL (always) --------------------------------------------------------------------- */

@@ -130,13 +130,7 @@ static void trigger_text(char *buf, size_t cap, int v, const entry *e)
 
 int pdw_plan_options_init(pdw_plan_options *opts, unsigned version)
 {
-    if (!opts)
-        return PDW_EINVAL;
-    if (version != PDW_PLAN_OPTIONS_VERSION)
-        return PDW_EVERSIONSTRUCT;
-    pdw_plan_options d = PDW_PLAN_OPTIONS_INIT;
-    *opts = d;
-    return 0;
+    return pdw__struct_init(opts, sizeof *opts, version, PDW_PLAN_OPTIONS_VERSION);
 }
 
 static int has_control(const char *s)

@@ -84,3 +84,14 @@ void pdw__wipe(void *p, size_t n)
     while (n--)
         *v++ = 0;
 }
+
+int pdw__struct_init(void *s, size_t size, unsigned version, unsigned want)
+{
+    if (!s)
+        return PDW_EINVAL;
+    if (version != want)
+        return PDW_EVERSIONSTRUCT;
+    memset(s, 0, size);
+    memcpy(s, &version, sizeof version); /* the first member */
+    return 0;
+}

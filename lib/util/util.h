@@ -64,6 +64,12 @@ struct timespec pdw__deadline_in_us(uint64_t us); /* the same in microseconds */
  * No time type crosses it: lib/redis, compiled with hiredis's time_t, uses this one. */
 int pdw__cond_wait_ms(pthread_cond_t *c, pthread_mutex_t *m, uint64_t ms);
 
+/* The body of every pdw_*_options_init() and pdw_dedup_store_init(): the struct at s
+ * (size bytes, its first member the unsigned version) zeroed and its version set when
+ * version is want; PDW_EINVAL for a NULL s, PDW_EVERSIONSTRUCT for another version (s
+ * untouched). */
+int pdw__struct_init(void *s, size_t size, unsigned version, unsigned want);
+
 /* ---- error.c ---------------------------------------------------------------------- */
 /* Reset err to "no error" (code PDW_OK, offset -1, empty message); NULL is ignored. Every
  * public function that takes a pdw_error calls it at entry (jansson's jsonp_error_init),

@@ -1,6 +1,9 @@
 #!/bin/sh
 # Versioned structs: every public struct with a `version` member has it first, as an
-# `unsigned`, and every options struct (`pdw_*_options`) has one.
+# `unsigned`, and every options struct (`pdw_*_options`) has one; each has its `PDW_X_VERSION`
+# (at least 1) and its `PDW_X_INIT`, which gives the version and every other member zero
+# (STYLE.md: the macro sets the version only, zero means the default), compared byte for
+# byte with a zeroed struct whose version is set.
 #
 #   struct_versions.sh CC OUTDIR FLAGS... -- HEADER...
 #
@@ -55,6 +58,7 @@ src=$outdir/struct_versions.c
 {
   echo '#include <stddef.h>'
   echo '#include <stdio.h>'
+  echo '#include <string.h>'
   for h in "$@"; do printf '#include "%s"\n' "$h"; done
   echo 'static int passed, failed;'
   echo 'static void check(int ok, const char *what) {'
@@ -70,6 +74,19 @@ src=$outdir/struct_versions.c
       [ "$first" = version ] && ok=1 || ok=0
       echo "    check($ok, \"$name: the header lists version first (parsed: $first)\");"
       [ $ok = 1 ] || printf '%s\n' "    printf(\"     a member named version is the struct's ABI version (unsigned, first; docs/ABI.md): move it, or rename a data field that happens to be called version\\n\");"
+      up=$(printf '%s' "$name" | tr '[:lower:]' '[:upper:]')
+      echo "#if defined(${up}_VERSION) && defined(${up}_INIT)"
+      echo "    {"
+      echo "        static const $name init = ${up}_INIT; /* static: its padding is zero too */"
+      echo "        $name want;"
+      echo "        memset(&want, 0, sizeof want);"
+      echo "        want.version = ${up}_VERSION;"
+      echo "        check(${up}_VERSION >= 1, \"$name: ${up}_VERSION is at least 1\");"
+      echo "        check(memcmp(&init, &want, sizeof want) == 0, \"$name: ${up}_INIT is the version and zeros\");"
+      echo "    }"
+      echo "#else"
+      echo "    check(0, \"$name: ${up}_VERSION and ${up}_INIT are defined\");"
+      echo "#endif"
     else
       case $name in
         *_options) echo "    check(0, \"$name: an options struct without a version member\");" ;;

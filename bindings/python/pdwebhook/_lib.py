@@ -33,8 +33,8 @@ PDW_NAME_MAX = 48
 PDW_ID_MAX = 64
 PDW_DELIVERY_KEY_MAX = 320
 PDW_VERDICT_MAX_HEADERS = 4
-PDW_RECEIVER_OPTIONS_VERSION = 2
-PDW_REQUEST_VERSION = 2
+PDW_RECEIVER_OPTIONS_VERSION = 1
+PDW_REQUEST_VERSION = 1
 PDW_VERDICT_VERSION = 1
 
 PDW_OK = 0
@@ -77,7 +77,7 @@ class pdw_request(Structure):
         ("query_len", c_size_t),
         ("body", c_void_p),
         ("body_len", c_size_t),
-        ("user", c_void_p),  # version 2: handed to the accept hook as request_user
+        ("user", c_void_p),  # handed to the accept hook as request_user
     ]
 
 
@@ -148,7 +148,6 @@ class pdw_receiver_options(Structure):
         ("clock", pdw_clock_cb),
         ("clock_user", c_void_p),
         ("allocator", c_void_p),              # const pdw_allocator *: not exposed here
-        # version 2
         ("inflight_lease_ms", c_uint64),
     ]
 

@@ -78,7 +78,7 @@ typedef struct pdw_dedup_store {
 /** Version of ::pdw_dedup_store this header describes. */
 #define PDW_DEDUP_STORE_VERSION 1
 /** Initialiser for ::pdw_dedup_store (the version; the functions are yours to set). */
-#define PDW_DEDUP_STORE_INIT { PDW_DEDUP_STORE_VERSION, NULL, NULL, NULL, NULL }
+#define PDW_DEDUP_STORE_INIT PDW_STRUCT_INIT(pdw_dedup_store, PDW_DEDUP_STORE_VERSION)
 
 /**
  * @brief Set up a vtable: every member zero, the version set (for FFI, where the macro is
