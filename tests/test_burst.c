@@ -161,7 +161,7 @@ static void test_project_delete_burst(void **state)
         struct timespec ts = { 0, 5000000L };
         nanosleep(&ts, NULL);
     }
-    pdw_worker_stop(w);
+    pdw_worker_free(w); /* stops it first */
     assert_int_equal(st.handled, BURST);
     assert_int_equal(st.dead_letters, 0);
     for (int i = 0; i < BURST; i++)

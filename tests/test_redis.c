@@ -15,7 +15,9 @@
 #ifdef PDW_TEST_REDIS_SERVER
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -761,6 +763,134 @@ static void test_redis_error_reset(void **state)
     rserver_stop(&rs);
 }
 
+typedef struct runner {
+    pdw_redis_consumer *c;
+    int rc;
+} runner;
+
+static void *run_thread(void *arg)
+{
+    runner *r = arg;
+    r->rc = pdw_redis_consumer_run(r->c, NULL);
+    return NULL;
+}
+
+static int cancel_handle(const pdw_redis_entry *e, unsigned attempt, char *errbuf, size_t cap,
+                         void *user)
+{
+    (void)e, (void)attempt, (void)errbuf, (void)cap;
+    pdw_redis_consumer *c = *(pdw_redis_consumer **)user;
+    pdw_redis_consumer_stop(c); /* from its own callback: only asks, does not wait */
+    return 0;
+}
+
+typedef struct slow {
+    atomic_int entered, finished;
+} slow;
+
+static int slow_handle(const pdw_redis_entry *e, unsigned attempt, char *errbuf, size_t cap,
+                       void *user)
+{
+    (void)e, (void)attempt, (void)errbuf, (void)cap;
+    slow *sl = user;
+    atomic_store(&sl->entered, 1);
+    nap_ms(300);
+    atomic_store(&sl->finished, 1);
+    return 0;
+}
+
+static void xadd(rserver *rs)
+{
+    redisReply *rep = redisCommand(rs->c, "XADD pdwebhook:events * body {}");
+    assert_non_null(rep);
+    freeReplyObject(rep);
+}
+
+/* Stop and free are separate: pdw_redis_consumer_stop() from another thread returns only
+ * once run() is over (the entry being handled finished); it is idempotent; run() after a
+ * stop returns at once; from a callback stop only asks; pdw_redis_consumer_free() of a
+ * running consumer stops it. */
+static void test_redis_consumer_stop_then_free(void **state)
+{
+    (void)state;
+    rserver rs;
+    rserver_start(&rs);
+    pdw_redis *conn = NULL;
+    assert_int_equal(pdw_redis_new(&conn, rs.url, NULL, NULL), 0);
+    pdw_redis_consumer *c = NULL;
+    slow sl = { 0, 0 };
+    pdw_redis_consumer_options co = PDW_REDIS_CONSUMER_OPTIONS_INIT;
+    co.group = "g";
+    co.consumer = "c1";
+    co.handle = slow_handle;
+    co.handle_user = &sl;
+    co.block_ms = 50;
+    assert_int_equal(pdw_redis_consumer_new(&c, conn, &co, NULL), 0);
+    runner r = { c, -1 };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, run_thread, &r), 0);
+    xadd(&rs);
+    for (int i = 0; i < 500 && !atomic_load(&sl.entered); i++)
+        nap_ms(10);
+    assert_int_equal(atomic_load(&sl.entered), 1);
+    pdw_redis_consumer_stop(c); /* waits for the handler, then for run() */
+    assert_int_equal(atomic_load(&sl.finished), 1);
+    pthread_join(t, NULL);
+    assert_int_equal(r.rc, 0);
+    pdw_redis_consumer_stop(c); /* idempotent */
+    assert_int_equal(pdw_redis_consumer_run(c, NULL), 0); /* stopped: returns at once */
+    pdw_redis_consumer_stats st;
+    pdw_redis_consumer_get_stats(c, &st);
+    assert_int_equal(st.handled, 1);
+    pdw_redis_consumer_free(c);
+
+    /* a stop from the consumer's own handler asks; run() returns after the entry */
+    co.handle = cancel_handle;
+    co.handle_user = &c;
+    co.consumer = "c2";
+    assert_int_equal(pdw_redis_consumer_new(&c, conn, &co, NULL), 0);
+    xadd(&rs);
+    assert_int_equal(pdw_redis_consumer_run(c, NULL), 0);
+    pdw_redis_consumer_get_stats(c, &st);
+    assert_int_equal(st.handled, 1);
+    pdw_redis_consumer_free(c);
+
+    /* cancel (the signal handler's call) ends run() in its thread */
+    co.handle = poll_handle;
+    int handled = 0;
+    co.handle_user = &handled;
+    co.consumer = "c3";
+    assert_int_equal(pdw_redis_consumer_new(&c, conn, &co, NULL), 0);
+    runner r2 = { c, -1 };
+    assert_int_equal(pthread_create(&t, NULL, run_thread, &r2), 0);
+    nap_ms(100);
+    pdw_redis_consumer_cancel(c); /* asks only: the thread ends on its own */
+    pthread_join(t, NULL);
+    assert_int_equal(r2.rc, 0);
+    pdw_redis_consumer_free(c);
+    /* free while run() runs in another thread: it stops it first, then frees */
+    co.consumer = "c4";
+    slow sl2 = { 0, 0 };
+    co.handle = slow_handle;
+    co.handle_user = &sl2;
+    assert_int_equal(pdw_redis_consumer_new(&c, conn, &co, NULL), 0);
+    runner r3 = { c, -1 };
+    assert_int_equal(pthread_create(&t, NULL, run_thread, &r3), 0);
+    xadd(&rs);
+    for (int i = 0; i < 500 && !atomic_load(&sl2.entered); i++) /* run() is under way */
+        nap_ms(10);
+    assert_int_equal(atomic_load(&sl2.entered), 1);
+    pdw_redis_consumer_free(c);
+    assert_int_equal(atomic_load(&sl2.finished), 1);
+    pthread_join(t, NULL);
+    assert_int_equal(r3.rc, 0);
+    pdw_redis_consumer_cancel(NULL);
+    pdw_redis_consumer_stop(NULL);
+    pdw_redis_consumer_free(NULL);
+    pdw_redis_free(conn);
+    rserver_stop(&rs);
+}
+
 #else /* no redis-server, or no Redis support: skipped */
 
 static void test_redis_lease_after_crash(void **state)
@@ -777,6 +907,12 @@ static void test_redis_confirm_ttl(void **state)
 
 
 static void test_redis_error_reset(void **state)
+{
+    (void)state;
+    skip();
+}
+
+static void test_redis_consumer_stop_then_free(void **state)
 {
     (void)state;
     skip();
@@ -800,6 +936,7 @@ int main(void)
         cmocka_unit_test(test_redis_confirm_ttl),
         cmocka_unit_test(test_error_reset_no_server),
         cmocka_unit_test(test_redis_error_reset),
+        cmocka_unit_test(test_redis_consumer_stop_then_free),
     };
     PDW_RUN_GROUP(tests);
 }

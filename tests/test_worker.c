@@ -110,7 +110,7 @@ static void test_order_per_entity(void **state)
         for (int e = 0; e < 8; e++)
             submit(w, NULL, body_for(e, seq));
     wait_handled(w, 1600);
-    pdw_worker_stop(w);
+    pdw_worker_free(w); /* stops it first */
     assert_int_equal(o.calls, 1600);
     assert_int_equal(o.violations, 0);
 }
@@ -137,7 +137,7 @@ static void test_submit_event_order_per_entity(void **state)
             pdw_event_free(ev); /* the worker keeps a copy of the record */
         }
     wait_handled(w, 1600);
-    pdw_worker_stop(w);
+    pdw_worker_free(w); /* stops it first */
     assert_int_equal(o.calls, 1600);
     assert_int_equal(o.violations, 0);
 }
@@ -169,7 +169,7 @@ static void test_submit_event_mixed_with_submit(void **state)
             pdw_event_free(ev);
         }
     wait_handled(w, 800);
-    pdw_worker_stop(w);
+    pdw_worker_free(w); /* stops it first */
     assert_int_equal(o.calls, 800);
     assert_int_equal(o.violations, 0);
 }
@@ -203,7 +203,7 @@ static void test_submit_entity_mixed_with_submit(void **state)
             assert_int_equal(pdw_worker_submit_entity(w, &rec, object, id), 0);
         }
     wait_handled(w, 800);
-    pdw_worker_stop(w);
+    pdw_worker_free(w); /* stops it first */
     assert_int_equal(o.calls, 800);
     assert_int_equal(o.violations, 0);
     assert_int_equal(pdw_worker_submit_entity(NULL, NULL, "deal", "1"), PDW_EINVAL);
@@ -236,7 +236,7 @@ static void test_submit_event_refuses_other_body(void **state)
     assert_int_equal(pdw_worker_submit_event(w, &rec, ev), 0);
     pdw_event_free(ev);
     wait_handled(w, 1);
-    pdw_worker_stop(w);
+    pdw_worker_free(w); /* stops it first */
     assert_int_equal(o.calls, 1);
 }
 
@@ -298,7 +298,7 @@ static void test_retries_then_success(void **state)
     /* backoff happened: at least 10 ms (half of 20) + 20 ms (half of 40) */
     long long ms = (long long)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
     assert_true(ms >= 30);
-    pdw_worker_stop(w);
+    pdw_worker_free(w); /* stops it first */
     pdw_spool_stats ss;
     pdw_spool_get_stats(sp, &ss);
     assert_int_equal(ss.pending, 0); /* marked handled on stop at the latest */
@@ -330,7 +330,7 @@ static void test_dead_letter_file_and_callback(void **state)
     for (int i = 0; i < 10; i++)
         submit(w, sp, body_for(i % 3, i));
     wait_handled(w, 10);
-    pdw_worker_stop(w);
+    pdw_worker_free(w); /* stops it first */
     assert_int_equal(atomic_load(&f.dead), 10);
     assert_int_equal(atomic_load(&f.calls), 30);
     assert_string_equal(f.error, "3:attempt 3 refused");
@@ -400,7 +400,7 @@ static void test_markers_survive_restart(void **state)
     assert_int_equal(pdw_worker_start(&w, &wo, NULL), 0);
     assert_int_equal(pdw_worker_recover(w), 50);
     wait_handled(w, 50);
-    pdw_worker_stop(w);
+    pdw_worker_free(w); /* stops it first */
     assert_int_equal(atomic_load(&routed), 50);
     pdw_spool_close(sp);
     /* reopen: nothing is pending, the worker recovers nothing */
@@ -410,7 +410,7 @@ static void test_markers_survive_restart(void **state)
     wo.spool = sp;
     assert_int_equal(pdw_worker_start(&w, &wo, NULL), 0);
     assert_int_equal(pdw_worker_recover(w), 0);
-    pdw_worker_stop(w);
+    pdw_worker_free(w); /* stops it first */
     assert_int_equal(atomic_load(&routed), 50);
     pdw_spool_close(sp);
     pdw_receiver_free(r);
@@ -431,7 +431,7 @@ static void test_drain_without_spool(void **state)
     assert_int_equal(pdw_worker_start(&w, &wo, NULL), 0);
     for (int i = 0; i < 500; i++)
         submit(w, NULL, body_for(i % 4, i));
-    pdw_worker_stop(w);
+    pdw_worker_free(w); /* stops it first */
     assert_int_equal(atomic_load(&routed), 500);
     pdw_receiver_free(r);
 }
@@ -457,7 +457,7 @@ static void test_stop_leaves_pending_in_spool(void **state)
     sleep_ms(50);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    pdw_worker_stop(w); /* ends the backoff wait at once */
+    pdw_worker_free(w); /* stops it first: ends the backoff wait at once */
     clock_gettime(CLOCK_MONOTONIC, &t1);
     assert_true(t1.tv_sec - t0.tv_sec < 5);
     pdw_spool_stats ss;
@@ -683,7 +683,7 @@ static void test_backlog_memory_bounded(void **state)
     pdw_worker_stats st;
     pdw_worker_get_stats(w, &st);
     assert_int_equal(st.queued_bytes, 0);
-    pdw_worker_stop(w);
+    pdw_worker_free(w); /* stops it first */
     assert_int_equal(g.bad, 0);
     assert_int_equal(g.calls, 300);
     for (int seq = 0; seq < 300; seq++)
@@ -722,7 +722,7 @@ static void test_recovery_memory_bounded(void **state)
     assert_true(st.queued_bytes <= 4096);
     gate_open(&g);
     wait_handled(w, 200);
-    pdw_worker_stop(w);
+    pdw_worker_free(w); /* stops it first */
     assert_int_equal(g.bad, 0);
     for (int seq = 0; seq < 200; seq++)
         assert_int_equal(g.seen[seq], 1);
@@ -772,7 +772,7 @@ static void test_no_spool_over_budget_enospc(void **state)
     pdw_spool_record rec = { 0, 1, "k", 1, body, strlen(body) };
     assert_int_equal(pdw_worker_submit(w, &rec), 0);
     wait_handled(w, (uint64_t)accepted + 1);
-    pdw_worker_stop(w);
+    pdw_worker_free(w); /* stops it first */
     assert_int_equal(g.bad, 0);
     assert_int_equal(g.calls, accepted + 1);
 }
@@ -832,7 +832,7 @@ static void test_error_reset_by_every_call(void **state)
     wo.threads = 1;
     assert_int_equal(pdw_worker_start(&w, &wo, &e), 0);
     assert_error_reset(e);
-    pdw_worker_stop(w);
+    pdw_worker_free(w); /* stops it first */
     wo.threads = 1000;
     assert_int_equal(pdw_worker_start(&w, &wo, &e), PDW_EINVAL);
     assert_error_own(e, PDW_EINVAL);
@@ -854,6 +854,79 @@ static void test_error_reset_by_every_call(void **state)
     free(dir);
 }
 
+static int slow_handle(const pdw_spool_record *rec, unsigned attempt, char *errbuf, size_t cap,
+                       void *user)
+{
+    (void)rec, (void)attempt, (void)errbuf, (void)cap;
+    sleep_ms(20);
+    atomic_fetch_add((atomic_int *)user, 1);
+    return 0;
+}
+
+typedef struct stopper {
+    pdw_worker *w;
+    int returned_with; /* the handled count seen right after pdw_worker_stop() returned */
+    atomic_int *handled;
+} stopper;
+
+static void *stop_thread(void *arg)
+{
+    stopper *s = arg;
+    pdw_worker_stop(s->w);
+    s->returned_with = atomic_load(s->handled);
+    return NULL;
+}
+
+/* Stop and free are separate: pdw_worker_stop() drains (no spool), joins and returns once
+ * stopped; a second stop, also concurrent, waits and does nothing more; a stopped worker
+ * refuses deliveries but still answers its stats; pdw_worker_free() frees it (and stops a
+ * running one first). */
+static void test_stop_then_free(void **state)
+{
+    (void)state;
+    atomic_int handled = 0;
+    pdw_worker_options wo = PDW_WORKER_OPTIONS_INIT;
+    wo.handle = slow_handle;
+    wo.handle_user = &handled;
+    wo.threads = 2;
+    pdw_worker *w = NULL;
+    assert_int_equal(pdw_worker_start(&w, &wo, NULL), 0);
+    static const char body[] = "{\"meta\":{\"version\":\"2.0\",\"action\":\"create\","
+                               "\"entity\":\"deal\",\"entity_id\":\"1\",\"id\":\"x\"},"
+                               "\"data\":{}}";
+    pdw_spool_record rec = { 1, 1, "k", 1, body, sizeof body - 1 };
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(pdw_worker_submit(w, &rec), 0);
+    stopper a = { w, -1, &handled }, b = { w, -1, &handled };
+    pthread_t ta, tb;
+    assert_int_equal(pthread_create(&ta, NULL, stop_thread, &a), 0);
+    assert_int_equal(pthread_create(&tb, NULL, stop_thread, &b), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    /* both returned only once the queue was drained: no spool */
+    assert_int_equal(a.returned_with, 10);
+    assert_int_equal(b.returned_with, 10);
+    pdw_worker_stop(w); /* idempotent */
+    assert_int_equal(pdw_worker_submit(w, &rec), PDW_EINVAL);
+    assert_int_equal(pdw_worker_submit_entity(w, &rec, "deal", "1"), PDW_EINVAL);
+    pdw_worker_stats st;
+    pdw_worker_get_stats(w, &st);
+    assert_int_equal(st.handled, 10);
+    assert_int_equal(st.queued, 0);
+    assert_int_equal(atomic_load(&handled), 10);
+    pdw_worker_free(w);
+    pdw_worker_free(NULL);
+    pdw_worker_stop(NULL);
+
+    /* free of a running worker stops it first (here: drains it) */
+    atomic_store(&handled, 0);
+    assert_int_equal(pdw_worker_start(&w, &wo, NULL), 0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(pdw_worker_submit(w, &rec), 0);
+    pdw_worker_free(w);
+    assert_int_equal(atomic_load(&handled), 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -873,6 +946,7 @@ int main(void)
         cmocka_unit_test(test_recovery_memory_bounded),
         cmocka_unit_test(test_no_spool_over_budget_enospc),
         cmocka_unit_test(test_error_reset_by_every_call),
+        cmocka_unit_test(test_stop_then_free),
     };
     PDW_RUN_GROUP(tests);
 }

@@ -43,7 +43,7 @@ static void on_signal(int sig)
     (void)sig;
     pdw_redis_consumer *c = g_consumer;
     if (c)
-        pdw_redis_consumer_stop(c);
+        pdw_redis_consumer_cancel(c); /* async-signal-safe; run() then returns */
 }
 
 static void logc(const char *fmt, ...)

@@ -47,6 +47,15 @@
  * `reconnect_max_ms`); between tries, calls fail at once with ::PDW_EREDIS instead of
  * waiting for a timeout. Give a consumer its own connection (it blocks in `XREADGROUP`).
  *
+ * @par Stopping and freeing
+ * As every object of pdwebhook that runs (docs/API.md, *Conventions*): a consumer runs in
+ * the thread that calls pdw_redis_consumer_run(); pdw_redis_consumer_cancel() asks it to
+ * stop (async-signal-safe), pdw_redis_consumer_stop() asks and waits until it has stopped,
+ * pdw_redis_consumer_free() stops it and releases it. The stream writer runs nothing of
+ * its own (a worker's threads call pdw_redis_stream_handle()): pdw_redis_stream_cancel()
+ * makes those calls stop waiting for Redis, before pdw_worker_stop(), and
+ * pdw_redis_stream_free() releases it once no call is under way.
+ *
  * @par Errors
  * ::PDW_EINVAL for a bad URL (the message names the part), ::PDW_EREDISAUTH when Redis
  * refuses the credentials or wants some (the password is never printed), ::PDW_EREDIS when
@@ -440,16 +449,36 @@ PDW_EXTERN int pdw_redis_consumer_new(pdw_redis_consumer **out, pdw_redis *conn,
 PDW_EXTERN long pdw_redis_consumer_poll(pdw_redis_consumer *c, pdw_error *err);
 
 /**
- * @brief Run pdw_redis_consumer_poll() until pdw_redis_consumer_stop(), waiting out
- * Redis outages (with backoff).
- * @return 0 once stopped, or ::PDW_EREDISAUTH (credentials refused: no point in waiting).
+ * @brief Run pdw_redis_consumer_poll() until the consumer is cancelled or stopped
+ * (pdw_redis_consumer_cancel(), pdw_redis_consumer_stop()), waiting out Redis outages
+ * (with backoff). Runs in the calling thread: the consumer starts no thread of its own.
+ * @param c the consumer.
+ * @param err optional error detail, or NULL.
+ * @return 0 once stopped (at once when it was stopped before), ::PDW_EREDISAUTH
+ *   (credentials refused: no point in waiting), ::PDW_EINVAL.
  */
 PDW_EXTERN int pdw_redis_consumer_run(pdw_redis_consumer *c, pdw_error *err);
 
 /**
- * @brief Ask a running consumer to stop: the entry being handled finishes (a backoff wait
- * ends at once and the entry stays pending, for this consumer's next start or another's
- * claim). Async-signal-safe; any thread.
+ * @brief Ask the consumer to stop, without waiting: the entry being handled finishes (a
+ * backoff wait ends at once and the entry stays pending, for this consumer's next start or
+ * another's claim), then pdw_redis_consumer_run() and pdw_redis_consumer_poll() return,
+ * and later calls of them return at once.
+ * @param c the consumer, or NULL.
+ * @par Thread safety
+ * Any thread, also from a signal handler (async-signal-safe: one atomic store) and from
+ * the consumer's own callbacks.
+ */
+PDW_EXTERN void pdw_redis_consumer_cancel(pdw_redis_consumer *c);
+
+/**
+ * @brief Stop the consumer: pdw_redis_consumer_cancel(), then wait until no
+ * pdw_redis_consumer_run() or pdw_redis_consumer_poll() is under way any more (within
+ * about @c block_ms plus the entry being handled). Idempotent. From one of the consumer's
+ * own callbacks it only cancels (the call under way returns once the callback has).
+ * @param c the consumer, or NULL.
+ * @par Thread safety
+ * Any thread, not from a signal handler (use pdw_redis_consumer_cancel() there).
  */
 PDW_EXTERN void pdw_redis_consumer_stop(pdw_redis_consumer *c);
 
@@ -465,7 +494,13 @@ typedef struct pdw_redis_consumer_stats {
 PDW_EXTERN void pdw_redis_consumer_get_stats(pdw_redis_consumer *c,
                                              pdw_redis_consumer_stats *out);
 
-/** @brief Free a consumer (not while pdw_redis_consumer_run() runs). @param c or NULL. */
+/**
+ * @brief Free a consumer, stopping it first (pdw_redis_consumer_stop()): a run() or
+ * poll() under way in another thread returns before the memory goes.
+ * @param c the consumer, or NULL.
+ * @par Thread safety
+ * Not from the consumer's own callbacks; no call on @p c may start during or after it.
+ */
 PDW_EXTERN void pdw_redis_consumer_free(pdw_redis_consumer *c);
 
 #ifdef __cplusplus

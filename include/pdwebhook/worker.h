@@ -29,10 +29,17 @@
  *
  * The worker owns its threads (POSIX threads). The rest of the library does not need it.
  *
+ * @par Stopping and freeing
+ * As every object of pdwebhook that runs (docs/API.md, *Conventions*): pdw_worker_stop()
+ * stops it (drains as described there, joins its threads, returns once it is stopped; a
+ * second call, also from another thread at the same time, waits for the first and does
+ * nothing more), and pdw_worker_free() releases its memory, stopping it first when it
+ * still runs. A stopped worker takes no more deliveries.
+ *
  * @par Thread safety
- * pdw_worker_submit(), pdw_worker_submit_event(), pdw_worker_submit_entity() and
- * pdw_worker_get_stats() may be called from any thread; pdw_worker_stop() once, from one
- * thread.
+ * pdw_worker_submit(), pdw_worker_submit_event(), pdw_worker_submit_entity(),
+ * pdw_worker_get_stats() and pdw_worker_stop() may be called from any thread;
+ * pdw_worker_free() once no other call on the worker runs (not from a handler).
  */
 #ifndef PDWEBHOOK_WORKER_H
 #define PDWEBHOOK_WORKER_H
@@ -104,7 +111,8 @@ PDW_EXTERN int pdw_worker_options_init(pdw_worker_options *opts, unsigned versio
 
 /**
  * @brief Start the worker threads.
- * @param[out] out the worker; stop and free it with pdw_worker_stop().
+ * @param[out] out the worker, running; stop it with pdw_worker_stop() and free it with
+ *   pdw_worker_free() (which stops it too).
  * @param opts options (handler or receiver, spool, retry policy).
  * @param err optional error detail, or NULL.
  * @return 0, ::PDW_EINVAL (no handler and no receiver), ::PDW_ENOMEM, ::PDW_EIO (the
@@ -121,7 +129,8 @@ PDW_EXTERN int pdw_worker_start(pdw_worker **out, const pdw_worker_options *opts
  * the record is read back (pdw_spool_read()) when it is handled.
  * @return 0, ::PDW_ENOMEM (it stays pending in the spool and is handed on after restart),
  *   ::PDW_ENOSPC (no spool, and the queue holds its budget of bytes already: answer 503
- *   so that Pipedrive retries).
+ *   so that Pipedrive retries), ::PDW_EINVAL (a malformed record, or the worker is
+ *   stopped).
  */
 PDW_EXTERN int pdw_worker_submit(pdw_worker *w, const pdw_spool_record *rec);
 
@@ -139,7 +148,8 @@ PDW_EXTERN int pdw_worker_submit(pdw_worker *w, const pdw_spool_record *rec);
  *   record's body, byte for byte (the same pointer is checked in O(1), other memory is
  *   compared), or the call fails: order per entity holds only when every delivery of an
  *   entity is assigned by the same fields.
- * @return 0, ::PDW_EINVAL (NULL argument, or @p ev not parsed from @p rec's body),
+ * @return 0, ::PDW_EINVAL (NULL argument, @p ev not parsed from @p rec's body, or the
+ *   worker is stopped),
  *   ::PDW_ENOMEM (with a spool the delivery stays pending there and is handed on after a
  *   restart), ::PDW_ENOSPC (as for pdw_worker_submit()).
  * @par Thread safety
@@ -161,9 +171,9 @@ PDW_EXTERN int pdw_worker_submit_event(pdw_worker *w, const pdw_spool_record *re
  * @param rec the delivery; copied.
  * @param object the event's object ("deal"), or NULL; borrowed for the call.
  * @param entity_id the event's entity id, or NULL when it has none; borrowed for the call.
- * @return 0, ::PDW_EINVAL (NULL @p w or malformed @p rec), ::PDW_ENOMEM (with a spool the
- *   delivery stays pending there and is handed on after a restart), ::PDW_ENOSPC (as for
- *   pdw_worker_submit()).
+ * @return 0, ::PDW_EINVAL (NULL @p w, malformed @p rec, or the worker is stopped),
+ *   ::PDW_ENOMEM (with a spool the delivery stays pending there and is handed on after a
+ *   restart), ::PDW_ENOSPC (as for pdw_worker_submit()).
  * @par Thread safety
  * Like pdw_worker_submit(): from any thread.
  */
@@ -195,14 +205,28 @@ typedef struct pdw_worker_stats {
 PDW_EXTERN void pdw_worker_get_stats(pdw_worker *w, pdw_worker_stats *out);
 
 /**
- * @brief Stop and free the worker.
+ * @brief Stop the worker: when it returns, no thread of it runs.
  *
  * Attempts under way finish. With a spool, queued deliveries are left pending there (they
  * are durable and handed on after the next start) and backoff waits end at once; without a
- * spool, the queue is drained first. Markers are flushed.
+ * spool, the queue is drained first. Markers are flushed, the threads joined. Later
+ * submits fail with ::PDW_EINVAL (with a spool the delivery stays pending there).
+ * Idempotent: a second call, also a concurrent one, waits until the worker is stopped
+ * and does nothing more. Not from one of the worker's own handlers (it would wait for
+ * itself).
  * @param w the worker or NULL.
+ * @par Thread safety
+ * Any thread.
  */
 PDW_EXTERN void pdw_worker_stop(pdw_worker *w);
+
+/**
+ * @brief Free the worker, stopping it first (pdw_worker_stop()) when it still runs.
+ * @param w the worker or NULL.
+ * @par Thread safety
+ * Once no other call on the worker runs.
+ */
+PDW_EXTERN void pdw_worker_free(pdw_worker *w);
 
 #ifdef __cplusplus
 }

@@ -508,7 +508,7 @@ int pdw_intake_start(pdw_intake *in, long *recovered, pdw_error *err)
         return rc;
     if (in->spool) {
         if (pthread_create(&in->committer, NULL, committer_main, in) != 0) {
-            pdw_worker_stop(w);
+            pdw_worker_free(w); /* stops it first */
             return pdw__error_set(err, PDW_ENOMEM, -1, "cannot start the commit thread");
         }
         in->committer_started = 1;
@@ -619,7 +619,7 @@ void pdw_intake_stop(pdw_intake *in)
         pdw_worker_get_stats(w, &in->last_worker);
     pthread_rwlock_unlock(&in->worker_lock);
     if (w) {
-        pdw_worker_stop(w); /* attempts under way finish; markers flushed */
+        pdw_worker_free(w); /* stops it first: attempts under way finish; markers flushed */
         pthread_rwlock_wrlock(&in->worker_lock);
         in->last_worker.queued = in->last_worker.running = 0;
         pthread_rwlock_unlock(&in->worker_lock);

@@ -67,6 +67,8 @@ struct pdw_worker {
     pthread_cond_t flush_cond;
     shard *shards;
     int stopping;
+    pthread_mutex_t stop_lock; /* one pdw_worker_stop() at a time; the others wait for it */
+    int stopped;               /* threads joined, markers flushed (under stop_lock) */
     pthread_t flusher;
     int flusher_started;
     uint64_t *done;
@@ -298,6 +300,7 @@ static void destroy(pdw_worker *w)
     pdw_dead_letters_free(w->dl);
     pthread_cond_destroy(&w->flush_cond);
     pthread_mutex_destroy(&w->lock);
+    pthread_mutex_destroy(&w->stop_lock);
     pdw__free(&a, w->done);
     pdw__free(&a, w->shards);
     pdw__free(&a, w);
@@ -358,6 +361,11 @@ int pdw_worker_start(pdw_worker **out, const pdw_worker_options *opts, pdw_error
     w->sync = opts->sync;
     w->sync_user = opts->sync_user;
     if (pthread_mutex_init(&w->lock, NULL) != 0) {
+        pdw__free(&a, w);
+        return pdw__error_set(err, PDW_ENOMEM, -1, NULL);
+    }
+    if (pthread_mutex_init(&w->stop_lock, NULL) != 0) {
+        pthread_mutex_destroy(&w->lock);
         pdw__free(&a, w);
         return pdw__error_set(err, PDW_ENOMEM, -1, NULL);
     }
@@ -481,6 +489,12 @@ static int enqueue(pdw_worker *w, const pdw_spool_record *rec, unsigned k)
     }
     shard *s = &w->shards[k];
     pthread_mutex_lock(&w->lock);
+    if (w->stopping) { /* no thread would take it (with a spool it stays pending there) */
+        w->stats.queued_bytes -= j->held; /* the reservation above */
+        pthread_mutex_unlock(&w->lock);
+        pdw__free(&w->alloc, j);
+        return PDW_EINVAL;
+    }
     if (s->tail)
         s->tail->next = j;
     else
@@ -569,6 +583,18 @@ void pdw_worker_stop(pdw_worker *w)
 {
     if (!w)
         return;
-    stop_threads(w);
+    pthread_mutex_lock(&w->stop_lock); /* a second caller waits for the first one's stop */
+    if (!w->stopped) {
+        stop_threads(w);
+        w->stopped = 1;
+    }
+    pthread_mutex_unlock(&w->stop_lock);
+}
+
+void pdw_worker_free(pdw_worker *w)
+{
+    if (!w)
+        return;
+    pdw_worker_stop(w);
     destroy(w);
 }

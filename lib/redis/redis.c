@@ -1121,7 +1121,11 @@ struct pdw_redis_consumer {
     void *dead_user;
     pdw_redis_acked_cb on_acked;
     void *acked_user;
-    atomic_int stop;
+    atomic_int stop;          /* asked to stop (pdw_redis_consumer_cancel()): sticky */
+    pthread_mutex_t run_lock; /* active, runner: for pdw_redis_consumer_stop() */
+    pthread_cond_t run_cond;  /* broadcast when active drops to 0 */
+    int active;               /* calls of run() / poll() under way */
+    pthread_t runner;         /* the thread of the latest of them */
     int group_ready, own_done;
     char cursor[64];
     uint64_t last_claim;
@@ -1174,7 +1178,14 @@ int pdw_redis_consumer_new(pdw_redis_consumer **out, pdw_redis *conn,
     c->rng = 0x9E3779B97F4A7C15ULL ^ (uint64_t)pdw__wall_ms() ^ (uint64_t)(uintptr_t)c;
     atomic_init(&c->stop, 0);
     snprintf(c->cursor, sizeof c->cursor, "0-0");
-    if (!c->stream || !c->group || !c->name || pthread_mutex_init(&c->lock, NULL) != 0) {
+    int have_lock = c->stream && c->group && c->name && pthread_mutex_init(&c->lock, NULL) == 0;
+    int have_run_lock = have_lock && pthread_mutex_init(&c->run_lock, NULL) == 0;
+    int have_run_cond = have_run_lock && pthread_cond_init(&c->run_cond, NULL) == 0;
+    if (!have_run_cond) {
+        if (have_run_lock)
+            pthread_mutex_destroy(&c->run_lock);
+        if (have_lock)
+            pthread_mutex_destroy(&c->lock);
         pdw__free(a, c->stream);
         pdw__free(a, c->group);
         pdw__free(a, c->name);
@@ -1196,8 +1207,11 @@ void pdw_redis_consumer_free(pdw_redis_consumer *c)
 {
     if (!c)
         return;
+    pdw_redis_consumer_stop(c);
     const pdw_allocator *a = &c->conn->alloc;
     pdw_dead_letters_free(c->dl);
+    pthread_cond_destroy(&c->run_cond);
+    pthread_mutex_destroy(&c->run_lock);
     pthread_mutex_destroy(&c->lock);
     pdw__free(a, c->stream);
     pdw__free(a, c->group);
@@ -1205,10 +1219,41 @@ void pdw_redis_consumer_free(pdw_redis_consumer *c)
     pdw__free(a, c);
 }
 
-void pdw_redis_consumer_stop(pdw_redis_consumer *c)
+void pdw_redis_consumer_cancel(pdw_redis_consumer *c)
 {
     if (c)
-        atomic_store(&c->stop, 1);
+        atomic_store(&c->stop, 1); /* lock-free: async-signal-safe */
+}
+
+void pdw_redis_consumer_stop(pdw_redis_consumer *c)
+{
+    if (!c)
+        return;
+    pdw_redis_consumer_cancel(c);
+    pthread_mutex_lock(&c->run_lock);
+    /* From a callback of the consumer (the thread inside run() or poll()) there is nothing
+     * to wait for: that call returns once the callback does. */
+    if (!(c->active && pthread_equal(c->runner, pthread_self())))
+        while (c->active)
+            pthread_cond_wait(&c->run_cond, &c->run_lock);
+    pthread_mutex_unlock(&c->run_lock);
+}
+
+/* run() and poll() are under way between these two (pdw_redis_consumer_stop() waits). */
+static void run_enter(pdw_redis_consumer *c)
+{
+    pthread_mutex_lock(&c->run_lock);
+    c->active++;
+    c->runner = pthread_self();
+    pthread_mutex_unlock(&c->run_lock);
+}
+
+static void run_leave(pdw_redis_consumer *c)
+{
+    pthread_mutex_lock(&c->run_lock);
+    if (--c->active == 0)
+        pthread_cond_broadcast(&c->run_cond);
+    pthread_mutex_unlock(&c->run_lock);
 }
 
 void pdw_redis_consumer_get_stats(pdw_redis_consumer *c, pdw_redis_consumer_stats *out)
@@ -1450,11 +1495,8 @@ static long handle_entries(pdw_redis_consumer *c, const redisReply *arr, int cla
     return done;
 }
 
-long pdw_redis_consumer_poll(pdw_redis_consumer *c, pdw_error *err)
+static long consumer_poll(pdw_redis_consumer *c, pdw_error *err)
 {
-    pdw__error_reset(err);
-    if (!c)
-        return pdw__error_set(err, PDW_EINVAL, -1, "consumer is NULL");
     int rc = ensure_group(c, err);
     if (rc < 0)
         return rc;
@@ -1552,27 +1594,42 @@ failed:
     return pdw__error_set(err, rc, -1, "%s", e.message);
 }
 
+long pdw_redis_consumer_poll(pdw_redis_consumer *c, pdw_error *err)
+{
+    pdw__error_reset(err);
+    if (!c)
+        return pdw__error_set(err, PDW_EINVAL, -1, "consumer is NULL");
+    run_enter(c);
+    long n = consumer_poll(c, err);
+    run_leave(c);
+    return n;
+}
+
 int pdw_redis_consumer_run(pdw_redis_consumer *c, pdw_error *err)
 {
     pdw__error_reset(err);
     if (!c)
         return pdw__error_set(err, PDW_EINVAL, -1, "consumer is NULL");
     uint64_t delay = 0;
+    int rc = 0;
+    run_enter(c);
     while (!atomic_load(&c->stop)) {
-        pdw_error e;
-        pdw_error_clear(&e);
-        long n = pdw_redis_consumer_poll(c, &e);
+        pdw_error e = PDW_ERROR_INIT;
+        long n = consumer_poll(c, &e);
         if (n >= 0) {
             delay = 0;
             continue;
         }
-        if (n == PDW_EREDISAUTH || n == PDW_EINVAL)
-            return pdw__error_set(err, (int)n, -1, "%s", e.message);
+        if (n == PDW_EREDISAUTH || n == PDW_EINVAL) {
+            rc = pdw__error_set(err, (int)n, -1, "%s", e.message);
+            break;
+        }
         delay = delay ? delay * 2 : c->conn->rmin;
         if (delay > c->conn->rmax)
             delay = c->conn->rmax;
         nap(c, delay);
     }
-    return 0;
+    run_leave(c);
+    return rc;
 }
 
