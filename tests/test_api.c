@@ -83,11 +83,42 @@ static void test_versions_start_at_one(void **state)
     assert_null(q.method);
 }
 
+/* Pipedrive's protocol constants are the facts of PIPEDRIVE.md (the library, the tools and
+ * the tests derive theirs from these macros, so their values are pinned here). */
+static void test_pipedrive_constants(void **state)
+{
+    (void)state;
+    assert_int_equal(PDW_PIPEDRIVE_TIMEOUT_MS, 10 * 1000);
+    assert_int_equal(PDW_PIPEDRIVE_RETRIES, 3);
+    assert_int_equal(PDW_PIPEDRIVE_MAX_ATTEMPTS, 4);
+    assert_int_equal(PDW_PIPEDRIVE_RETRY1_DELAY_MS, 3 * 1000);
+    assert_int_equal(PDW_PIPEDRIVE_RETRY2_DELAY_MS, 30 * 1000);
+    assert_int_equal(PDW_PIPEDRIVE_RETRY3_DELAY_MS, 150 * 1000);
+    assert_int_equal(PDW_PIPEDRIVE_RETRY_HORIZON_MS, 183 * 1000);
+    assert_int_equal(PDW_PIPEDRIVE_BAN_THRESHOLD, 10);
+    assert_int_equal(PDW_PIPEDRIVE_BAN_MS, 30 * 60 * 1000);
+    assert_int_equal(PDW_PIPEDRIVE_DELETE_AFTER_MS, 3 * 24 * 3600 * 1000);
+    assert_int_equal(PDW_PIPEDRIVE_MAX_WEBHOOKS_PER_USER, 40);
+    assert_int_equal(PDW_PIPEDRIVE_V1_FIRST_RETRY, 0);
+    assert_int_equal(PDW_PIPEDRIVE_V2_FIRST_ATTEMPT, 1);
+    /* the defaults that follow from them */
+    pdw_health *h = NULL;
+    assert_int_equal(pdw_health_new(&h, NULL, NULL), 0);
+    for (int i = 0; i < PDW_PIPEDRIVE_BAN_THRESHOLD - 1; i++)
+        assert_int_equal(pdw_health_record(h, "w", 1, 500, 1, 1000), 0);
+    assert_int_equal(pdw_health_record(h, "w", 1, 500, 1, 1000), 1); /* the 10th bans */
+    pdw_health_webhook w;
+    assert_int_equal(pdw_health_get(h, 0, 1000, &w), 0);
+    assert_int_equal(w.ban_to_ms - w.ban_from_ms, PDW_PIPEDRIVE_BAN_MS);
+    pdw_health_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_options_init_is_the_macro),
         cmocka_unit_test(test_versions_start_at_one),
+        cmocka_unit_test(test_pipedrive_constants),
     };
     PDW_RUN_GROUP(tests);
 }

@@ -736,7 +736,7 @@ static void test_ELIMIT_forty_webhooks(void **state)
     (void)state;
     pdw_plan *p = plan("2.0");
     assert_int_equal(pdw_plan_add(p, "change.deal", NULL), 0);
-    assert_int_equal(pdw_plan_check(p, 40, NULL), PDW_ELIMIT);
+    assert_int_equal(pdw_plan_check(p, PDW_PIPEDRIVE_MAX_WEBHOOKS_PER_USER, NULL), PDW_ELIMIT);
     pdw_plan_free(p);
 }
 

@@ -45,9 +45,9 @@ static void test_ten_failed_first_attempts_ban(void **state)
     (void)state;
     losses l = { 0, "", 0, 0 };
     pdw_health *h = make(&l);
-    for (int i = 0; i < 9; i++)
+    for (int i = 0; i < PDW_PIPEDRIVE_BAN_THRESHOLD - 1; i++)
         assert_int_equal(pdw_health_record(h, "4710827", 1, 500, 5, T0 + i), 0);
-    assert_int_equal(get(h, 0, T0 + 9).failed_first_attempts, 9);
+    assert_int_equal(get(h, 0, T0 + 9).failed_first_attempts, PDW_PIPEDRIVE_BAN_THRESHOLD - 1);
     assert_int_equal(l.calls, 0);
     assert_int_equal(pdw_health_record(h, "4710827", 1, 503, 5, T0 + 10), 1);
     pdw_health_webhook w = get(h, 0, T0 + 11);
@@ -55,11 +55,11 @@ static void test_ten_failed_first_attempts_ban(void **state)
     assert_int_equal(w.bans, 1);
     assert_int_equal(w.banned, 1);
     assert_int_equal(w.ban_from_ms, T0 + 10);
-    assert_int_equal(w.ban_to_ms, T0 + 10 + 30 * MIN);
+    assert_int_equal(w.ban_to_ms, T0 + 10 + PDW_PIPEDRIVE_BAN_MS);
     assert_int_equal(l.calls, 1);
     assert_string_equal(l.id, "4710827");
-    assert_int_equal(l.to - l.from, 30 * MIN);
-    assert_int_equal(get(h, 0, T0 + 10 + 30 * MIN).banned, 0); /* window over */
+    assert_int_equal(l.to - l.from, PDW_PIPEDRIVE_BAN_MS);
+    assert_int_equal(get(h, 0, T0 + 10 + PDW_PIPEDRIVE_BAN_MS).banned, 0); /* window over */
     pdw_health_free(h);
 }
 
@@ -91,8 +91,8 @@ static void test_late_answers_fail(void **state)
     (void)state;
     losses l = { 0, "", 0, 0 };
     pdw_health *h = make(&l);
-    pdw_health_record(h, "w", 1, 200, 10000, T0); /* exactly 10 s: in time */
-    pdw_health_record(h, "w", 1, 200, 10001, T0); /* a 200 after 10 s is a failure */
+    pdw_health_record(h, "w", 1, 200, PDW_PIPEDRIVE_TIMEOUT_MS, T0); /* exactly 10 s: in time */
+    pdw_health_record(h, "w", 1, 200, PDW_PIPEDRIVE_TIMEOUT_MS + 1, T0); /* 200 after 10 s: failed */
     pdw_health_webhook w = get(h, 0, T0);
     assert_int_equal(w.failures, 1);
     assert_int_equal(w.failed_first_attempts, 1);
@@ -104,7 +104,7 @@ static void test_webhooks_kept_apart_and_unknown(void **state)
     (void)state;
     losses l = { 0, "", 0, 0 };
     pdw_health *h = make(&l);
-    for (int i = 0; i < 10; i++) {
+    for (int i = 0; i < PDW_PIPEDRIVE_BAN_THRESHOLD; i++) {
         pdw_health_record(h, "a", 1, 500, 1, T0);
         pdw_health_record(h, i % 2 ? "b" : NULL, 0, 401, 1, T0);
     }
@@ -138,7 +138,7 @@ static void test_json(void **state)
     (void)state;
     losses l = { 0, "", 0, 0 };
     pdw_health *h = make(&l);
-    for (int i = 0; i < 10; i++)
+    for (int i = 0; i < PDW_PIPEDRIVE_BAN_THRESHOLD; i++)
         pdw_health_record(h, "we\"ird\n", 1, 500, 1, T0);
     pdw_health_record(h, "ok", 1, 200, 1, T0);
     char *js = pdw_health_json(h, T0 + 1);
@@ -155,7 +155,7 @@ static void test_json(void **state)
     json_t *pl = json_object_get(doc, "possible_losses");
     assert_int_equal(json_array_size(pl), 1);
     assert_int_equal(json_integer_value(json_object_get(json_array_get(pl, 0), "to_ms")),
-                     T0 + 30 * MIN);
+                     T0 + PDW_PIPEDRIVE_BAN_MS);
     assert_int_equal(json_array_size(json_object_get(doc, "warnings")), 1);
     json_decref(doc);
     pdw_free(js);

@@ -988,7 +988,7 @@ static void test_lease_crash_retry_after_lease(void **state)
     assert_int_equal(h.calls, 2);
     /* this one settles: a later retry is a duplicate */
     assert_int_equal(pdw_receiver_confirm(r, h.key, strlen(h.key)), 0);
-    fake_now = T0 + 183000; /* Pipedrive's last retry */
+    fake_now = T0 + PDW_PIPEDRIVE_RETRY_HORIZON_MS; /* Pipedrive's last retry */
     assert_int_equal(run(r, &q, &v), PDW_EDUPLICATE);
     assert_int_equal(h.calls, 2);
     pdw_receiver_free(r);

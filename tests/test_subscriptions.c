@@ -318,7 +318,7 @@ static void test_limit(void **state)
     pdw_plan *p = plan_v("2.0");
     assert_int_equal(pdw_plan_check(p, 0, NULL), PDW_EINVAL); /* empty */
     char t[64];
-    for (int i = 0; i < 40; i++) {
+    for (int i = 0; i < PDW_PIPEDRIVE_MAX_WEBHOOKS_PER_USER; i++) {
         snprintf(t, sizeof t, "create.obj%d", i);
         assert_int_equal(pdw_plan_add(p, t, NULL), 0);
     }
@@ -332,7 +332,7 @@ static void test_limit(void **state)
     /* collapsing brings it back under the limit */
     assert_int_equal(pdw_plan_add(p, "create.*", NULL), 0);
     assert_int_equal(pdw_plan_count(p), 1);
-    assert_int_equal(pdw_plan_check(p, 39, NULL), 0);
+    assert_int_equal(pdw_plan_check(p, PDW_PIPEDRIVE_MAX_WEBHOOKS_PER_USER - 1, NULL), 0);
     assert_int_equal(pdw_plan_check(p, (size_t)-1, NULL), PDW_ELIMIT);
     pdw_plan_free(p);
 }
@@ -643,7 +643,7 @@ static void test_error_reset_by_every_call(void **state)
     assert_error_own(e, PDW_EPATTERN);
     assert_int_equal(pdw_plan_add_list(p, "create.person,delete.person", &e), 0);
     assert_error_reset(e);
-    assert_int_equal(pdw_plan_check(p, PDW_PLAN_MAX_PER_USER, &e), PDW_ELIMIT);
+    assert_int_equal(pdw_plan_check(p, PDW_PIPEDRIVE_MAX_WEBHOOKS_PER_USER, &e), PDW_ELIMIT);
     assert_error_own(e, PDW_ELIMIT);
     assert_int_equal(pdw_plan_check(p, 0, &e), 0);
     assert_error_reset(e);

@@ -15,13 +15,15 @@
 
 #include "cli.h"
 
-#define SEND_MAX_ATTEMPTS 4          /* the first attempt and 3 retries */
-#define SEND_BAN_LIMIT 10u           /* failed first attempts that ban a webhook */
-#define SEND_BAN_SECONDS 1800.0      /* 30 minutes */
-#define SEND_DEFAULT_TIMEOUT 10.0    /* Pipedrive's success window */
+#define SEND_MAX_ATTEMPTS PDW_PIPEDRIVE_MAX_ATTEMPTS /* the first attempt and 3 retries */
+#define SEND_BAN_LIMIT ((unsigned)PDW_PIPEDRIVE_BAN_THRESHOLD) /* failed first attempts */
+#define SEND_BAN_SECONDS (PDW_PIPEDRIVE_BAN_MS / 1000.0)       /* 30 minutes */
+#define SEND_DEFAULT_TIMEOUT (PDW_PIPEDRIVE_TIMEOUT_MS / 1000.0) /* Pipedrive's success window */
 #define SEND_MAX_TIMEOUT 86400.0
 
-static const double retry_delay_s[SEND_MAX_ATTEMPTS - 1] = {3.0, 30.0, 150.0};
+static const double retry_delay_s[SEND_MAX_ATTEMPTS - 1] = {
+    PDW_PIPEDRIVE_RETRY1_DELAY_MS / 1000.0, PDW_PIPEDRIVE_RETRY2_DELAY_MS / 1000.0,
+    PDW_PIPEDRIVE_RETRY3_DELAY_MS / 1000.0};
 
 typedef struct {
     const char *url;

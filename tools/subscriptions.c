@@ -376,7 +376,7 @@ static int cmd_plan(const opts *o)
             print_url(stdout, o->url);
         }
         printf(": %zu subscription%s (Pipedrive allows %d per user)\n", n, n == 1 ? "" : "s",
-               PDW_PLAN_MAX_PER_USER);
+               PDW_PIPEDRIVE_MAX_WEBHOOKS_PER_USER);
         for (size_t i = 0; i < n; i++)
             printf("  %s.%s\n", pdw_plan_action(plan, i), pdw_plan_object(plan, i));
         print_warnings(stdout, plan);
@@ -578,7 +578,7 @@ static void explain(const api *c, const char *what, long status, const buf *resp
         if (mentions_limit(resp))
             fprintf(stderr, "%s: %s: Pipedrive refused (400): the user has reached the limit "
                             "of %d webhooks (%s); delete unused ones (pdwebhook subscriptions "
-                            "list / delete)\n", prog, what, PDW_PLAN_MAX_PER_USER, r);
+                            "list / delete)\n", prog, what, PDW_PIPEDRIVE_MAX_WEBHOOKS_PER_USER, r);
         else
             fprintf(stderr, "%s: %s: Pipedrive refused the request (400): %s\n%s", prog, what,
                     r, strstr(r, "subscription_url")
@@ -947,7 +947,7 @@ static int cmd_sync(const api *c, const opts *o)
     for (size_t i = 0; i < l.n; i++)
         if (o->user_id ? strcmp(l.v[i].user_id, o->user_id) == 0 : strcmp(l.v[i].url, o->url) == 0)
             user_now++;
-    int delete_first = user_now + pdw_diff_create_count(d) > PDW_PLAN_MAX_PER_USER;
+    int delete_first = user_now + pdw_diff_create_count(d) > PDW_PIPEDRIVE_MAX_WEBHOOKS_PER_USER;
     const char *verb_c = o->dry_run ? "would create" : "created";
     const char *verb_d = o->dry_run ? "would delete" : "deleted";
 

@@ -21,6 +21,7 @@
 
 #include "common.h"
 #include "error.h"
+#include "pipedrive.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -41,9 +42,11 @@ typedef void (*pdw_possible_loss_cb)(const char *webhook_id, int64_t from_ms, in
 typedef struct pdw_health_options {
     unsigned version;                 /**< ::PDW_HEALTH_OPTIONS_VERSION */
     const pdw_allocator *allocator;   /**< NULL: malloc/realloc/free; copied */
-    unsigned ban_threshold;           /**< failed first attempts that ban; 0: 10 */
-    uint64_t ban_ms;                  /**< ban length; 0: 30 minutes */
-    uint64_t timeout_ms;              /**< answers slower than this are failures; 0: 10 s */
+    unsigned ban_threshold;           /**< failed first attempts that ban; 0:
+                                           ::PDW_PIPEDRIVE_BAN_THRESHOLD (10) */
+    uint64_t ban_ms;                  /**< ban length; 0: ::PDW_PIPEDRIVE_BAN_MS (30 min) */
+    uint64_t timeout_ms;              /**< answers slower than this are failures; 0:
+                                           ::PDW_PIPEDRIVE_TIMEOUT_MS (10 s) */
     uint64_t stale_ms;                /**< warn after this long without success; 0: 48 h */
     size_t max_webhooks;              /**< webhooks tracked (least recently seen dropped); 0: 1024 */
     pdw_possible_loss_cb on_possible_loss; /**< NULL: none */

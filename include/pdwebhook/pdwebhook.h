@@ -15,6 +15,9 @@
  * - pdwebhook/allow.h: the source-address allowlist
  * - pdwebhook/recency.h: stale events (an older change arriving after a newer one)
  * - pdwebhook/reconcile.h: reconciled events (what Pipedrive dropped, re-read from its API)
+ * - pdwebhook/pipedrive.h: Pipedrive's protocol constants (timeout, retries, ban, limits)
+ * - pdwebhook/sys/dedup_store.h (not included here): the dedup store vtable, for people
+ *   who write a store
  *
  * The other libraries, each with its own header, pkg-config file and CMake component:
  * - pdwebhook/durable.h (libpdwebhook-durable): the spool, the worker, dead letters
@@ -34,5 +37,6 @@
 #include "allow.h"
 #include "recency.h"
 #include "reconcile.h"
+#include "pipedrive.h"
 
 #endif

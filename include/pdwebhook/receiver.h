@@ -71,6 +71,7 @@
 #include "dedup.h"
 #include "error.h"
 #include "event.h"
+#include "pipedrive.h"
 #include "router.h"
 
 #ifdef __cplusplus
@@ -199,7 +200,9 @@ typedef struct pdw_receiver_options {
     unsigned max_depth;                  /**< JSON depth limit; 0: ::PDW_DEFAULT_MAX_DEPTH */
     int wrong_credentials_status;        /**< 0: 401; 403 is the other sensible choice */
     int handler_error_status;            /**< 0: 200; 500 makes Pipedrive retry (ban risk) */
-    int retry_after_seconds;             /**< Retry-After on 503; 0: 3 */
+    int retry_after_seconds;             /**< Retry-After on 503; 0: 3 (when Pipedrive's
+                                              first retry comes,
+                                              ::PDW_PIPEDRIVE_RETRY1_DELAY_MS) */
     int allow_missing_content_type;      /**< 1 to accept a request without Content-Type;
                                               0: it is answered 415 */
     int disable_dedup;                   /**< 1 to hand on every delivery, retries too;

@@ -25,7 +25,7 @@
  *   is edited, not when a deal moves stage; an object pdwebhook does not know in 2.0
  *   (Pipedrive may refuse it, or it is a typo); a plain `http://` URL; each dropped trigger.
  *
- * Pipedrive allows at most ::PDW_PLAN_MAX_PER_USER webhooks per user;
+ * Pipedrive allows at most ::PDW_PIPEDRIVE_MAX_WEBHOOKS_PER_USER webhooks per user;
  * pdw_plan_check() and pdw_plan_diff() enforce it (::PDW_ELIMIT).
  *
  * @par Secrets
@@ -43,13 +43,12 @@
 #include "common.h"
 #include "error.h"
 #include "event.h"
+#include "pipedrive.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/** Pipedrive's limit: webhooks per user (all URLs together). */
-#define PDW_PLAN_MAX_PER_USER 40
 
 /** @brief Opaque subscription plan. */
 typedef struct pdw_plan pdw_plan;
@@ -171,7 +170,7 @@ PDW_EXTERN const char *pdw_plan_warning(const pdw_plan *plan, size_t i);
 
 /**
  * @brief Check that the plan can be created as it is: at least one subscription, and no
- * more than ::PDW_PLAN_MAX_PER_USER together with @p others.
+ * more than ::PDW_PIPEDRIVE_MAX_WEBHOOKS_PER_USER together with @p others.
  * @param plan the plan.
  * @param others webhooks the same user already has that the plan does not replace (0 when
  *   unknown).
@@ -231,7 +230,7 @@ typedef struct pdw_diff pdw_diff;
  * @param n number of listed webhooks.
  * @param err optional detail.
  * @return 0; ::PDW_ELIMIT when after the sync the plan's user would have more than
- *   ::PDW_PLAN_MAX_PER_USER webhooks (counted over listed webhooks with the plan's user id;
+ *   ::PDW_PIPEDRIVE_MAX_WEBHOOKS_PER_USER webhooks (counted over listed webhooks with the plan's user id;
  *   without a plan user id, over those for the plan's URL only: Pipedrive's own refusal
  *   remains the last word); ::PDW_EINVAL (NULL argument, or an entry without id, action,
  *   object or URL); ::PDW_ENOMEM.

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "pdwebhook/pipedrive.h"
 
 #define MAX_LOSSES 64
 
@@ -54,9 +55,10 @@ int pdw_health_new(pdw_health **out, const pdw_health_options *opts, pdw_error *
     if (!h)
         return pdw__error_set(err, PDW_ENOMEM, -1, NULL);
     h->alloc = a;
-    h->threshold = opts && opts->ban_threshold ? opts->ban_threshold : 10;
-    h->ban_ms = opts && opts->ban_ms ? opts->ban_ms : 30ull * 60 * 1000;
-    h->timeout_ms = opts && opts->timeout_ms ? opts->timeout_ms : 10000;
+    h->threshold = opts && opts->ban_threshold ? opts->ban_threshold
+                                                : PDW_PIPEDRIVE_BAN_THRESHOLD;
+    h->ban_ms = opts && opts->ban_ms ? opts->ban_ms : PDW_PIPEDRIVE_BAN_MS;
+    h->timeout_ms = opts && opts->timeout_ms ? opts->timeout_ms : PDW_PIPEDRIVE_TIMEOUT_MS;
     h->stale_ms = opts && opts->stale_ms ? opts->stale_ms : 48ull * 3600 * 1000;
     h->max = opts && opts->max_webhooks ? opts->max_webhooks : 1024;
     h->on_loss = opts ? opts->on_possible_loss : NULL;

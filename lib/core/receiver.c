@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "core/core.h"
+#include "pdwebhook/pipedrive.h"
 #include "pdwebhook/sys/dedup_store.h"
 
 #define DEFAULT_MAX_BODY (1024u * 1024u)
@@ -14,7 +15,8 @@
  * handler (Pipedrive waits 10 s for an answer), shorter than the 150 s to Pipedrive's last
  * retry, which a crash between claim and confirm then leaves free. */
 #define DEFAULT_LEASE_MS (60ull * 1000ull)
-#define DEFAULT_RETRY_AFTER 3
+/* Retry-After on a 503: when Pipedrive's first retry comes anyway */
+#define DEFAULT_RETRY_AFTER (PDW_PIPEDRIVE_RETRY1_DELAY_MS / 1000)
 
 struct pdw_receiver {
     pdw_allocator alloc;

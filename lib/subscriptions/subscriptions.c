@@ -596,11 +596,11 @@ int pdw_plan_check(const pdw_plan *p, size_t others, pdw_error *err)
         return pdw__error_set(err, PDW_EINVAL, -1, "plan is NULL");
     if (p->plan.n == 0)
         return pdw__error_set(err, PDW_EINVAL, -1, "the plan has no subscription: add a trigger");
-    if (others > PDW_PLAN_MAX_PER_USER || p->plan.n > PDW_PLAN_MAX_PER_USER - others)
+    if (others > PDW_PIPEDRIVE_MAX_WEBHOOKS_PER_USER || p->plan.n > PDW_PIPEDRIVE_MAX_WEBHOOKS_PER_USER - others)
         return pdw__error_set(err, PDW_ELIMIT, -1,
                               "%zu planned + %zu other webhooks of the user exceed Pipedrive's "
                               "limit of %d per user",
-                              p->plan.n, others, PDW_PLAN_MAX_PER_USER);
+                              p->plan.n, others, PDW_PIPEDRIVE_MAX_WEBHOOKS_PER_USER);
     return 0;
 }
 
@@ -770,13 +770,13 @@ int pdw_plan_diff(pdw_diff **out, const pdw_plan *p, const pdw_subscription *exi
             freed++;
     }
     size_t after = user_total - freed + d->ncreate;
-    if (after > PDW_PLAN_MAX_PER_USER) {
+    if (after > PDW_PIPEDRIVE_MAX_WEBHOOKS_PER_USER) {
         size_t ncreate = d->ncreate;
         pdw_diff_free(d);
         return pdw__error_set(err, PDW_ELIMIT, -1,
                               "the user would have %zu webhooks (%zu now, %zu to delete, %zu "
                               "to create): Pipedrive allows %d per user",
-                              after, user_total, freed, ncreate, PDW_PLAN_MAX_PER_USER);
+                              after, user_total, freed, ncreate, PDW_PIPEDRIVE_MAX_WEBHOOKS_PER_USER);
     }
     *out = d;
     return 0;

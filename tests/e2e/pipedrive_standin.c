@@ -29,6 +29,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
+#include <pdwebhook/pipedrive.h> /* the protocol's numbers (macros only) */
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -52,7 +53,7 @@ typedef int mhd_result;
 static json_t *hooks; /* array of webhook objects */
 static long long next_id = 1;
 static long long token_user = 100;
-static long limit_per_user = 40;
+static long limit_per_user = PDW_PIPEDRIVE_MAX_WEBHOOKS_PER_USER;
 static const char *api_token = "standin-token";
 static const char *oauth_token;
 
