@@ -392,6 +392,114 @@ static void test_lazy_dom(void **state)
     json_decref(dom);
 }
 
+/* A fixture parsed; the body is freed with the event. */
+static pdw_event *fixture(const char *name)
+{
+    size_t len;
+    char *body = pdw_test_fixture(name, &len);
+    assert_non_null(body);
+    pdw_event *ev = NULL;
+    assert_int_equal(pdw_event_parse(&ev, body, len, NULL, NULL), 0);
+    free(body); /* the event keeps its own copy */
+    return ev;
+}
+
+static json_int_t id_of(const json_t *o)
+{
+    return json_integer_value(json_object_get(o, "id"));
+}
+
+/* pdw_event_data() / pdw_event_previous(): v2 data / v1 current and previous, borrowed from
+ * the lazy DOM of pdw_event_json(); NULL for JSON null or absent; v1 user arrays give
+ * their first element. */
+static void test_data_and_previous(void **state)
+{
+    (void)state;
+    /* v1: created (previous null), updated (both), deleted (current null), merged */
+    pdw_event *ev = fixture("v1-added.deal-django_pipedrive.json");
+    json_t *d = pdw_event_data(ev);
+    assert_non_null(d);
+    assert_true(d == json_object_get(pdw_event_json(ev), "current")); /* the one DOM */
+    assert_int_equal(id_of(d), 9);
+    assert_null(pdw_event_previous(ev));
+    pdw_event_free(ev);
+
+    ev = fixture("v1-updated.deal-django_pipedrive.json");
+    assert_true(pdw_event_data(ev) == json_object_get(pdw_event_json(ev), "current"));
+    assert_true(pdw_event_previous(ev) == json_object_get(pdw_event_json(ev), "previous"));
+    assert_int_equal(id_of(pdw_event_data(ev)), 999);
+    assert_int_equal(id_of(pdw_event_previous(ev)), 999);
+    pdw_event_free(ev);
+
+    ev = fixture("v1-deleted.organization-django_pipedrive.json");
+    assert_null(pdw_event_data(ev));
+    assert_int_equal(id_of(pdw_event_previous(ev)), 997);
+    pdw_event_free(ev);
+
+    ev = fixture("v1-merged.organization-django_pipedrive.json");
+    assert_int_equal(id_of(pdw_event_data(ev)), 996);     /* the survivor */
+    assert_int_equal(id_of(pdw_event_previous(ev)), 995); /* the record merged away */
+    pdw_event_free(ev);
+
+    /* v2: change (both), create (previous null), delete (data null), user */
+    ev = fixture("v2-change.deal-pipedrive-docs.json");
+    /* asked before pdw_event_json(): the DOM is built by the accessor */
+    json_t *prev = pdw_event_previous(ev);
+    assert_non_null(prev);
+    assert_true(json_is_object(prev));
+    assert_true(prev == json_object_get(pdw_event_json(ev), "previous"));
+    assert_true(pdw_event_data(ev) == json_object_get(pdw_event_json(ev), "data"));
+    assert_int_equal(id_of(pdw_event_data(ev)), 8);
+    pdw_event_free(ev);
+
+    ev = fixture("v2-create.deal-pipedrive-docs.json");
+    assert_int_equal(id_of(pdw_event_data(ev)), 8);
+    assert_null(pdw_event_previous(ev));
+    pdw_event_free(ev);
+
+    ev = fixture("v2-delete.deal-pipedrive-docs.json");
+    assert_null(pdw_event_data(ev));
+    assert_int_equal(id_of(pdw_event_previous(ev)), 8);
+    pdw_event_free(ev);
+
+    ev = fixture("v2-change.user-pipedrive-docs.json");
+    /* user ids are strings in v2 data */
+    assert_string_equal(json_string_value(json_object_get(pdw_event_data(ev), "id")),
+                        "12415231");
+    assert_non_null(pdw_event_previous(ev));
+    pdw_event_free(ev);
+
+    /* v1 user events: arrays of one; an empty array is none */
+    ev = parse_ok("{\"v\":1,\"meta\":{\"v\":1,\"action\":\"updated\",\"object\":\"user\","
+                  "\"id\":12,\"timestamp\":1},\"current\":[{\"id\":12,\"name\":\"B\"}],"
+                  "\"previous\":[]}");
+    d = pdw_event_data(ev);
+    assert_true(json_is_object(d));
+    assert_string_equal(json_string_value(json_object_get(d, "name")), "B");
+    assert_null(pdw_event_previous(ev));
+    json_incref(d); /* kept past the event */
+    pdw_event_free(ev);
+    assert_int_equal(id_of(d), 12);
+    json_decref(d);
+
+    /* absent altogether (v2 without previous; v1 without current) */
+    ev = parse_ok("{\"meta\":{\"version\":\"2.0\",\"action\":\"create\",\"entity\":\"deal\","
+                  "\"id\":\"e\"},\"data\":{\"id\":1}}");
+    assert_int_equal(id_of(pdw_event_data(ev)), 1);
+    assert_null(pdw_event_previous(ev));
+    pdw_event_free(ev);
+    ev = parse_ok("{\"v\":1,\"meta\":{\"v\":1,\"action\":\"deleted\",\"object\":\"deal\","
+                  "\"id\":3,\"timestamp\":1}}");
+    assert_null(pdw_event_data(ev));
+    assert_null(pdw_event_previous(ev));
+    /* not the other version's key: a v1 body's "data" is not its data */
+    pdw_event_free(ev);
+    ev = parse_ok("{\"v\":1,\"meta\":{\"v\":1,\"action\":\"added\",\"object\":\"deal\","
+                  "\"id\":3,\"timestamp\":1},\"data\":{\"id\":3}}");
+    assert_null(pdw_event_data(ev));
+    pdw_event_free(ev);
+}
+
 static void test_options_and_args(void **state)
 {
     (void)state;
@@ -431,6 +539,7 @@ int main(void)
         cmocka_unit_test(test_changed_v1),
         cmocka_unit_test(test_merges),
         cmocka_unit_test(test_lazy_dom),
+        cmocka_unit_test(test_data_and_previous),
         cmocka_unit_test(test_options_and_args),
     };
     PDW_RUN_GROUP(tests);

@@ -164,6 +164,31 @@ PDW_EXTERN const char *pdw_event_body(const pdw_event *ev, size_t *len_out);
  */
 PDW_EXTERN json_t *pdw_event_json(const pdw_event *ev);
 /**
+ * @brief The changed object's data, whatever the payload version: v2 `data`, v1 `current`
+ * (of a v1 `user` event, which delivers an array, its first element).
+ *
+ * Read from the DOM of pdw_event_json() (built on the first call, then cached).
+ * @param ev the event.
+ * @return a borrowed reference into that DOM (do not json_decref; json_incref to keep it
+ *   past the event), usually an object; NULL when the delivery has none (absent or JSON
+ *   `null`: v1 `deleted`, v2 `delete`; an empty v1 array), or on out-of-memory.
+ * @par Thread safety
+ * As pdw_event_json(): one thread at a time per event.
+ */
+PDW_EXTERN json_t *pdw_event_data(const pdw_event *ev);
+/**
+ * @brief The previous values, whatever the payload version: v2 `previous` (only what
+ * Pipedrive considers changed; custom fields under `custom_fields`), v1 `previous` (the
+ * whole earlier object; of a v1 `user` event its first element; of a v1 `merged` event the
+ * record merged away). See pdw_event_changed() for the field names that changed.
+ * @param ev the event.
+ * @return a borrowed reference into the DOM of pdw_event_json(), as for pdw_event_data();
+ *   NULL when the delivery has none (absent or `null`: creates), or on out-of-memory.
+ * @par Thread safety
+ * As pdw_event_json().
+ */
+PDW_EXTERN json_t *pdw_event_previous(const pdw_event *ev);
+/**
  * @brief Number of changed fields (computed on first use, then cached).
  *
  * v1 (`updated`): the top-level keys that `current` and `previous` (or `current[0]` and

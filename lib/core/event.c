@@ -500,6 +500,29 @@ json_t *pdw_event_json(const pdw_event *cev)
     return ev->dom;
 }
 
+/* data / previous by version: v2 key, v1 key; v1 user events carry an array of one. JSON
+ * null is "none", as absent (the Python binding's Event.data / Event.previous agree). */
+static json_t *section(const pdw_event *ev, const char *v2_key, const char *v1_key)
+{
+    json_t *root = pdw_event_json(ev);
+    if (!root)
+        return NULL;
+    json_t *v = json_object_get(root, ev->version == 2 ? v2_key : v1_key);
+    if (ev->version == 1 && json_is_array(v))
+        v = json_array_get(v, 0);
+    return v && !json_is_null(v) ? v : NULL;
+}
+
+json_t *pdw_event_data(const pdw_event *ev)
+{
+    return section(ev, "data", "current");
+}
+
+json_t *pdw_event_previous(const pdw_event *ev)
+{
+    return section(ev, "previous", "previous");
+}
+
 /* ---- changed fields (built by changes.c) ------------------------------------------ */
 
 static int build_changed(pdw_event *ev)

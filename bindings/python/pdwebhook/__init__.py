@@ -321,25 +321,30 @@ class Event:
             self._cache["payload"] = json.loads(self.body.decode("utf-8"))
         return self._cache["payload"]
 
-    def _section(self, v2_key, v1_key):
-        body = self.payload
-        value = body.get(v2_key if self.version == 2 else v1_key)
+    def _section(self, fn, v2_key, v1_key):
+        # Which member, and whether there is one, is the C accessor's call
+        # (pdw_event_data / pdw_event_previous: v2 key, v1 key, a v1 array's first element,
+        # JSON null as none); ctypes cannot read the json_t it returns, so the value itself
+        # is that same member of the body parsed with json.
+        if not fn(self._p()):
+            return None
+        value = self.payload.get(v2_key if self.version == 2 else v1_key)
         if self.version == 1 and isinstance(value, list):
-            # v1 user events carry their object as an array of one.
-            value = value[0] if value else None
+            value = value[0] if value else None  # v1 user events: an array of one
         return value
 
     @property
     def data(self):
         """The object's data as a dict: v2 ``data``, v1 ``current`` (v1 user events'
-        ``current[0]``). None when the delivery has none (deletes)."""
-        return self._section("data", "current")
+        ``current[0]``), as ``pdw_event_data()``. None when the delivery has none
+        (deletes)."""
+        return self._section(_lib.lib().pdw_event_data, "data", "current")
 
     @property
     def previous(self):
         """The previous values: v2 ``previous`` (only the changed fields), v1 ``previous``
-        (the whole object). None when absent (creates)."""
-        return self._section("previous", "previous")
+        (the whole object), as ``pdw_event_previous()``. None when absent (creates)."""
+        return self._section(_lib.lib().pdw_event_previous, "previous", "previous")
 
     def __repr__(self):
         if self._ptr is None:

@@ -183,6 +183,9 @@ _PROTOTYPES = {
     "pdw_event_merged_to_id": (c_char_p, [c_void_p]),
     "pdw_event_delivery_key": (c_char_p, [c_void_p]),
     "pdw_event_body": (c_void_p, [c_void_p, POINTER(c_size_t)]),
+    # json_t * borrowed from the event's DOM; only tested for NULL here
+    "pdw_event_data": (c_void_p, [c_void_p]),
+    "pdw_event_previous": (c_void_p, [c_void_p]),
     "pdw_event_changed_count": (c_size_t, [c_void_p]),
     "pdw_event_changed_field": (c_char_p, [c_void_p, c_size_t]),
     "pdw_event_changed": (c_int, [c_void_p, c_char_p]),

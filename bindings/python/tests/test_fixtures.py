@@ -54,6 +54,7 @@ class Fixtures(unittest.TestCase):
                 "changed": ",".join(event.changed) or None,
                 "payload": event.payload,
                 "data": event.data,
+                "previous": event.previous,
             })
 
         resp = r.handle("POST", headers(body), body)
@@ -77,6 +78,11 @@ class Fixtures(unittest.TestCase):
             section = section[0] if section else None
         self.assertEqual(ev["data"], section)
         self.assertTrue(ev["data"] is None or isinstance(ev["data"], dict))
+        section = whole.get("previous")
+        if ev["version"] == "1" and isinstance(section, list):
+            section = section[0] if section else None
+        self.assertEqual(ev["previous"], section)
+        self.assertTrue(ev["previous"] is None or isinstance(ev["previous"], dict))
 
 
 if __name__ == "__main__":
