@@ -154,6 +154,23 @@ static void test_error_reset_by_every_call(void **state)
     assert_int_equal(pdw_recency_new(NULL, NULL, &e), PDW_EINVAL);
     assert_error_own(e, PDW_EINVAL);
 
+    /* pdw_allowlist_new, _add, _add_text */
+    pdw_allowlist *al = NULL;
+    pdw_test_stale_error(&e);
+    assert_int_equal(pdw_allowlist_new(NULL, &e), PDW_EINVAL);
+    assert_error_own(e, PDW_EINVAL);
+    assert_int_equal(pdw_allowlist_new(&al, &e), 0);
+    assert_error_reset(e);
+    assert_int_equal(pdw_allowlist_add(al, "10.0.0.0/33", 11, &e), PDW_EINVAL);
+    assert_error_own(e, PDW_EINVAL);
+    assert_int_equal(pdw_allowlist_add(al, "10.0.0.0/8", 10, &e), 0);
+    assert_error_reset(e);
+    assert_int_equal(pdw_allowlist_add_text(al, "nonsense", 8, &e), PDW_EINVAL);
+    assert_error_own(e, PDW_EINVAL);
+    assert_int_equal(pdw_allowlist_add_text(al, "192.168.0.0/16\n", 15, &e), 0);
+    assert_error_reset(e);
+    pdw_allowlist_free(al);
+
     /* pdw_receiver_new, _handle, _finish, _dispatch_body */
     pdw_receiver *r = NULL;
     pdw_receiver_options o = PDW_RECEIVER_OPTIONS_INIT;

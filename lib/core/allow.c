@@ -139,7 +139,7 @@ static int insert(pdw_allowlist *l, family *f, range r)
 
 int pdw_allowlist_new(pdw_allowlist **out, pdw_error *err)
 {
-    pdw_error_clear(err);
+    pdw__error_reset(err);
     if (!out)
         return pdw__error_set(err, PDW_EINVAL, -1, "out is required");
     pdw_allocator a;
@@ -181,7 +181,7 @@ static int parse_entry(const char *s, size_t n, int *fam, range *r)
 
 int pdw_allowlist_add(pdw_allowlist *l, const char *cidr, size_t len, pdw_error *err)
 {
-    pdw_error_clear(err);
+    pdw__error_reset(err);
     if (!l || (!cidr && len))
         return pdw__error_set(err, PDW_EINVAL, -1, "list and text are required");
     int fam;
@@ -196,7 +196,7 @@ int pdw_allowlist_add(pdw_allowlist *l, const char *cidr, size_t len, pdw_error 
 
 int pdw_allowlist_add_text(pdw_allowlist *l, const char *text, size_t len, pdw_error *err)
 {
-    pdw_error_clear(err);
+    pdw__error_reset(err);
     if (!l || (!text && len))
         return pdw__error_set(err, PDW_EINVAL, -1, "list and text are required");
     pdw_allowlist tmp = *l; /* all or nothing: work on copies of the arrays */

@@ -204,8 +204,7 @@ int pdw_reconcile_body(char **out, size_t *out_len, const char *object, const ch
                        size_t len, int64_t from_ms, int64_t to_ms, const char *source,
                        pdw_error *err)
 {
-    if (err)
-        pdw_error_clear(err);
+    pdw__error_reset(err);
     if (out)
         *out = NULL;
     if (out_len)

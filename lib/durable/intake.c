@@ -531,8 +531,7 @@ int pdw_intake_start(pdw_intake *in, long *recovered, pdw_error *err)
 
 int pdw_intake_reconcile(pdw_intake *in, const char *body, size_t len, pdw_error *err)
 {
-    if (err)
-        pdw_error_clear(err);
+    pdw__error_reset(err);
     if (!in || (!body && len))
         return pdw__error_set(err, PDW_EINVAL, -1, "intake and body are required");
     pdw_event *ev = NULL;
