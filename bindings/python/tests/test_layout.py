@@ -10,7 +10,8 @@ from pdwebhook import _lib
 from pdw_testutil import layout
 
 MIRRORED = ["pdw_error", "pdw_header", "pdw_request", "pdw_verdict", "pdw_credential",
-            "pdw_dispatch_result", "pdw_receiver_options"]
+            "pdw_dispatch_result", "pdw_receiver_options", "pdw_spool_record",
+            "pdw_worker_options", "pdw_intake_options"]
 
 
 class Layout(unittest.TestCase):
