@@ -36,6 +36,7 @@ import os
 import threading
 import weakref
 from ctypes import byref, c_long, c_void_p
+from typing import Any, Callable, Optional, Tuple
 
 from . import _lib
 from . import PdwError, Receiver, Response, _bytes
@@ -122,9 +123,11 @@ class Intake:
     Content-Length, 401, ...) before its body is read. :meth:`close` at the end.
     """
 
-    def __init__(self, spool_dir, credentials=(), *, threads=0, max_attempts=0,
-                 backoff_base_ms=0, backoff_max_ms=0, dead_letter_path=None, on_error=None,
-                 **receiver_options):
+    def __init__(self, spool_dir: Optional[str], credentials: Any = (), *, threads: int = 0,
+                 max_attempts: int = 0, backoff_base_ms: int = 0, backoff_max_ms: int = 0,
+                 dead_letter_path: Optional[str] = None,
+                 on_error: Optional[Callable[[int, str], None]] = None,
+                 **receiver_options: Any) -> None:
         if "accept" in receiver_options:
             raise TypeError("pdwebhook: an Intake is its receiver's accept hook")
         D = _lib.durable()
@@ -195,7 +198,7 @@ class Intake:
             raise ValueError("pdwebhook: the intake is closed")
         return self._ptr
 
-    def start(self):
+    def start(self) -> None:
         """Start the worker and the committer; hand on what the journal holds that was
         not handed on yet (:attr:`recovered` says how many). Idempotent."""
         with self._lock:
@@ -209,14 +212,14 @@ class Intake:
             self._started = True
             self.recovered = int(recovered.value)
 
-    def stop(self):
+    def stop(self) -> None:
         """Answer every request waiting for a flush and stop the threads (handlers under
         way finish; queued deliveries stay in the journal for the next start). Requests
         after this are still answered, each flushing for itself. Idempotent."""
         if self._ptr is not None and self._started:
             _lib.durable().pdw_intake_stop(self._ptr)
 
-    def close(self):
+    def close(self) -> None:
         """Stop, then free the intake (closes the journal). Idempotent; not while a
         request is being submitted."""
         with self._lock:
@@ -288,7 +291,7 @@ class Intake:
             raise PdwError(rc)
         return w
 
-    def submit(self, method, headers, body, query=None):
+    def submit(self, method: Any, headers: Any, body: Any, query: Any = None) -> Response:
         """Take one whole request; block until its answer is final (durable, or refused)
         and return the :class:`Response` (``status, headers, body``)."""
         req, keep = Receiver._request(method, headers, body, query)
@@ -296,7 +299,8 @@ class Intake:
         w.event.wait()
         return w.response
 
-    async def submit_async(self, method, headers, body, query=None):
+    async def submit_async(self, method: Any, headers: Any, body: Any,
+                           query: Any = None) -> Response:
         """:meth:`submit` for asyncio: the event loop is not blocked while the journal
         flushes."""
         req, keep = Receiver._request(method, headers, body, query)
@@ -304,7 +308,8 @@ class Intake:
                        loop=asyncio.get_running_loop())
         return await w.future
 
-    def begin(self, method, headers, query=None):
+    def begin(self, method: Any, headers: Any,
+              query: Any = None) -> Tuple[Optional["Pending"], Optional[Response]]:
         """Check a request's head (method, media type, Content-Length against
         ``max_body``, credentials) before its body is read. Returns ``(pending, None)``
         to read the body and :meth:`finish`, or ``(None, response)`` to send instead."""
@@ -327,14 +332,14 @@ class Intake:
         buf = ctypes.c_char_p(b)
         return (pending._take(), ctypes.cast(buf, c_void_p), len(b)), (b, buf)
 
-    def finish(self, pending, body):
+    def finish(self, pending: "Pending", body: Any) -> Response:
         """Give a :class:`Pending` its body; block until the answer is final."""
         args, keep = self._finish_args(pending, body)
         w = self._call(_lib.durable().pdw_intake_finish, *args, keep=keep)
         w.event.wait()
         return w.response
 
-    async def finish_async(self, pending, body):
+    async def finish_async(self, pending: "Pending", body: Any) -> Response:
         """:meth:`finish` for asyncio."""
         args, keep = self._finish_args(pending, body)
         w = self._call(_lib.durable().pdw_intake_finish, *args, keep=keep,

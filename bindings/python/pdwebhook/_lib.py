@@ -324,9 +324,9 @@ def _usual_dirs():
     here = os.path.dirname(os.path.abspath(__file__))
     dirs = [here, os.path.join(here, ".libs")]
     prefixes = []
-    for p in (sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix,
+    for p in (sys.prefix, sys.exec_prefix,
               os.path.dirname(os.path.dirname(os.path.abspath(sys.executable or ""))),
-              "/usr/local", "/usr", "/"):
+              "/usr/local", sys.base_prefix, sys.base_exec_prefix, "/usr", "/"):
         if p and p not in prefixes:
             prefixes.append(p)
     for p in prefixes:
@@ -341,8 +341,9 @@ def _usual_dirs():
 
 def _candidates(path=None, base="libpdwebhook"):
     """Where to look, in order: the argument, $PDWEBHOOK_LIBRARY, search_path, the
-    system's dynamic linker (LD_LIBRARY_PATH, ldconfig's cache), ctypes.util.find_library,
-    then the usual directories (:func:`_usual_dirs`) that hold the file."""
+    directories of $LD_LIBRARY_PATH, the usual directories (:func:`_usual_dirs`: the
+    package's own, the interpreter's prefix, /usr/local, /usr), ctypes.util.find_library
+    (ldconfig's cache), and last the bare SONAME (the dynamic linker's own search)."""
     name = _file_name(base)
     entries = []
     if path:
@@ -353,14 +354,14 @@ def _candidates(path=None, base="libpdwebhook"):
     entries.extend(os.fspath(e) for e in search_path)
     for e in entries:
         yield os.path.join(e, name) if os.path.isdir(e) else e
-    yield name  # the dynamic linker's own search
+    ld = os.environ.get("LD_LIBRARY_PATH")
+    dirs = [d for d in ld.split(os.pathsep) if d] if ld else []
+    for d in dirs + _usual_dirs():
+        yield os.path.join(d, name)   # load() skips (and names) the ones that are absent
     found = ctypes.util.find_library(base[3:] if base.startswith("lib") else base)
     if found and found != name:
         yield found  # another major version is refused by load() with its reason
-    for d in _usual_dirs():
-        f = os.path.join(d, name)
-        if os.path.exists(f):
-            yield f
+    yield name  # the dynamic linker's own search
 
 
 def _declare(cdll, prototypes=None):
@@ -390,9 +391,9 @@ def load(path=None):
     """Load the library now (it is otherwise loaded on first use) and return the CDLL.
 
     ``path`` is a file or a directory holding ``libpdwebhook.so.<SOVERSION>``; without
-    it, $PDWEBHOOK_LIBRARY, then :data:`search_path`, then the system's dynamic linker,
-    ``ctypes.util.find_library("pdwebhook")`` and the usual directories (the package's
-    own, the interpreter's prefix, /usr/local/lib, /usr/lib) are tried. Raises
+    it, $PDWEBHOOK_LIBRARY, then :data:`search_path`, $LD_LIBRARY_PATH, the usual
+    directories (the package's own, the interpreter's prefix, /usr/local/lib, /usr/lib),
+    ``ctypes.util.find_library("pdwebhook")`` and the dynamic linker are tried. Raises
     :class:`LibraryNotFound` (an OSError) naming every candidate and why it was not
     taken, when none loads or the library's major version is not :data:`SOVERSION`.
     Loading twice returns the first library.
@@ -402,7 +403,11 @@ def load(path=None):
         if _lib is not None:
             return _lib
         tried = []
+        absent = []
         for cand in _candidates(path):
+            if os.sep in cand and not os.path.exists(cand):
+                absent.append(cand)
+                continue
             try:
                 cdll = ctypes.CDLL(cand)
             except OSError as exc:
@@ -425,8 +430,10 @@ def load(path=None):
         raise LibraryNotFound(
             "pdwebhook: cannot load %s (the pdwebhook C library, version %d.x). Install it "
             "(cmake --install build, or the libpdwebhook1 package), or set %s to the file "
-            "or its directory. Tried: %s" % (_file_name(), SOVERSION, LIBRARY_ENV,
-                                             "; ".join(tried)), tried)
+            "or its directory. Tried: %s; not found in: %s"
+            % (_file_name(), SOVERSION, LIBRARY_ENV, "; ".join(tried),
+               ", ".join(os.path.dirname(a) or a for a in absent)),
+            tried + ["%s (no such file)" % a for a in absent])
 
 
 def _where(cdll, cand):
@@ -465,7 +472,6 @@ def durable():
         tried = []
         for cand in first + list(_candidates(None, base)):
             if os.sep in cand and not os.path.exists(cand):
-                tried.append("%s (no such file)" % cand)
                 continue
             try:
                 cdll = ctypes.CDLL(cand)

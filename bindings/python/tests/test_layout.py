@@ -58,6 +58,8 @@ class Layout(unittest.TestCase):
         self.assertEqual(k["PDW_VERSION_MAJOR"], pdwebhook.SOVERSION,
                          "the binding's SOVERSION is the headers' major version")
         self.assertGreaterEqual(k["PDW_VERSION_MINOR"], _lib.MIN_MINOR)
+        self.assertEqual(pdwebhook.__version__, k["PDW_VERSION_STRING"],
+                         "pdwebhook/_version.py follows the C library's version")
 
 
 class Loading(unittest.TestCase):
