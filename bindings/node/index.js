@@ -184,27 +184,49 @@ function bytesAt(ptr, len) {
   return Buffer.from(koffi.decode(ptr, koffi.array('uint8_t', n, 'Typed')));
 }
 
-function responseFrom(v, errors = [], detail = '') {
+// The verdict is read member by member at its offsets (koffi.decode of the whole struct
+// costs several times more: it converts every array); the header spans may point into the
+// verdict itself, which is why it lives in memory we own until this is done.
+let OFF = null;
+function offsets() {
+  if (OFF) return OFF;
+  const o = (m) => koffi.offsetof(T.pdw_verdict, m);
+  OFF = {
+    status: o('status'), reason: o('reason'), num_headers: o('num_headers'), headers: o('headers'),
+    body: o('body'), body_len: o('body_len'), content_type: o('content_type'),
+    handlers_matched: o('handlers_matched'), handlers_failed: o('handlers_failed'),
+    handler_rc: o('handler_rc'), event: o('event'), delivery_key: o('delivery_key'),
+    webhook_id: o('webhook_id'), attempt: o('attempt'), header_size: koffi.sizeof(T.pdw_header),
+  };
+  return OFF;
+}
+
+function responseFrom(vp, errors = [], detail = '') {
+  const O = offsets();
+  const d = (off, type, len) => (len === undefined ? koffi.decode(vp, off, type) : koffi.decode(vp, off, type, len));
   const headers = [];
-  if (v.content_type) headers.push(['Content-Type', v.content_type]);
-  for (let i = 0; i < Math.min(Number(v.num_headers), C.PDW_VERDICT_MAX_HEADERS); i++) {
-    const h = v.headers[i];
+  const ct = d(O.content_type, 'const char *');
+  if (ct) headers.push(['Content-Type', ct]);
+  const nh = Math.min(Number(d(O.num_headers, 'size_t')), C.PDW_VERDICT_MAX_HEADERS);
+  for (let i = 0; i < nh; i++) {
+    const h = d(O.headers + i * O.header_size, T.pdw_header);
     headers.push([bytesAt(h.name, h.name_len).toString('latin1'), bytesAt(h.value, h.value_len).toString('latin1')]);
   }
-  const status = v.status;
+  const status = d(O.status, 'int');
+  const reason = d(O.reason, 'int');
   return {
     status,
     headers,
-    body: bytesAt(v.body, v.body_len),
-    reason: v.reason,
-    reasonName: errName(v.reason),
-    event: v.event,
-    deliveryKey: v.delivery_key,
-    webhookId: v.webhook_id,
-    attempt: v.attempt,
-    handlersMatched: v.handlers_matched,
-    handlersFailed: v.handlers_failed,
-    handlerRc: v.handler_rc,
+    body: bytesAt(d(O.body, 'void *'), d(O.body_len, 'size_t')),
+    reason,
+    reasonName: errName(reason),
+    event: d(O.event, 'char', 2 * C.PDW_NAME_MAX + 2),
+    deliveryKey: d(O.delivery_key, 'char', C.PDW_DELIVERY_KEY_MAX),
+    webhookId: d(O.webhook_id, 'char', C.PDW_ID_MAX + 1),
+    attempt: d(O.attempt, 'unsigned int'),
+    handlersMatched: d(O.handlers_matched, 'unsigned int'),
+    handlersFailed: d(O.handlers_failed, 'unsigned int'),
+    handlerRc: d(O.handler_rc, 'int'),
     errors,
     detail,
     ok: status >= 200 && status < 300,
@@ -212,14 +234,19 @@ function responseFrom(v, errors = [], detail = '') {
   };
 }
 
-function withVerdict(fn) {
-  const vp = koffi.alloc(T.pdw_verdict, 1);
+// One verdict per nesting level of a receiver's calls (a handler may call handle() again),
+// allocated once and reused: the library resets it (all but its version) at every call.
+function withVerdict(self, fn) {
+  const pool = self._verdicts;
+  const level = self._vdepth++;
+  if (!pool[level]) {
+    pool[level] = koffi.alloc(T.pdw_verdict, 1);
+    koffi.encode(pool[level], T.pdw_verdict, { version: C.PDW_VERDICT_VERSION });
+  }
   try {
-    koffi.encode(vp, T.pdw_verdict, { version: C.PDW_VERDICT_VERSION });
-    const rc = fn(vp);
-    return [rc, koffi.decode(vp, T.pdw_verdict)];
+    return [fn(pool[level]), pool[level]];
   } finally {
-    koffi.free(vp);
+    self._vdepth--;
   }
 }
 
@@ -265,6 +292,8 @@ class Receiver {
     this._callbacks = [];
     this._depth = 0; // handle() calls of this receiver running now, on this JS thread
     this._state = null;
+    this._verdicts = [];
+    this._vdepth = 0;
     this.maxBody = options.maxBody || 1 << 20;
     this.lastErrors = [];
     this._onHandlerError = options.onHandlerError || null;
@@ -284,6 +313,8 @@ class Receiver {
     if (this._depth) throw new Error('pdwebhook: close() from inside a handler');
     lib().pdw_receiver_free(this._ptr);
     this._ptr = null;
+    for (const vp of this._verdicts) koffi.free(vp);
+    this._verdicts = [];
     for (const cb of this._callbacks) koffi.unregister(cb);
     this._callbacks = [];
   }
@@ -361,25 +392,25 @@ class Receiver {
     const prev = this._state;
     this._state = { errors: [] };
     this._depth++;
-    let verdict;
+    const level = this._vdepth;
     let state;
     try {
-      [, verdict] = withVerdict((vp) => lib().pdw_receiver_handle(this._r(), req, vp, err));
+      withVerdict(this, (vp) => lib().pdw_receiver_handle(this._r(), req, vp, err));
     } finally {
       this._depth--;
       state = this._state;
       this._state = prev;
     }
     this.lastErrors = state.errors;
-    return responseFrom(verdict, state.errors, err.code ? err.message : '');
+    return responseFrom(this._verdicts[level], state.errors, err.code ? err.message : '');
   }
 
   /** The checks that need no body (method, Content-Type, Content-Length against maxBody,
    * credentials): null to read the body and handle(), or the response to send instead. */
   checkHead(method, headers, query = null) {
     const req = makeRequest(method, headers, null, query);
-    const [rc, verdict] = withVerdict((vp) => lib().pdw_receiver_check_head(this._r(), req, vp));
-    return rc === 0 ? null : responseFrom(verdict);
+    const [rc, vp] = withVerdict(this, (v) => lib().pdw_receiver_check_head(this._r(), req, v));
+    return rc === 0 ? null : responseFrom(vp);
   }
 }
 
