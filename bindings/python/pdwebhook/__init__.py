@@ -32,13 +32,18 @@ from collections import namedtuple
 from ctypes import byref, c_size_t, c_void_p
 
 from . import _lib
-from ._lib import LIBRARY_ENV, SOVERSION, library_path, load, search_path
+from ._lib import (LIBRARY_ENV, SOVERSION, LibraryNotFound, durable_library_path,
+                   library_path, load, search_path)
+from ._version import __version__
+
+if int(__version__.split(".")[0]) != SOVERSION:  # pragma: no cover - a packaging mistake
+    raise ImportError("pdwebhook %s is not for libpdwebhook.so.%d" % (__version__, SOVERSION))
 
 __all__ = [
     "Receiver", "Event", "Response", "HandlerError", "DispatchResult", "PdwError",
     "load", "library_path", "search_path", "version", "version_number", "strerror",
     "err_name", "err_http_status", "error_codes", "LIBRARY_ENV", "SOVERSION",
-    "ACCEPT_DEFERRED",
+    "ACCEPT_DEFERRED", "Intake", "LibraryNotFound", "durable_library_path", "__version__",
 ]
 
 #: What an ``accept`` hook returns to answer 200 while it settles the delivery's dedup
@@ -449,8 +454,43 @@ class Receiver:
                  dedup_ttl_ms=0, accept=None, clock=None, inflight_lease_ms=0):
         L = _lib.lib()
         self._ptr = None
+        self._owned = True
         self._keep = []            # ctypes callbacks: alive as long as the receiver
         self._local = threading.local()
+        self.max_body = int(max_body) or (1 << 20)
+        opts, keep = self._options(
+            credentials, query_token=query_token, query_token_name=query_token_name,
+            insecure_no_auth=insecure_no_auth, realm=realm, max_body=max_body,
+            max_depth=max_depth, wrong_credentials_status=wrong_credentials_status,
+            handler_error_status=handler_error_status,
+            retry_after_seconds=retry_after_seconds,
+            allow_missing_content_type=allow_missing_content_type,
+            disable_dedup=disable_dedup, dedup_capacity=dedup_capacity,
+            dedup_ttl_ms=dedup_ttl_ms, clock=clock, inflight_lease_ms=inflight_lease_ms)
+        self._keep.extend(cb for cb in keep if isinstance(cb, ctypes._CFuncPtr))
+        if accept is not None:
+            cb = _lib.pdw_accept_cb(self._trampoline(accept, "accept", accept=True))
+            self._keep.append(cb)
+            opts.accept = cb
+        err = _lib.pdw_error()
+        out = c_void_p()
+        rc = L.pdw_receiver_new(byref(out), byref(opts), byref(err))
+        if rc:
+            raise PdwError._from(rc, err)
+        self._ptr = out.value
+        self._router = L.pdw_receiver_router(self._ptr)
+        # The library copied credentials, token and realm (and wipes them on free).
+        del opts, keep
+
+    @staticmethod
+    def _options(credentials=(), *, query_token=None, query_token_name=None,
+                 insecure_no_auth=False, realm=None, max_body=0, max_depth=0,
+                 wrong_credentials_status=0, handler_error_status=0, retry_after_seconds=0,
+                 allow_missing_content_type=False, disable_dedup=False, dedup_capacity=0,
+                 dedup_ttl_ms=0, clock=None, inflight_lease_ms=0):
+        """A ``pdw_receiver_options`` and what it points to (keep it alive with it)."""
+        L = _lib.lib()
+        keep = []
         opts = _lib.pdw_receiver_options()
         rc = L.pdw_receiver_options_init(byref(opts), _lib.PDW_RECEIVER_OPTIONS_VERSION)
         if rc:
@@ -467,6 +507,7 @@ class Receiver:
                 creds[i].password = _bytes(password, "credential password")
             opts.credentials = creds
             opts.num_credentials = len(pairs)
+            keep.append(creds)
         opts.query_token = _bytes(query_token, "query_token")
         opts.query_token_name = _bytes(query_token_name, "query_token_name")
         opts.insecure_no_auth = 1 if insecure_no_auth else 0
@@ -481,10 +522,6 @@ class Receiver:
         opts.dedup_capacity = int(dedup_capacity)
         opts.dedup_ttl_ms = int(dedup_ttl_ms)
         opts.inflight_lease_ms = int(inflight_lease_ms)
-        if accept is not None:
-            cb = _lib.pdw_accept_cb(self._trampoline(accept, "accept", accept=True))
-            self._keep.append(cb)
-            opts.accept = cb
         if clock is not None:
             def clock_tramp(_user, _clock=clock):
                 try:
@@ -493,23 +530,28 @@ class Receiver:
                     log.exception("pdwebhook: the clock callable raised")
                     return 0
             cb = _lib.pdw_clock_cb(clock_tramp)
-            self._keep.append(cb)
+            keep.append(cb)
             opts.clock = cb
-        err = _lib.pdw_error()
-        out = c_void_p()
-        rc = L.pdw_receiver_new(byref(out), byref(opts), byref(err))
-        if rc:
-            raise PdwError._from(rc, err)
-        self._ptr = out.value
-        self._router = L.pdw_receiver_router(self._ptr)
-        # The library copied credentials, token and realm (and wipes them on free).
-        del opts, pairs
+        return opts, keep
+
+    @classmethod
+    def _borrow(cls, ptr, max_body=0):
+        """A Receiver over a C receiver owned by something else (an intake's)."""
+        self = cls.__new__(cls)
+        self._ptr = ptr
+        self._owned = False
+        self._keep = []
+        self._local = threading.local()
+        self.max_body = int(max_body) or (1 << 20)
+        self._router = _lib.lib().pdw_receiver_router(ptr)
+        return self
 
     # -- lifetime --
     def close(self):
         """Free the C receiver. Idempotent; not while a call is running."""
         if self._ptr is not None:
-            _lib.lib().pdw_receiver_free(self._ptr)
+            if self._owned:
+                _lib.lib().pdw_receiver_free(self._ptr)
             self._ptr = None
             self._router = None
 
@@ -763,3 +805,6 @@ class Receiver:
         if rc < 0 and rc != _lib.PDW_EHANDLER:
             raise PdwError._from(rc, err)
         return DispatchResult(rc, res.matched, res.failed, res.first_failure, state.errors)
+
+
+from ._intake import Intake  # noqa: E402  (it builds on Receiver)

@@ -7,8 +7,10 @@ mirrored here fails the tests instead of corrupting memory.
 """
 
 import ctypes
+import ctypes.util
 import os
 import sys
+import sysconfig
 import threading
 from ctypes import (CFUNCTYPE, POINTER, Structure, c_char, c_char_p, c_int, c_longlong,
                     c_size_t, c_uint, c_uint64, c_int64, c_void_p)
@@ -214,14 +216,137 @@ _PROTOTYPES = {
 }
 
 
-def _file_name():
+# ---- the durable intake (libpdwebhook-durable: spool.h, worker.h, intake.h) ----
+PDW_INTAKE_OPTIONS_VERSION = 1
+PDW_WORKER_OPTIONS_VERSION = 1
+PDW_INTAKE_PENDING = 1
+
+
+class pdw_spool_record(Structure):
+    _fields_ = [
+        ("id", c_uint64),
+        ("received_ms", c_int64),
+        ("key", c_void_p),
+        ("key_len", c_size_t),
+        ("body", c_void_p),
+        ("body_len", c_size_t),
+    ]
+
+
+# int handle(const pdw_spool_record *rec, unsigned attempt, char *errbuf, size_t errcap,
+#            void *user): called on the worker's threads (ctypes takes the GIL)
+pdw_worker_handle_cb = CFUNCTYPE(c_int, POINTER(pdw_spool_record), c_uint, c_void_p, c_size_t,
+                                 c_void_p)
+pdw_dead_letter_cb = CFUNCTYPE(None, POINTER(pdw_spool_record), c_uint, c_char_p, c_void_p)
+pdw_intake_done_cb = CFUNCTYPE(None, POINTER(pdw_verdict), c_void_p)
+pdw_intake_error_cb = CFUNCTYPE(None, c_int, c_char_p, c_void_p)
+
+
+class pdw_worker_options(Structure):
+    _fields_ = [
+        ("version", c_uint),
+        ("allocator", c_void_p),
+        ("spool", c_void_p),
+        ("receiver", c_void_p),
+        ("handle", pdw_worker_handle_cb),
+        ("handle_user", c_void_p),
+        ("threads", c_uint),
+        ("max_attempts", c_uint),
+        ("backoff_base_ms", c_uint64),
+        ("backoff_max_ms", c_uint64),
+        ("dead_letter_path", c_char_p),
+        ("on_dead_letter", pdw_dead_letter_cb),
+        ("dead_letter_user", c_void_p),
+        ("sync", c_void_p),                   # pdw_worker_sync_cb: not exposed here
+        ("sync_user", c_void_p),
+        ("marker_flush_ms", c_uint64),
+        ("max_queued_bytes", c_uint64),
+    ]
+
+
+class pdw_intake_options(Structure):
+    _fields_ = [
+        ("version", c_uint),
+        ("receiver", POINTER(pdw_receiver_options)),
+        ("spool_dir", c_char_p),
+        ("spool", c_void_p),                  # const pdw_spool_options *: defaults
+        ("worker", POINTER(pdw_worker_options)),
+        ("on_error", pdw_intake_error_cb),
+        ("error_user", c_void_p),
+        ("allocator", c_void_p),
+    ]
+
+
+_DURABLE_PROTOTYPES = {
+    "pdw_worker_options_init": (c_int, [POINTER(pdw_worker_options), c_uint]),
+    "pdw_intake_options_init": (c_int, [POINTER(pdw_intake_options), c_uint]),
+    "pdw_intake_new": (c_int, [POINTER(c_void_p), POINTER(pdw_intake_options),
+                               POINTER(pdw_error)]),
+    "pdw_intake_receiver": (c_void_p, [c_void_p]),
+    "pdw_intake_start": (c_int, [c_void_p, POINTER(ctypes.c_long), POINTER(pdw_error)]),
+    "pdw_intake_submit": (c_int, [c_void_p, POINTER(pdw_request), POINTER(pdw_verdict),
+                                  pdw_intake_done_cb, c_void_p]),
+    "pdw_intake_begin": (c_int, [POINTER(c_void_p), c_void_p, POINTER(pdw_request),
+                                 POINTER(pdw_verdict)]),
+    "pdw_intake_finish": (c_int, [c_void_p, c_void_p, c_size_t, POINTER(pdw_verdict),
+                                  pdw_intake_done_cb, c_void_p]),
+    "pdw_intake_pending_free": (None, [c_void_p]),
+    "pdw_intake_stop": (None, [c_void_p]),
+    "pdw_intake_free": (None, [c_void_p]),
+}
+
+
+def _file_name(base="libpdwebhook"):
     if sys.platform == "darwin":
-        return "libpdwebhook.%d.dylib" % SOVERSION
-    return "libpdwebhook.so.%d" % SOVERSION
+        return "%s.%d.dylib" % (base, SOVERSION)
+    return "%s.so.%d" % (base, SOVERSION)
 
 
-def _candidates(path=None):
-    """Where to look, in order: the argument, $PDWEBHOOK_LIBRARY, search_path, the system."""
+def _multiarch():
+    """Debian's multiarch triplet of this interpreter ("x86_64-linux-gnu"), or None."""
+    arch = sysconfig.get_config_var("MULTIARCH")
+    return arch or None
+
+
+def _lib_dirs(prefix):
+    arch = _multiarch()
+    dirs = [os.path.join(prefix, "lib", arch)] if arch else []
+    dirs += [os.path.join(prefix, "lib64"), os.path.join(prefix, "lib")]
+    return dirs
+
+
+def _usual_dirs():
+    """Where an installed library usually is, when the dynamic linker does not know it
+    (a ``cmake --install`` without ``ldconfig``, a prefix next to the interpreter).
+
+    In order: the package's own directory (a library copied next to the package, as a
+    wheel would carry it), the interpreter's prefixes (a virtualenv's, then the base
+    installation's: ``cmake --install build --prefix "$VIRTUAL_ENV"``), ``/usr/local``,
+    then ``/usr`` and ``/``."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    dirs = [here, os.path.join(here, ".libs")]
+    prefixes = []
+    for p in (sys.prefix, sys.exec_prefix,
+              os.path.dirname(os.path.dirname(os.path.abspath(sys.executable or ""))),
+              "/usr/local", sys.base_prefix, sys.base_exec_prefix, "/usr", "/"):
+        if p and p not in prefixes:
+            prefixes.append(p)
+    for p in prefixes:
+        dirs.extend(_lib_dirs(p))
+    seen, out = set(), []
+    for d in dirs:
+        if d not in seen:
+            seen.add(d)
+            out.append(d)
+    return out
+
+
+def _candidates(path=None, base="libpdwebhook"):
+    """Where to look, in order: the argument, $PDWEBHOOK_LIBRARY, search_path, the
+    directories of $LD_LIBRARY_PATH, the usual directories (:func:`_usual_dirs`: the
+    package's own, the interpreter's prefix, /usr/local, /usr), ctypes.util.find_library
+    (ldconfig's cache), and last the bare SONAME (the dynamic linker's own search)."""
+    name = _file_name(base)
     entries = []
     if path:
         entries.append(os.fspath(path))
@@ -230,12 +355,19 @@ def _candidates(path=None):
         entries.extend(e for e in env.split(os.pathsep) if e)
     entries.extend(os.fspath(e) for e in search_path)
     for e in entries:
-        yield os.path.join(e, _file_name()) if os.path.isdir(e) else e
-    yield _file_name()  # the dynamic linker's own search
+        yield os.path.join(e, name) if os.path.isdir(e) else e
+    ld = os.environ.get("LD_LIBRARY_PATH")
+    dirs = [d for d in ld.split(os.pathsep) if d] if ld else []
+    for d in dirs + _usual_dirs():
+        yield os.path.join(d, name)   # load() skips (and names) the ones that are absent
+    found = ctypes.util.find_library(base[3:] if base.startswith("lib") else base)
+    if found and found != name:
+        yield found  # another major version is refused by load() with its reason
+    yield name  # the dynamic linker's own search
 
 
-def _declare(cdll):
-    for name, (restype, argtypes) in _PROTOTYPES.items():
+def _declare(cdll, prototypes=None):
+    for name, (restype, argtypes) in (prototypes or _PROTOTYPES).items():
         fn = getattr(cdll, name)  # AttributeError: the library lacks a function we need
         fn.restype = restype
         fn.argtypes = argtypes
@@ -245,22 +377,39 @@ def _declare(cdll):
 _lock = threading.Lock()
 _lib = None
 _lib_path = None
+_durable = None
+_durable_path = None
+
+
+class LibraryNotFound(OSError):
+    """The C library could not be loaded; ``tried`` lists each candidate and why."""
+
+    def __init__(self, message, tried):
+        super().__init__(message)
+        self.tried = list(tried)
 
 
 def load(path=None):
     """Load the library now (it is otherwise loaded on first use) and return the CDLL.
 
     ``path`` is a file or a directory holding ``libpdwebhook.so.<SOVERSION>``; without
-    it, $PDWEBHOOK_LIBRARY, then :data:`search_path`, then the system's dynamic linker
-    are tried. Raises OSError when none loads or the library's major version is not
-    :data:`SOVERSION`. Loading twice returns the first library.
+    it, $PDWEBHOOK_LIBRARY, then :data:`search_path`, $LD_LIBRARY_PATH, the usual
+    directories (the package's own, the interpreter's prefix, /usr/local/lib, /usr/lib),
+    ``ctypes.util.find_library("pdwebhook")`` and the dynamic linker are tried. Raises
+    :class:`LibraryNotFound` (an OSError) naming every candidate and why it was not
+    taken, when none loads or the library's major version is not :data:`SOVERSION`.
+    Loading twice returns the first library.
     """
     global _lib, _lib_path
     with _lock:
         if _lib is not None:
             return _lib
         tried = []
+        absent = []
         for cand in _candidates(path):
+            if os.sep in cand and not os.path.exists(cand):
+                absent.append(cand)
+                continue
             try:
                 cdll = ctypes.CDLL(cand)
             except OSError as exc:
@@ -278,10 +427,70 @@ def load(path=None):
                              % (cand, cdll.pdw_version().decode(), SOVERSION, MIN_MINOR,
                                 SOVERSION))
                 continue
-            _lib, _lib_path = cdll, cand
+            _lib, _lib_path = cdll, _where(cdll, cand)
             return _lib
-        raise OSError("pdwebhook: cannot load %s; set %s to the library or its directory. "
-                      "Tried: %s" % (_file_name(), LIBRARY_ENV, "; ".join(tried)))
+        raise LibraryNotFound(
+            "pdwebhook: cannot load %s (the pdwebhook C library, version %d.x). Install it "
+            "(cmake --install build, or the libpdwebhook1 package), or set %s to the file "
+            "or its directory. Tried: %s; not found in: %s"
+            % (_file_name(), SOVERSION, LIBRARY_ENV, "; ".join(tried),
+               ", ".join(os.path.dirname(a) or a for a in absent)),
+            tried + ["%s (no such file)" % a for a in absent])
+
+
+def _where(cdll, cand):
+    """The file a CDLL came from: the candidate when it is a path, else the dynamic
+    linker's answer (dladdr on one of its functions), else the name."""
+    if os.sep in cand:
+        return cand
+    try:
+        class Dl_info(ctypes.Structure):
+            _fields_ = [("dli_fname", c_char_p), ("dli_fbase", c_void_p),
+                        ("dli_sname", c_char_p), ("dli_saddr", c_void_p)]
+        libdl = ctypes.CDLL(None)
+        info = Dl_info()
+        if libdl.dladdr(ctypes.cast(cdll.pdw_version, c_void_p), ctypes.byref(info)):
+            return info.dli_fname.decode()
+    except (AttributeError, OSError):
+        pass
+    return cand
+
+
+def durable():
+    """libpdwebhook-durable (the intake), loaded on first use: first from the directory
+    the core library came from, then where the core is looked for. Raises
+    :class:`LibraryNotFound` naming what it tried."""
+    global _durable, _durable_path
+    core = lib()
+    with _lock:
+        if _durable is not None:
+            return _durable
+        base = "libpdwebhook-durable"
+        name = _file_name(base)
+        first = []
+        if _lib_path and os.sep in _lib_path:
+            first.append(os.path.join(os.path.dirname(os.path.realpath(_lib_path)), name))
+            first.append(os.path.join(os.path.dirname(_lib_path), name))
+        tried = []
+        for cand in first + list(_candidates(None, base)):
+            if os.sep in cand and not os.path.exists(cand):
+                continue
+            try:
+                cdll = ctypes.CDLL(cand)
+            except OSError as exc:
+                tried.append("%s (%s)" % (cand, exc))
+                continue
+            try:
+                _declare(cdll, _DURABLE_PROTOTYPES)
+            except AttributeError as exc:
+                tried.append("%s (missing function: %s)" % (cand, exc))
+                continue
+            del core
+            _durable, _durable_path = cdll, _where(cdll, cand)
+            return _durable
+        raise LibraryNotFound(
+            "pdwebhook: cannot load %s (the durable intake, next to %s). Tried: %s"
+            % (name, _lib_path, "; ".join(tried)), tried)
 
 
 def lib():
@@ -292,3 +501,8 @@ def lib():
 def library_path():
     """What the library was loaded from, or None before it is loaded."""
     return _lib_path
+
+
+def durable_library_path():
+    """What the durable library was loaded from, or None before it is loaded."""
+    return _durable_path

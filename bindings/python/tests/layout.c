@@ -1,7 +1,7 @@
 /* Prints, as JSON, what the C compiler says about the structs and constants the Python
  * binding mirrors (pdwebhook/_lib.py): sizeof and the offset and size of every member, in
  * declaration order. tests/test_layout.py compares them with ctypes. */
-#include <pdwebhook/pdwebhook.h>
+#include <pdwebhook/durable.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -70,11 +70,33 @@ int main(void)
     F(pdw_receiver_options, clock_user); F(pdw_receiver_options, allocator);
     F(pdw_receiver_options, inflight_lease_ms);
     end();
+    BEGIN(pdw_spool_record);
+    F(pdw_spool_record, id); F(pdw_spool_record, received_ms); F(pdw_spool_record, key);
+    F(pdw_spool_record, key_len); F(pdw_spool_record, body); F(pdw_spool_record, body_len);
+    end();
+    BEGIN(pdw_worker_options);
+    F(pdw_worker_options, version); F(pdw_worker_options, allocator);
+    F(pdw_worker_options, spool); F(pdw_worker_options, receiver);
+    F(pdw_worker_options, handle); F(pdw_worker_options, handle_user);
+    F(pdw_worker_options, threads); F(pdw_worker_options, max_attempts);
+    F(pdw_worker_options, backoff_base_ms); F(pdw_worker_options, backoff_max_ms);
+    F(pdw_worker_options, dead_letter_path); F(pdw_worker_options, on_dead_letter);
+    F(pdw_worker_options, dead_letter_user); F(pdw_worker_options, sync);
+    F(pdw_worker_options, sync_user); F(pdw_worker_options, marker_flush_ms);
+    F(pdw_worker_options, max_queued_bytes);
+    end();
+    BEGIN(pdw_intake_options);
+    F(pdw_intake_options, version); F(pdw_intake_options, receiver);
+    F(pdw_intake_options, spool_dir); F(pdw_intake_options, spool);
+    F(pdw_intake_options, worker); F(pdw_intake_options, on_error);
+    F(pdw_intake_options, error_user); F(pdw_intake_options, allocator);
+    end();
     printf("},\n \"constants\": {");
 #define K(name) printf("\"" #name "\": %ld, ", (long)(name))
     K(PDW_ERROR_MESSAGE_MAX); K(PDW_NAME_MAX); K(PDW_ID_MAX); K(PDW_DELIVERY_KEY_MAX);
     K(PDW_VERDICT_MAX_HEADERS); K(PDW_RECEIVER_OPTIONS_VERSION); K(PDW_REQUEST_VERSION);
-    K(PDW_VERDICT_VERSION); K(PDW_VERSION_MAJOR); K(PDW_VERSION_MINOR); K(PDW_VERSION_NUMBER);
+    K(PDW_VERDICT_VERSION); K(PDW_INTAKE_OPTIONS_VERSION); K(PDW_WORKER_OPTIONS_VERSION);
+    K(PDW_INTAKE_PENDING); K(PDW_VERSION_MAJOR); K(PDW_VERSION_MINOR); K(PDW_VERSION_NUMBER);
 #undef K
     printf("\"PDW_VERSION_STRING\": \"%s\"", PDW_VERSION_STRING);
     printf("},\n \"codes\": {");

@@ -2,8 +2,9 @@
 
     python3 run.py test_receiver [test_layout ...]
 
-The package is imported from the directory above (bindings/python) unless it is already
-importable. With PDW_PY_STRICT=1 (as ctest sets it) a skipped test counts as failed: under
+The package is imported from the directory above (bindings/python), or with
+PDW_PY_INSTALLED=1 as installed (the venv ctest makes: test_installed, test_servers,
+test_flask). With PDW_PY_STRICT=1 (as ctest sets it) a skipped test counts as failed: under
 ctest every prerequisite (library, layout helper, fixtures) is given, so a skip is a bug.
 """
 import os
@@ -12,7 +13,8 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.dirname(HERE))
+if os.environ.get("PDW_PY_INSTALLED") != "1":   # else: the package as pip installed it
+    sys.path.insert(0, os.path.dirname(HERE))
 
 
 def main(argv):

@@ -10,7 +10,8 @@ from pdwebhook import _lib
 from pdw_testutil import layout
 
 MIRRORED = ["pdw_error", "pdw_header", "pdw_request", "pdw_verdict", "pdw_credential",
-            "pdw_dispatch_result", "pdw_receiver_options"]
+            "pdw_dispatch_result", "pdw_receiver_options", "pdw_spool_record",
+            "pdw_worker_options", "pdw_intake_options"]
 
 
 class Layout(unittest.TestCase):
@@ -57,6 +58,8 @@ class Layout(unittest.TestCase):
         self.assertEqual(k["PDW_VERSION_MAJOR"], pdwebhook.SOVERSION,
                          "the binding's SOVERSION is the headers' major version")
         self.assertGreaterEqual(k["PDW_VERSION_MINOR"], _lib.MIN_MINOR)
+        self.assertEqual(pdwebhook.__version__, k["PDW_VERSION_STRING"],
+                         "pdwebhook/_version.py follows the C library's version")
 
 
 class Loading(unittest.TestCase):
