@@ -121,16 +121,20 @@ class Event {
     return this._cache.get('payload');
   }
 
-  _section(v2, v1) {
+  // Whether there is a member is the C accessor's call (pdw_event_data / _previous: v2 key,
+  // v1 key, a v1 array's first element, JSON null as none); its value is that member of the
+  // body parsed with JSON.parse (koffi cannot read a json_t).
+  _section(fn, v2, v1) {
+    if (!lib()[fn](this._p())) return null;
     let value = this.payload[this.version === 2 ? v2 : v1];
     if (this.version === 1 && Array.isArray(value)) value = value.length ? value[0] : null;
     return value === undefined ? null : value;
   }
 
   /** The object's data: v2 `data`, v1 `current` (a v1 user event's first element); null when none. */
-  get data() { return this._section('data', 'current'); }
+  get data() { return this._section('pdw_event_data', 'data', 'current'); }
   /** The previous values: v2 `previous`, v1 `previous`; null when none. */
-  get previous() { return this._section('previous', 'previous'); }
+  get previous() { return this._section('pdw_event_previous', 'previous', 'previous'); }
 
   toString() { return this._ptr === null ? '[pdwebhook.Event (outside its handler)]' : `[pdwebhook.Event ${this.name} ${this.entityId}]`; }
 }

@@ -16,8 +16,8 @@ const C = {
   PDW_ID_MAX: 64,
   PDW_DELIVERY_KEY_MAX: 320,
   PDW_VERDICT_MAX_HEADERS: 4,
-  PDW_RECEIVER_OPTIONS_VERSION: 2,
-  PDW_REQUEST_VERSION: 2,
+  PDW_RECEIVER_OPTIONS_VERSION: 1,
+  PDW_REQUEST_VERSION: 1,
   PDW_VERDICT_VERSION: 1,
 };
 
@@ -129,6 +129,9 @@ const PROTOTYPES = [
   'const char *pdw_event_merged_to_id(const void *ev)',
   'const char *pdw_event_delivery_key(const void *ev)',
   'const void *pdw_event_body(const void *ev, _Out_ size_t *len)',
+  // json_t * borrowed from the event's DOM; only tested for NULL here (koffi cannot read it)
+  'const void *pdw_event_data(const void *ev)',
+  'const void *pdw_event_previous(const void *ev)',
   'size_t pdw_event_changed_count(const void *ev)',
   'const char *pdw_event_changed_field(const void *ev, size_t i)',
   'int pdw_event_changed(const void *ev, const char *field)',
