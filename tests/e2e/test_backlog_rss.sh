@@ -19,13 +19,16 @@ fail=0
 ok() { pass=$((pass + 1)); echo "ok - $1"; }
 bad() { fail=$((fail + 1)); echo "FAIL - $1"; }
 N=${BACKLOG_EVENTS:-600}
+# the stuck handler: a sleep of an hour with a duration of its own, so that the orphans a
+# kill -9 leaves can be found (only a command line that starts with it: not serve's)
+hold="3600.$$"
 LIMIT_KB=$((100 * 1024))
 rss_kb() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status"; }
 
 start() {
   # a handler that never finishes within the test (its timeout is an hour)
   "$bin" serve --listen "127.0.0.1:${port:-0}" --user u --password p --spool "$tmp/spool" \
-    --max-body 2000000 --exec 'sleep 3600' --exec-timeout 3600 --workers 2 \
+    --max-body 2000000 --exec "sleep $hold" --exec-timeout 3600 --workers 2 \
     > "$tmp/serve.out" 2>> "$tmp/serve.err" &
   server=$!
   k=0
@@ -64,7 +67,7 @@ pending=$(curl -s "http://127.0.0.1:$port/healthz" | sed -n 's/.*"pending":\([0-
 
 # kill -9 and recover the whole backlog
 kill -KILL "$server"; wait "$server" 2>/dev/null
-pkill -KILL -f 'sleep 3600' 2>/dev/null
+pkill -KILL -f "^sleep $hold" 2>/dev/null
 start || { bad "restart"; echo "$pass passed, $fail failed"; exit 1; }
 k=0
 while ! grep -q 'recovered' "$tmp/serve.err" && [ $k -lt 200 ]; do k=$((k + 1)); sleep 0.1; done
@@ -75,6 +78,6 @@ grep -q "recovered $((N - 2))\|recovered $((N - 1))\|recovered $N " "$tmp/serve.
 [ "${r:-0}" -lt "$LIMIT_KB" ] && ok "RSS after recovering it: $((r / 1024)) MB (bound 100 MB)" ||
   bad "RSS after recovery $((r / 1024)) MB"
 kill -KILL "$server"; wait "$server" 2>/dev/null; server=""
-pkill -KILL -f 'sleep 3600' 2>/dev/null
+pkill -KILL -f "^sleep $hold" 2>/dev/null
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -29,9 +29,10 @@ start() { # EXEC
   done
   cat "$tmp/serve.err"; return 1
 }
+lines() { n=$(grep -c . "$1" 2>/dev/null); echo "${n:-0}"; } # 0 also when absent or empty
 wait_for() { # COUNT FILE
   k=0
-  while [ "$(grep -c . "$2" 2>/dev/null || echo 0)" -lt "$1" ] && [ $k -lt 100 ]; do k=$((k + 1)); sleep 0.1; done
+  while [ "$(lines "$2")" -lt "$1" ] && [ $k -lt 150 ]; do k=$((k + 1)); sleep 0.1; done
 }
 start 'cat > /dev/null; exit 1' || { echo "0 passed, 1 failed"; exit 1; }
 for i in 1 2 3; do
