@@ -748,6 +748,75 @@ static void test_EUNSUPPORTED_merged_in_v2(void **state)
     pdw_plan_free(p);
 }
 
+/* A request from outside the allowlist: 403, before the credentials are looked at; a
+ * trusted proxy's X-Forwarded-For names the client (its rightmost untrusted entry). */
+static int send_from(pdw_receiver *r, const char *peer, const char *xff, const char *auth,
+                     pdw_verdict *v)
+{
+    pdw_header h[3] = { { "Content-Type", 12, "application/json", 16 } };
+    size_t n = 1;
+    if (auth)
+        h[n++] = (pdw_header){ "Authorization", 13, auth, strlen(auth) };
+    if (xff)
+        h[n++] = (pdw_header){ "X-Forwarded-For", 15, xff, strlen(xff) };
+    pdw_request req = PDW_REQUEST_INIT;
+    req.method = "POST";
+    req.method_len = 4;
+    req.headers = h;
+    req.num_headers = n;
+    req.body = V2;
+    req.body_len = strlen(V2);
+    req.peer = peer;
+    req.peer_len = peer ? strlen(peer) : 0;
+    *v = (pdw_verdict)PDW_VERDICT_INIT;
+    return pdw_receiver_handle(r, &req, v, NULL);
+}
+
+static void test_EFORBIDDEN_outside_allowlist(void **state)
+{
+    (void)state;
+    static const pdw_credential creds[] = { { "pipedrive", "s3cret" } };
+    pdw_allowlist *allow = NULL, *proxies = NULL;
+    assert_int_equal(pdw_allowlist_new(&allow, NULL), 0);
+    assert_int_equal(pdw_allowlist_add(allow, "192.0.2.0/24", 12, NULL), 0);
+    assert_int_equal(pdw_allowlist_new(&proxies, NULL), 0);
+    assert_int_equal(pdw_allowlist_add(proxies, "10.0.0.1", 8, NULL), 0);
+    pdw_receiver_options ro = PDW_RECEIVER_OPTIONS_INIT;
+    ro.credentials = creds;
+    ro.num_credentials = 1;
+    ro.allowlist = allow;
+    ro.trusted_proxies = proxies;
+    pdw_receiver *r = NULL;
+    assert_int_equal(pdw_receiver_new(&r, &ro, NULL), 0);
+    pdw_verdict v;
+    /* outside: 403 with its reason, also with wrong credentials (not looked at) */
+    assert_int_equal(send_from(r, "198.51.100.7", NULL, AUTH_OK, &v), PDW_EFORBIDDEN);
+    assert_int_equal(v.status, 403);
+    assert_string_equal(v.body, "{\"ok\":false,\"error\":\"PDW_EFORBIDDEN\"}");
+    assert_int_equal(send_from(r, "198.51.100.7", NULL, "Basic d3Jvbmc6d3Jvbmc=", &v),
+                     PDW_EFORBIDDEN);
+    assert_int_equal(send_from(r, NULL, NULL, AUTH_OK, &v), PDW_EFORBIDDEN); /* no peer */
+    /* inside: on to the credentials and the body */
+    assert_int_equal(send_from(r, "192.0.2.9", NULL, AUTH_OK, &v), PDW_OK);
+    assert_int_equal(send_from(r, "::ffff:192.0.2.10", NULL, AUTH_OK, &v), PDW_EDUPLICATE);
+    /* through the trusted proxy: the client is the rightmost untrusted entry; what the
+     * sender put to its left does not count */
+    assert_int_equal(send_from(r, "10.0.0.1", "192.0.2.50", AUTH_OK, &v), PDW_EDUPLICATE);
+    assert_int_equal(send_from(r, "10.0.0.1", "192.0.2.1, 198.51.100.7", AUTH_OK, &v),
+                     PDW_EFORBIDDEN);
+    assert_int_equal(send_from(r, "10.0.0.1", "198.51.100.7, 192.0.2.3 , 10.0.0.1", AUTH_OK,
+                               &v),
+                     PDW_EDUPLICATE);
+    /* a peer that is no trusted proxy: its X-Forwarded-For is ignored */
+    assert_int_equal(send_from(r, "198.51.100.9", "192.0.2.1", AUTH_OK, &v), PDW_EFORBIDDEN);
+    /* the proxy itself, without the header: the proxy's address decides */
+    assert_int_equal(send_from(r, "10.0.0.1", NULL, AUTH_OK, &v), PDW_EFORBIDDEN);
+    assert_int_equal(pdw_err_http_status(PDW_EFORBIDDEN), 403);
+    pdw_receiver_free(r);
+    pdw_allowlist_free(allow);
+    pdw_allowlist_free(proxies);
+}
+
 /* Codes whose trigger needs a service these tests do not start: the table row only. */
 static void test_table_rows_of_service_codes(void **state)
 {
@@ -806,6 +875,7 @@ int main(void)
         cmocka_unit_test(test_EHANDLER_handler_failed),
         cmocka_unit_test(test_ESTORE_dedup_failed),
         cmocka_unit_test(test_EINFLIGHT_retry_while_first_in_flight),
+        cmocka_unit_test(test_EFORBIDDEN_outside_allowlist),
         cmocka_unit_test(test_ENOMEM_allocator_fails),
         cmocka_unit_test(test_EINVAL_null_body),
         cmocka_unit_test(test_EFROZEN_register_after_dispatch),

@@ -67,6 +67,7 @@
 #ifndef PDWEBHOOK_RECEIVER_H
 #define PDWEBHOOK_RECEIVER_H
 
+#include "allow.h"
 #include "common.h"
 #include "dedup.h"
 #include "error.h"
@@ -105,6 +106,12 @@ typedef struct pdw_request {
                                     pdw_receiver_begin() keeps it for
                                     pdw_receiver_finish(). NULL: none. Never dereferenced
                                     by the library */
+    const char *peer;          /**< the address of the connection's other end, as text
+                                    without port or brackets ("203.0.113.9",
+                                    "2001:db8::1"); needed when the receiver has an
+                                    @c allowlist (a request without it is then refused
+                                    403); NULL: unknown */
+    size_t peer_len;           /**< its length */
 } pdw_request;
 
 /** Version of ::pdw_request this header describes. */
@@ -226,6 +233,19 @@ typedef struct pdw_receiver_options {
                                               above); 0: 60000 (60 s); a value >= the dedup
                                               TTL: no lease, a claim holds the key for the
                                               full TTL */
+    const pdw_allowlist *allowlist;      /**< NULL: any address may deliver. Otherwise only
+                                              requests from an address in it (the peer,
+                                              or the client a trusted proxy names) get
+                                              further: the others are answered 403
+                                              ::PDW_EFORBIDDEN before anything else is
+                                              looked at. Borrowed: it must outlive the
+                                              receiver and not change while in use */
+    const pdw_allowlist *trusted_proxies; /**< NULL: the peer is the client. A peer in
+                                              this list is a proxy whose
+                                              `X-Forwarded-For` names the client: the
+                                              rightmost address there that is not itself a
+                                              trusted proxy (the header's other entries
+                                              can be forged by the sender). Borrowed */
 } pdw_receiver_options;
 
 /** Version of ::pdw_receiver_options this header describes. */

@@ -37,6 +37,7 @@ struct pdw_receiver {
     pdw_clock_cb clock;
     void *clock_user;
     char *www_authenticate; /* Basic realm="...", charset="UTF-8" */
+    const pdw_allowlist *allowlist, *trusted_proxies; /* borrowed */
 };
 
 static uint64_t realtime_ms(void *user)
@@ -110,6 +111,8 @@ static int receiver_new(pdw_receiver **out, const pdw_receiver_options *opts, pd
     r->handler_status = opts->handler_error_status ? opts->handler_error_status : 200;
     r->retry_after = opts->retry_after_seconds ? opts->retry_after_seconds : DEFAULT_RETRY_AFTER;
     r->allow_missing_ct = opts->allow_missing_content_type;
+    r->allowlist = opts->allowlist;
+    r->trusted_proxies = opts->trusted_proxies;
     r->ttl_ms = opts->dedup_ttl_ms ? opts->dedup_ttl_ms : DEFAULT_TTL_MS;
     r->accept = opts->accept;
     r->accept_user = opts->accept_user;
@@ -335,6 +338,44 @@ static long long parse_length(const pdw_header *h)
     return pdw__decimal(p, n);
 }
 
+/* The client's address: the peer, or, when the peer is a trusted proxy, the rightmost
+ * entry of the last X-Forwarded-For header that is not a trusted proxy itself (entries to
+ * its left are the sender's word). Sets *p, *n; 0, or -1 when there is none. */
+static int client_address(const pdw_receiver *r, const pdw_request *req, const char **p,
+                          size_t *n)
+{
+    if (!req->peer || !req->peer_len)
+        return -1;
+    *p = req->peer;
+    *n = req->peer_len;
+    if (!r->trusted_proxies || !pdw_allowlist_contains(r->trusted_proxies, *p, *n))
+        return 0;
+    const pdw_header *xff = NULL;
+    for (size_t i = 0; i < req->num_headers; i++)
+        if (req->headers[i].name_len == 15 &&
+            name_eq(req->headers[i].name, "x-forwarded-for", 15))
+            xff = &req->headers[i];
+    if (!xff)
+        return 0; /* the proxy itself asks */
+    size_t end = xff->value_len;
+    while (end > 0) {
+        size_t start = end;
+        while (start > 0 && xff->value[start - 1] != ',')
+            start--;
+        const char *e = xff->value + start;
+        size_t len = end - start;
+        trim(&e, &len);
+        end = start ? start - 1 : 0;
+        if (!len)
+            continue;
+        *p = e;
+        *n = len;
+        if (!pdw_allowlist_contains(r->trusted_proxies, e, len))
+            return 0;
+    }
+    return 0; /* every entry a trusted proxy: the leftmost */
+}
+
 /* Everything that needs no body. *declared gets Content-Length or -1. */
 static int check_head(const pdw_receiver *r, const pdw_request *req, pdw_verdict *v,
                       long long *declared)
@@ -342,6 +383,12 @@ static int check_head(const pdw_receiver *r, const pdw_request *req, pdw_verdict
     head h;
     int rc;
     *declared = -1;
+    if (r->allowlist) { /* first: an address that may not deliver learns nothing more */
+        const char *a;
+        size_t an;
+        if (client_address(r, req, &a, &an) != 0 || !pdw_allowlist_contains(r->allowlist, a, an))
+            return decide(r, v, PDW_EFORBIDDEN, 0);
+    }
     if (!req->method || req->method_len != 4 || memcmp(req->method, "POST", 4) != 0)
         return decide(r, v, PDW_EMETHOD, 0);
     if ((rc = read_head(req, &h)) < 0)

@@ -44,6 +44,8 @@ const pdw_request = koffi.struct('pdw_request', {
   body: 'const uint8_t *',
   body_len: 'size_t',
   user: 'void *',
+  peer: 'const char *',
+  peer_len: 'size_t',
 });
 const pdw_verdict = koffi.struct('pdw_verdict', {
   version: 'unsigned int',
@@ -98,6 +100,8 @@ const pdw_receiver_options = koffi.struct('pdw_receiver_options', {
   clock_user: 'void *',
   allocator: 'void *',
   inflight_lease_ms: 'uint64_t',
+  allowlist: 'void *',
+  trusted_proxies: 'void *',
 });
 
 const PROTOTYPES = [

@@ -80,6 +80,8 @@ class pdw_request(Structure):
         ("body", c_void_p),
         ("body_len", c_size_t),
         ("user", c_void_p),  # handed to the accept hook as request_user
+        ("peer", c_void_p),  # the client's address as text (for an allowlist)
+        ("peer_len", c_size_t),
     ]
 
 
@@ -151,6 +153,8 @@ class pdw_receiver_options(Structure):
         ("clock_user", c_void_p),
         ("allocator", c_void_p),              # const pdw_allocator *: not exposed here
         ("inflight_lease_ms", c_uint64),
+        ("allowlist", c_void_p),              # const pdw_allowlist *: not exposed here
+        ("trusted_proxies", c_void_p),
     ]
 
 

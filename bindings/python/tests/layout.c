@@ -39,7 +39,7 @@ int main(void)
     F(pdw_request, version); F(pdw_request, method); F(pdw_request, method_len);
     F(pdw_request, headers); F(pdw_request, num_headers); F(pdw_request, query);
     F(pdw_request, query_len); F(pdw_request, body); F(pdw_request, body_len);
-    F(pdw_request, user);
+    F(pdw_request, user); F(pdw_request, peer); F(pdw_request, peer_len);
     end();
     BEGIN(pdw_verdict);
     F(pdw_verdict, version); F(pdw_verdict, status); F(pdw_verdict, reason);
@@ -68,7 +68,8 @@ int main(void)
     F(pdw_receiver_options, dedup_ttl_ms); F(pdw_receiver_options, accept);
     F(pdw_receiver_options, accept_user); F(pdw_receiver_options, clock);
     F(pdw_receiver_options, clock_user); F(pdw_receiver_options, allocator);
-    F(pdw_receiver_options, inflight_lease_ms);
+    F(pdw_receiver_options, inflight_lease_ms); F(pdw_receiver_options, allowlist);
+    F(pdw_receiver_options, trusted_proxies);
     end();
     BEGIN(pdw_spool_record);
     F(pdw_spool_record, id); F(pdw_spool_record, received_ms); F(pdw_spool_record, key);
