@@ -10,11 +10,13 @@
  * request instead and answers their result (a failing handler then costs ban points): it
  * uses the receiver alone. This file keeps only HTTP: libmicrohttpd, the epoll thread pool
  * with requests suspended while their flush runs, the access log, /healthz, the options. */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -47,6 +49,10 @@ typedef struct config {
     const char *spool;
     const char *dead_letter;
     const char *tls_cert, *tls_key;
+    const char *allow_from[16];    /* --allow-from FILE|CIDR (repeatable) */
+    size_t nallow;
+    const char *trusted_proxy[16]; /* --trusted-proxy FILE|CIDR (repeatable) */
+    size_t ntrusted;
     const char *token;
     size_t max_body;
     size_t spool_max;
@@ -92,6 +98,7 @@ typedef struct server {
     sinks *sinks;
     serve_redis *redis;
     conn_guard *guard;
+    pdw_allowlist *allow, *proxies; /* --allow-from, --trusted-proxy (NULL: none) */
     struct MHD_Daemon *daemon;
     autorec *autorec;      /* --reconcile, --watch-subscriptions */
     stats stats;
@@ -308,6 +315,7 @@ struct request_ctx {
     size_t len, body_cap;
     int refused; /* a verdict was queued on the first call */
     int too_large;   /* over --max-body mid-body: the rest is read and dropped, then 413 */
+    char peer[INET6_ADDRSTRLEN]; /* the client's address, with an allowlist ("" without) */
     size_t dropped;  /* bytes dropped since */
     pdw_intake_pending *ipending;  /* the head passed (credentials included) */
     pdw_receiver_pending *pending; /* the same, --sync */
@@ -670,6 +678,61 @@ static const char *framing_error(const request_ctx *r)
     return NULL;
 }
 
+/* An allowlist from --allow-from/--trusted-proxy values: each a CIDR, or a file of them
+ * (one per line, # comments). NULL (message printed) when one cannot be read. */
+static pdw_allowlist *load_allowlist(const char *opt, const char *const *vals, size_t n)
+{
+    pdw_allowlist *l = NULL;
+    pdw_error err = PDW_ERROR_INIT;
+    if (pdw_allowlist_new(&l, &err) != 0) {
+        fprintf(stderr, "pdwebhook serve: %s: %s\n", opt, err.message);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int rc;
+        if (access(vals[i], R_OK) == 0) { /* a file of ranges, else one range */
+            size_t len = 0;
+            char *text = pdw_cli_read_file(vals[i], &len);
+            if (!text) {
+                fprintf(stderr, "pdwebhook serve: %s %s: %s\n", opt, vals[i], strerror(errno));
+                pdw_allowlist_free(l);
+                return NULL;
+            }
+            rc = pdw_allowlist_add_text(l, text, len, &err);
+            free(text);
+        } else {
+            rc = pdw_allowlist_add(l, vals[i], strlen(vals[i]), &err);
+        }
+        if (rc != 0) {
+            fprintf(stderr, "pdwebhook serve: %s %s: %s\n", opt, vals[i], err.message);
+            pdw_allowlist_free(l);
+            return NULL;
+        }
+    }
+    if (pdw_allowlist_count(l) == 0) {
+        fprintf(stderr, "pdwebhook serve: %s: no address range given (the file is empty? "
+                        "refresh it: scripts/update-pipedrive-ranges)\n", opt);
+        pdw_allowlist_free(l);
+        return NULL;
+    }
+    return l;
+}
+
+/* The connection's peer address as text ("" when unknown). */
+static void peer_text(struct MHD_Connection *c, char *out, size_t cap)
+{
+    out[0] = '\0';
+    const union MHD_ConnectionInfo *ai =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ai ? ai->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+                  (socklen_t)cap);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
+                  (socklen_t)cap);
+}
+
 static void fill_request(request_ctx *r, const char *method, pdw_request *req)
 {
     pdw_request init = PDW_REQUEST_INIT;
@@ -685,6 +748,10 @@ static void fill_request(request_ctx *r, const char *method, pdw_request *req)
     }
     req->body = r->body;
     req->body_len = r->len;
+    if (r->peer[0]) {
+        req->peer = r->peer;
+        req->peer_len = strlen(r->peer);
+    }
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -710,6 +777,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (first) {
         MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, r);
+        if (s->allow)
+            peer_text(c, r->peer, sizeof r->peer);
         if (!r->headers)
             r->headers = calloc(1, sizeof *r->headers); /* marks "first call done" */
         guard_head_done(c);
@@ -849,6 +918,10 @@ static void usage(FILE *out)
         "  --redis-prefix P       prefix of pdwebhook's Redis keys (default pdwebhook:)\n"
         "  --stream-maxlen N      trim the stream to about N entries (default: no trimming)\n"
         "  --tls-cert FILE --tls-key FILE   serve HTTPS\n"
+        "  --allow-from FILE|CIDR only these source addresses may deliver (403 for others;\n"
+        "                         repeatable; a file of CIDRs, # comments: Pipedrive's list\n"
+        "                         is dist/pipedrive-ip-ranges.txt)\n"
+        "  --trusted-proxy FILE|CIDR  a reverse proxy whose X-Forwarded-For names the client\n"
         "  --max-connections-per-ip N  connections one client address may hold (default 32;\n"
         "                         0 = no limit, e.g. behind a reverse proxy that limits)\n"
         "  --header-timeout SECONDS  a request's whole head must arrive within this (default\n"
@@ -959,6 +1032,17 @@ static int parse_args(config *c, int argc, char **argv)
     }
         OPT("--listen", c->listen)
         OPT("--path", c->path)
+        if ((strcmp(a, "--allow-from") == 0 || strcmp(a, "--trusted-proxy") == 0) && v) {
+            int allow = strcmp(a, "--allow-from") == 0;
+            size_t *n = allow ? &c->nallow : &c->ntrusted;
+            if (*n == 16) {
+                fprintf(stderr, "pdwebhook serve: %s: at most 16 (use a file)\n", a);
+                return -1;
+            }
+            (allow ? c->allow_from : c->trusted_proxy)[(*n)++] = v;
+            i++;
+            continue;
+        }
         OPT("--user", user)
         OPT("--password", password)
         OPT("--credentials", cred_file)
@@ -1161,6 +1245,8 @@ static void shutdown_all(server *s)
     pdw_health_free(s->health);
     guard_free(s->guard);
     s->guard = NULL;
+    pdw_allowlist_free(s->allow); /* after the receiver: it borrowed them */
+    pdw_allowlist_free(s->proxies);
     if (s->blocking) {
         pthread_cond_destroy(&s->wait_cond);
         pthread_mutex_destroy(&s->wait_lock);
@@ -1210,6 +1296,18 @@ int pdw_cmd_serve(int argc, char **argv)
     o.insecure_no_auth = c->insecure;
     o.max_body = c->max_body;
     o.inflight_lease_ms = c->inflight_lease_s * 1000ull;
+    if (c->nallow) {
+        s->allow = load_allowlist("--allow-from", c->allow_from, c->nallow);
+        if (!s->allow)
+            return 2;
+        o.allowlist = s->allow;
+    }
+    if (c->ntrusted) {
+        s->proxies = load_allowlist("--trusted-proxy", c->trusted_proxy, c->ntrusted);
+        if (!s->proxies)
+            return 2;
+        o.trusted_proxies = s->proxies;
+    }
     if (c->redis) { /* Redis's dedup, the local store as its fallback (which it takes) */
         serve_redis_config rcfg = { c->redis, c->stream, c->redis_prefix, c->stream_maxlen,
                                     s->dedup, NULL };
