@@ -44,7 +44,7 @@ typedef struct shard {
     size_t len;  /* jobs queued */
     int idle;    /* waiting without a deadline: a submit must signal */
     int linger;  /* handled a job since it last slept */
-    uint64_t rng;
+    pdw__retry retry; /* the worker's policy, its own jitter */
     int started;
 } shard;
 
@@ -54,8 +54,9 @@ struct pdw_worker {
     pdw_receiver *receiver;
     pdw_worker_handle_cb handle;
     void *handle_user;
-    unsigned nshards, max_attempts;
-    uint64_t base_ms, max_ms, flush_ms;
+    unsigned nshards;
+    pdw__retry retry; /* attempts and backoff (each shard has a copy with its own jitter) */
+    uint64_t flush_ms;
     uint64_t max_held; /* budget of key and body bytes held by queued jobs */
     pdw_dead_letter_cb on_dead;
     void *dead_user;
@@ -187,7 +188,7 @@ static int attempt_record(const pdw_spool_record *rec, void *user)
         return JOB_HANDLED;
     if (!c->errbuf[0])
         snprintf(c->errbuf, sizeof c->errbuf, "handler returned %d", c->rc);
-    if (c->attempt >= w->max_attempts) {
+    if (c->attempt >= w->retry.max_attempts) {
         dead_letter(w, rec, c->attempt, c->errbuf);
         return JOB_DEAD;
     }
@@ -215,7 +216,7 @@ static int run_job(pdw_worker *w, shard *s, job *j)
         }
         if (outcome != JOB_PENDING)
             return outcome;
-        uint64_t delay = pdw__backoff_ms(w->base_ms, w->max_ms, attempt, &s->rng);
+        uint64_t delay = pdw__retry_delay_ms(&s->retry, attempt);
         uint64_t until = pdw__mono_ms() + delay;
         pthread_mutex_lock(&w->lock);
         w->stats.retries++;
@@ -349,11 +350,8 @@ int pdw_worker_start(pdw_worker **out, const pdw_worker_options *opts, pdw_error
     w->handle = opts->handle ? opts->handle : default_handle;
     w->handle_user = opts->handle ? opts->handle_user : w;
     w->nshards = opts->threads ? opts->threads : 4;
-    w->max_attempts = opts->max_attempts ? opts->max_attempts : 8;
-    w->base_ms = opts->backoff_base_ms ? opts->backoff_base_ms : 1000;
-    w->max_ms = opts->backoff_max_ms ? opts->backoff_max_ms : 60000;
-    if (w->max_ms < w->base_ms)
-        w->max_ms = w->base_ms;
+    pdw__retry_init(&w->retry, opts->max_attempts, opts->backoff_base_ms, opts->backoff_max_ms,
+                    0);
     w->flush_ms = opts->marker_flush_ms ? opts->marker_flush_ms : 50;
     w->max_held = opts->max_queued_bytes ? opts->max_queued_bytes : 16u << 20;
     w->on_dead = opts->on_dead_letter;
@@ -378,7 +376,8 @@ int pdw_worker_start(pdw_worker **out, const pdw_worker_options *opts, pdw_error
     }
     for (unsigned i = 0; i < w->nshards; i++) {
         w->shards[i].w = w;
-        w->shards[i].rng = 0x9E3779B97F4A7C15ULL * (i + 1) ^ (uint64_t)pdw__wall_ms();
+        w->shards[i].retry = w->retry;
+        w->shards[i].retry.rng = 0x9E3779B97F4A7C15ULL * (i + 1) ^ (uint64_t)pdw__wall_ms();
         pdw__cond_init(&w->shards[i].cond);
     }
     if (opts->dead_letter_path) {

@@ -1113,8 +1113,8 @@ struct pdw_redis_consumer {
     char *stream, *group, *name;
     pdw_redis_consume_cb handle;
     void *handle_user;
-    unsigned max_attempts;
-    uint64_t base_ms, max_ms, claim_idle_ms, block_ms;
+    pdw__retry retry; /* attempts and backoff */
+    uint64_t claim_idle_ms, block_ms;
     unsigned count;
     pdw_dead_letters *dl; /* NULL: no dead-letter file */
     pdw_redis_dead_letter_cb on_dead;
@@ -1129,7 +1129,6 @@ struct pdw_redis_consumer {
     int group_ready, own_done;
     char cursor[64];
     uint64_t last_claim;
-    uint64_t rng;
     pthread_mutex_t lock; /* stats */
     pdw_redis_consumer_stats stats;
 };
@@ -1163,11 +1162,8 @@ int pdw_redis_consumer_new(pdw_redis_consumer **out, pdw_redis *conn,
     c->name = pdw__strdup(a, opts->consumer);
     c->handle = opts->handle;
     c->handle_user = opts->handle_user;
-    c->max_attempts = opts->max_attempts ? opts->max_attempts : 8;
-    c->base_ms = opts->backoff_base_ms ? opts->backoff_base_ms : 1000;
-    c->max_ms = opts->backoff_max_ms ? opts->backoff_max_ms : 60000;
-    if (c->max_ms < c->base_ms)
-        c->max_ms = c->base_ms;
+    pdw__retry_init(&c->retry, opts->max_attempts, opts->backoff_base_ms, opts->backoff_max_ms,
+                    0x9E3779B97F4A7C15ULL ^ (uint64_t)pdw__wall_ms() ^ (uint64_t)(uintptr_t)c);
     c->claim_idle_ms = opts->claim_idle_ms ? opts->claim_idle_ms : 30000;
     c->block_ms = opts->block_ms ? opts->block_ms : 1000;
     c->count = opts->count ? opts->count : 16;
@@ -1175,7 +1171,6 @@ int pdw_redis_consumer_new(pdw_redis_consumer **out, pdw_redis *conn,
     c->dead_user = opts->dead_letter_user;
     c->on_acked = opts->on_acked;
     c->acked_user = opts->acked_user;
-    c->rng = 0x9E3779B97F4A7C15ULL ^ (uint64_t)pdw__wall_ms() ^ (uint64_t)(uintptr_t)c;
     atomic_init(&c->stop, 0);
     snprintf(c->cursor, sizeof c->cursor, "0-0");
     int have_lock = c->stream && c->group && c->name && pthread_mutex_init(&c->lock, NULL) == 0;
@@ -1385,7 +1380,7 @@ static int handle_entry(pdw_redis_consumer *c, const pdw_redis_entry *e)
     if (!e->body) {
         snprintf(errbuf, sizeof errbuf, "entry has no body field");
         dead = 1;
-    } else if (attempt > c->max_attempts) {
+    } else if (attempt > c->retry.max_attempts) {
         snprintf(errbuf, sizeof errbuf,
                  "handed out %u times without being acknowledged (its consumers died?)",
                  attempt);
@@ -1399,12 +1394,12 @@ static int handle_entry(pdw_redis_consumer *c, const pdw_redis_entry *e)
             break;
         if (!errbuf[0])
             snprintf(errbuf, sizeof errbuf, "handler returned %d", rc);
-        if (attempt >= c->max_attempts) {
+        if (attempt >= c->retry.max_attempts) {
             dead = 1;
             break;
         }
         count(c, &c->stats.retries, 1);
-        if (nap(c, pdw__backoff_ms(c->base_ms, c->max_ms, attempt, &c->rng)))
+        if (nap(c, pdw__retry_delay_ms(&c->retry, attempt)))
             return ENTRY_STOPPED;
         attempt++;
     }

@@ -1,5 +1,6 @@
 /* Small pieces of text and arithmetic that several layers need once: hexadecimal digits,
- * bounded decimals, and the jittered exponential backoff of every retry loop. */
+ * bounded decimals, and the retry policy (attempts, jittered exponential backoff) of the
+ * worker and the Redis consumer. */
 #include "util/util.h"
 
 int pdw__hex_value(unsigned char c)
@@ -35,13 +36,24 @@ uint64_t pdw__rand64(uint64_t *s)
     return *s * 0x2545F4914F6CDD1DULL;
 }
 
-uint64_t pdw__backoff_ms(uint64_t base_ms, uint64_t max_ms, unsigned failures, uint64_t *rng)
+void pdw__retry_init(pdw__retry *r, unsigned max_attempts, uint64_t base_ms, uint64_t max_ms,
+                     uint64_t seed)
 {
-    uint64_t d = base_ms;
-    for (unsigned i = 1; i < failures && d < max_ms; i++)
+    r->max_attempts = max_attempts ? max_attempts : 8;
+    r->base_ms = base_ms ? base_ms : 1000;
+    r->max_ms = max_ms ? max_ms : 60000;
+    if (r->max_ms < r->base_ms)
+        r->max_ms = r->base_ms;
+    r->rng = seed ? seed : 0x9E3779B97F4A7C15ULL;
+}
+
+uint64_t pdw__retry_delay_ms(pdw__retry *r, unsigned failures)
+{
+    uint64_t d = r->base_ms;
+    for (unsigned i = 1; i < failures && d < r->max_ms; i++)
         d *= 2;
-    if (d > max_ms)
-        d = max_ms;
+    if (d > r->max_ms)
+        d = r->max_ms;
     uint64_t half = d / 2;
-    return half + (half ? pdw__rand64(rng) % (half + 1) : 0);
+    return half + (half ? pdw__rand64(&r->rng) % (half + 1) : 0);
 }

@@ -42,9 +42,20 @@ int pdw__hex_value(unsigned char c);
 long long pdw__decimal(const char *p, size_t n);
 /* The next number of a xorshift64* generator (*s must not be 0): for jitter only. */
 uint64_t pdw__rand64(uint64_t *s);
+/* How a delivery is retried before it is given up (the worker's and the Redis
+ * consumer's policy): attempts, and the backoff between them. */
+typedef struct pdw__retry {
+    unsigned max_attempts; /* tries before the dead letter */
+    uint64_t base_ms, max_ms;
+    uint64_t rng; /* jitter; not 0 */
+} pdw__retry;
+/* The policy from options where 0 means the default (8 attempts, 1 s doubling up to 60 s;
+ * max below base is raised to base); seed makes the jitter differ between retriers. */
+void pdw__retry_init(pdw__retry *r, unsigned max_attempts, uint64_t base_ms, uint64_t max_ms,
+                     uint64_t seed);
 /* The delay before attempt n+1 after n failures: base * 2^(n-1), capped at max, drawn
- * in [d/2, d] from *rng so that many retriers do not come back at once. */
-uint64_t pdw__backoff_ms(uint64_t base_ms, uint64_t max_ms, unsigned failures, uint64_t *rng);
+ * in [d/2, d] so that many retriers do not come back at once. */
+uint64_t pdw__retry_delay_ms(pdw__retry *r, unsigned failures);
 
 /* ---- clock.c ---------------------------------------------------------------------- */
 /* clock_gettime(id) that never leaves the time unset: a clock the system refuses (EINVAL,
