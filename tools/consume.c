@@ -27,6 +27,7 @@
 #include <pdwebhook/redis.h>
 
 #include "cli.h"
+#include "options.h"
 #include "execrun.h"
 
 typedef struct cconfig {
@@ -144,102 +145,99 @@ static void on_dead(const pdw_redis_entry *e, unsigned attempts, const char *err
          attempts, error);
 }
 
-static void usage(FILE *out)
+enum {
+    C_REDIS = 1, C_REDIS_FILE, C_STREAM, C_GROUP, C_CONSUMER, C_EXEC, C_EXEC_TIMEOUT,
+    C_MAX_ATTEMPTS, C_BACKOFF, C_DEAD_LETTER, C_CLAIM_IDLE, C_STATE, C_COUNT, C_BLOCK, C_QUIET,
+};
+
+static const pdw_opt consume_opts[] = {
+    { C_REDIS, "redis", 0, "URL", PDW_OPT_STRING, 0, 0, 0, 0, PDW_OPT_SECRET,
+      "redis://[[user]:password@]host[:port][/db] (also PDWEBHOOK_REDIS)", 0 },
+    { C_REDIS_FILE, "redis-file", 0, "FILE", PDW_OPT_FILE_OF, 0, 0, 0, 0, 0,
+      "the Redis URL, read from FILE (mode 0600 or stricter)", C_REDIS },
+    { C_STREAM, "stream", 0, "NAME", PDW_OPT_STRING, 0, 0, 0, 0, 0,
+      "the stream serve --redis fills (default pdwebhook:events)", 0 },
+    { C_GROUP, "group", 0, "G", PDW_OPT_STRING, 0, 0, 0, 0, 0,
+      "consumer group (created when missing, from the stream's start)", 0 },
+    { C_CONSUMER, "consumer", 0, "NAME", PDW_OPT_STRING, 0, 0, 0, 0, 0,
+      "this consumer's name, unique in the group (keep it across\nrestarts: what it had taken "
+      "is handled first)", 0 },
+    { C_EXEC, "exec", 0, "CMD", PDW_OPT_STRING, 0, 0, 0, 0, 0,
+      "run CMD (sh -c) per event, the event JSON line on stdin;\nexit 0 = handled (env: "
+      "PDWEBHOOK_DELIVERY_KEY, _EVENT,\n_ATTEMPT, _STREAM_ID)", 0 },
+    { C_EXEC_TIMEOUT, "exec-timeout", 0, "SECONDS", PDW_OPT_SECONDS, 1, 86400, 0, 0, 0,
+      "kill a command running longer (default 60)", 0 },
+    { C_MAX_ATTEMPTS, "max-attempts", 0, "N", PDW_OPT_NUMBER, 1, 1000, 0, 0, 0,
+      "tries per event before the dead letter (default 8)", 0 },
+    { C_BACKOFF, "backoff-ms", 0, "MS", PDW_OPT_MILLIS, 1, 3600000, 0, 0, 0,
+      "first retry delay, doubled each time up to 60 s (default 1000)", 0 },
+    { C_DEAD_LETTER, "dead-letter", 0, "FILE", PDW_OPT_STRING, 0, 0, 0, 0, 0,
+      "given-up events as JSON lines (fsync'ed)", 0 },
+    { C_CLAIM_IDLE, "claim-idle-ms", 0, "MS", PDW_OPT_MILLIS, 1, 86400000, 0, 0, 0,
+      "take over events another consumer left pending this long\n(XAUTOCLAIM; default: "
+      "--exec-timeout + 10 s)", 0 },
+    { C_STATE, "state", 0, "DIR", PDW_OPT_STRING, 0, 0, 0, 0, 0,
+      "markers that keep a command from running twice when a\nconsumer dies in the middle "
+      "(share DIR on one host)", 0 },
+    { C_COUNT, "count", 0, "N", PDW_OPT_NUMBER, 1, 1000, 0, 0, 0,
+      "entries per read (default 16)", 0 },
+    { C_BLOCK, "block-ms", 0, "MS", PDW_OPT_MILLIS, 1, 60000, 0, 0, 0,
+      "longest wait in one read (default 1000)", 0 },
+    { C_QUIET, "quiet", 0, NULL, PDW_OPT_FLAG, 0, 0, 0, 0, 0, "log failures only", 0 },
+};
+
+static const pdw_opt_cmd consume_cmd = {
+    "pdwebhook consume",
+    "usage: pdwebhook consume --redis URL --group G --consumer NAME --exec CMD [options]\n",
+    consume_opts, sizeof consume_opts / sizeof consume_opts[0],
+    "SIGTERM/SIGINT: finish the command under way and exit 0.\n",
+};
+
+static int apply(const pdw_opt *o, const pdw_opt_value *v, void *user)
 {
-    fprintf(out,
-        "usage: pdwebhook consume --redis URL --group G --consumer NAME --exec CMD [options]\n"
-        "  --redis URL            redis://[[user]:password@]host[:port][/db] (also PDWEBHOOK_REDIS)\n"
-        "  --stream NAME          the stream serve --redis fills (default pdwebhook:events)\n"
-        "  --group G              consumer group (created when missing, from the stream's start)\n"
-        "  --consumer NAME        this consumer's name, unique in the group (keep it across\n"
-        "                         restarts: what it had taken is handled first)\n"
-        "  --exec CMD             run CMD (sh -c) per event, the event JSON line on stdin;\n"
-        "                         exit 0 = handled (env: PDWEBHOOK_DELIVERY_KEY, _EVENT,\n"
-        "                         _ATTEMPT, _STREAM_ID)\n"
-        "  --exec-timeout SECONDS kill a command running longer (default 60)\n"
-        "  --max-attempts N       tries per event before the dead letter (default 8)\n"
-        "  --backoff-ms MS        first retry delay, doubled each time up to 60 s (default 1000)\n"
-        "  --dead-letter FILE     given-up events as JSON lines (fsync'ed)\n"
-        "  --claim-idle-ms MS     take over events another consumer left pending this long\n"
-        "                         (XAUTOCLAIM; default: --exec-timeout + 10 s)\n"
-        "  --state DIR            markers that keep a command from running twice when a\n"
-        "                         consumer dies in the middle (share DIR on one host)\n"
-        "  --count N              entries per read (default 16)\n"
-        "  --block-ms MS          longest wait in one read (default 1000)\n"
-        "  --quiet                log failures only\n"
-        "SIGTERM/SIGINT: finish the command under way and exit 0.\n");
+    cconfig *c = user;
+    switch (o->id) {
+    case C_REDIS: c->redis = v->text; break;
+    case C_STREAM: c->stream = v->text; break;
+    case C_GROUP: c->group = v->text; break;
+    case C_CONSUMER: c->consumer = v->text; break;
+    case C_EXEC: c->exec = v->text; break;
+    case C_EXEC_TIMEOUT: c->exec_timeout = (unsigned)v->num; break;
+    case C_MAX_ATTEMPTS: c->max_attempts = (unsigned)v->num; break;
+    case C_BACKOFF: c->backoff_ms = v->num; break;
+    case C_DEAD_LETTER: c->dead_letter = v->text; break;
+    case C_CLAIM_IDLE: c->claim_idle_ms = v->num; break;
+    case C_STATE: c->state = v->text; break;
+    case C_COUNT: c->count = (unsigned)v->num; break;
+    case C_BLOCK: c->block_ms = v->num; break;
+    case C_QUIET: c->quiet = 1; break;
+    default: return pdw_opt_error(&consume_cmd, o, v, "not handled");
+    }
+    return 0;
 }
 
 static int parse(cconfig *c, int argc, char **argv)
 {
     c->redis = getenv("PDWEBHOOK_REDIS");
     c->exec_timeout = 60;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define OPT(name, field)                                                                     \
-    if (strcmp(a, name) == 0) {                                                              \
-        if (!v) {                                                                            \
-            fprintf(stderr, "pdwebhook consume: %s needs a value\n", name);                  \
-            return -1;                                                                       \
-        }                                                                                    \
-        field = v;                                                                           \
-        i++;                                                                                 \
-        continue;                                                                            \
-    }
-        OPT("--redis", c->redis)
-        OPT("--stream", c->stream)
-        OPT("--group", c->group)
-        OPT("--consumer", c->consumer)
-        OPT("--exec", c->exec)
-        OPT("--dead-letter", c->dead_letter)
-        OPT("--state", c->state)
-#undef OPT
-#define NUM(name, field, lo, hi)                                                             \
-    if (strcmp(a, name) == 0) {                                                              \
-        char *end_;                                                                          \
-        unsigned long long n_ = v ? strtoull(v, &end_, 10) : 0;                              \
-        if (!v || *end_ || n_ < (lo) || n_ > (hi)) {                                         \
-            fprintf(stderr, "pdwebhook consume: %s takes a number from %llu to %llu\n",     \
-                    name, (unsigned long long)(lo), (unsigned long long)(hi));               \
-            return -1;                                                                       \
-        }                                                                                    \
-        field = (__typeof__(field))n_;                                                       \
-        i++;                                                                                 \
-        continue;                                                                            \
-    }
-        NUM("--exec-timeout", c->exec_timeout, 1, 86400)
-        NUM("--max-attempts", c->max_attempts, 1, 1000)
-        NUM("--backoff-ms", c->backoff_ms, 1, 3600000)
-        NUM("--claim-idle-ms", c->claim_idle_ms, 1, 86400000)
-        NUM("--count", c->count, 1, 1000)
-        NUM("--block-ms", c->block_ms, 1, 60000)
-#undef NUM
-        if (strcmp(a, "--quiet") == 0) {
-            c->quiet = 1;
-        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            usage(stdout);
-            return 1;
-        } else {
-            fprintf(stderr, "pdwebhook consume: unknown option %s\n", a);
-            usage(stderr);
-            return -1;
-        }
-    }
+    int rc = pdw_opt_parse(&consume_cmd, argc, argv, 1, apply, c, NULL, NULL);
+    if (rc != 0)
+        return rc;
     const char *missing = !c->redis      ? "--redis"
                           : !c->group    ? "--group"
                           : !c->consumer ? "--consumer"
                           : !c->exec     ? "--exec"
                                          : NULL;
     if (missing) {
-        fprintf(stderr, "pdwebhook consume: %s is required\n", missing);
-        usage(stderr);
+        fprintf(stderr, "pdwebhook consume: %s is required (pdwebhook consume --help)\n",
+                missing);
         return -1;
     }
     if (!c->claim_idle_ms) /* longer than a command may run, so that none is taken over */
         c->claim_idle_ms = (c->exec_timeout + 10ull) * 1000;
     if (c->state && mkdir(c->state, 0700) != 0 && errno != EEXIST) {
-        fprintf(stderr, "pdwebhook consume: cannot create %s: %s\n", c->state, strerror(errno));
+        fprintf(stderr, "pdwebhook consume: --state %s: cannot create it: %s\n", c->state,
+                strerror(errno));
         return -1;
     }
     return 0;

@@ -11,16 +11,55 @@
 #include <pdwebhook/durable.h>
 
 #include "cli.h"
+#include "options.h"
 
-static void usage(FILE *out)
+enum { L_SPOOL = 1, L_DEAD_LETTER, L_ID, L_ALL, L_JSON };
+
+static const pdw_opt dl_opts[] = {
+    { L_SPOOL, "spool", 0, "DIR", PDW_OPT_STRING, 0, 0, 0, 0, 0,
+      "the spool of pdwebhook serve", 0 },
+    { L_DEAD_LETTER, "dead-letter", 0, "FILE", PDW_OPT_STRING, 0, 0, 0, 0, 0,
+      "the dead-letter file (default DIR/deadletter.jsonl)", 0 },
+    { L_ID, "id", 0, "N", PDW_OPT_NUMBER, 0, ~0ull, 0, 0, PDW_OPT_REPEAT,
+      "(replay) the event numbered N by list; repeatable", 0 },
+    { L_ALL, "all", 0, NULL, PDW_OPT_FLAG, 0, 0, 0, 0, 0, "(replay) every dead letter", 0 },
+    { L_JSON, "json", 0, NULL, PDW_OPT_FLAG, 0, 0, 0, 0, 0, "(list) as JSON lines", 0 },
+};
+
+static const pdw_opt_cmd dl_cmd = {
+    "pdwebhook deadletter",
+    "usage: pdwebhook deadletter list   --spool DIR [--dead-letter FILE] [--json]\n"
+    "       pdwebhook deadletter replay --spool DIR [--dead-letter FILE] (--all | --id N...)\n",
+    dl_opts, sizeof dl_opts / sizeof dl_opts[0],
+    "list shows the events given up after their last attempt (newest last).\n"
+    "replay appends them to the spool again and removes them from the dead-letter\n"
+    "file; the server hands them on at its next start (stop it first: the spool is\n"
+    "locked while it runs).\n",
+};
+
+typedef struct dl_args {
+    const char *spool, *file;
+    int json, all;
+    unsigned long long ids[256];
+    size_t nids;
+} dl_args;
+
+static int apply(const pdw_opt *o, const pdw_opt_value *v, void *user)
 {
-    fprintf(out,
-            "usage: pdwebhook deadletter list   --spool DIR [--dead-letter FILE] [--json]\n"
-            "       pdwebhook deadletter replay --spool DIR [--dead-letter FILE] (--all | --id N...)\n"
-            "list shows the events given up after their last attempt (newest last).\n"
-            "replay appends them to the spool again and removes them from the dead-letter\n"
-            "file; the server hands them on at its next start (stop it first: the spool is\n"
-            "locked while it runs).\n");
+    dl_args *a = user;
+    switch (o->id) {
+    case L_SPOOL: a->spool = v->text; break;
+    case L_DEAD_LETTER: a->file = v->text; break;
+    case L_ID:
+        if (a->nids == sizeof a->ids / sizeof a->ids[0])
+            return pdw_opt_error(&dl_cmd, o, v, "at most 256 --id options");
+        a->ids[a->nids++] = v->num;
+        break;
+    case L_ALL: a->all = 1; break;
+    case L_JSON: a->json = 1; break;
+    default: return pdw_opt_error(&dl_cmd, o, v, "not handled");
+    }
+    return 0;
 }
 
 /* Rename DIR/exec-markers/<old>.output to <new>.output, synced (nothing when absent). */
@@ -92,40 +131,24 @@ static void unload(entry *v, size_t n)
 
 int pdw_cmd_deadletter(int argc, char **argv)
 {
-    const char *spool = NULL, *file = NULL, *sub = argc > 1 ? argv[1] : NULL;
-    int json = 0, all = 0;
-    unsigned long long ids[256];
-    size_t nids = 0;
-    if (!sub || strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
-        usage(sub ? stdout : stderr);
-        return sub ? 0 : 2;
+    dl_args a;
+    memset(&a, 0, sizeof a);
+    char *pos[1];
+    int npos = 1;
+    int rc = pdw_opt_parse(&dl_cmd, argc, argv, 1, apply, &a, pos, &npos);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    const char *sub = npos ? pos[0] : NULL;
+    if (!sub || (strcmp(sub, "list") != 0 && strcmp(sub, "replay") != 0)) {
+        fprintf(stderr, "pdwebhook deadletter: %s%s%s (list or replay; pdwebhook deadletter "
+                        "--help)\n", sub ? "unknown command '" : "a command is needed",
+                sub ? sub : "", sub ? "'" : "");
+        return 2;
     }
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--spool") == 0 && v) {
-            spool = v;
-            i++;
-        } else if (strcmp(a, "--dead-letter") == 0 && v) {
-            file = v;
-            i++;
-        } else if (strcmp(a, "--id") == 0 && v && nids < 256) {
-            char *end;
-            ids[nids++] = strtoull(v, &end, 10);
-            if (*end) {
-                fprintf(stderr, "pdwebhook deadletter: --id takes a number\n");
-                return 2;
-            }
-            i++;
-        } else if (strcmp(a, "--all") == 0) {
-            all = 1;
-        } else if (strcmp(a, "--json") == 0) {
-            json = 1;
-        } else {
-            fprintf(stderr, "pdwebhook deadletter: unknown option %s\n", a);
-            usage(stderr);
-            return 2;
-        }
-    }
+    const char *spool = a.spool, *file = a.file;
+    int json = a.json, all = a.all;
+    unsigned long long *ids = a.ids;
+    size_t nids = a.nids;
     char deflt[4200];
     if (!file && spool) {
         snprintf(deflt, sizeof deflt, "%s/deadletter.jsonl", spool);
@@ -168,11 +191,6 @@ int pdw_cmd_deadletter(int argc, char **argv)
             printf("%zu dead letter(s) in %s\n", n, file);
         unload(v, n);
         return 0;
-    }
-    if (strcmp(sub, "replay") != 0) {
-        unload(v, n);
-        usage(stderr);
-        return 2;
     }
     if (!spool || (!all && !nids)) {
         fprintf(stderr, "pdwebhook deadletter replay: --spool DIR and --all or --id N are needed\n");

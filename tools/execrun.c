@@ -17,6 +17,82 @@
 
 #include "execrun.h"
 
+static pdw_cli_exec_sink out_sink;
+static void *out_user;
+static size_t out_cap;
+
+void pdw_cli_exec_set_sink(pdw_cli_exec_sink sink, void *user, size_t cap)
+{
+    out_sink = sink;
+    out_user = user;
+    out_cap = cap;
+}
+
+/* A run's output on its way to the sink: lines cut at '\n', bytes over the cap counted. */
+typedef struct outbuf {
+    char id[32];
+    char line[4096];
+    size_t n, total, dropped;
+    int eof; /* the command (and its children) closed the pipe */
+} outbuf;
+
+static void out_bytes(outbuf *o, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (o->total >= out_cap) {
+            o->dropped += n - i;
+            return;
+        }
+        o->total++;
+        if (p[i] == '\n' || o->n == sizeof o->line) {
+            out_sink(o->id, o->line, o->n, out_user);
+            o->n = 0;
+            if (p[i] == '\n')
+                continue;
+        }
+        o->line[o->n++] = p[i];
+    }
+}
+
+/* Read what the command wrote so far (the pipe is non-blocking). */
+static void out_drain(outbuf *o, int rfd)
+{
+    char buf[8192];
+    for (;;) {
+        ssize_t k = read(rfd, buf, sizeof buf);
+        if (k > 0)
+            out_bytes(o, buf, (size_t)k);
+        else if (k < 0 && errno == EINTR)
+            continue;
+        else {
+            if (k == 0)
+                o->eof = 1;
+            return;
+        }
+    }
+}
+
+static void out_end(outbuf *o)
+{
+    if (o->n)
+        out_sink(o->id, o->line, o->n, out_user);
+    if (o->dropped)
+        out_sink(o->id, NULL, o->dropped, out_user);
+}
+
+static void out_init(outbuf *o, const pdw_cli_exec *x)
+{
+    memset(o, 0, sizeof *o);
+    snprintf(o->id, sizeof o->id, "-");
+    for (size_t i = 0; x->env && x->env[i]; i++) {
+        const char *e = x->env[i];
+        if (strncmp(e, "PDWEBHOOK_SPOOL_ID=", 19) == 0)
+            snprintf(o->id, sizeof o->id, "%s", e + 19);
+        else if (strncmp(e, "PDWEBHOOK_STREAM_ID=", 20) == 0)
+            snprintf(o->id, sizeof o->id, "%s", e + 20);
+    }
+}
+
 static int write_all(int fd, const char *p, size_t n)
 {
     while (n) {
@@ -137,11 +213,18 @@ int pdw_cli_exec_run(const pdw_cli_exec *x, const char *line, size_t len, char *
     }
     char store[2][4200];
     char **env = make_env(x, store);
-    int fds[2] = { -1, -1 };
+    int fds[2] = { -1, -1 }, ofds[2] = { -1, -1 };
     /* O_CLOEXEC: a command spawned by another thread at the same moment must not inherit
      * our pipe's write end, or our command would never see the end of its input */
-    if (!env || (!x->marker && pipe2(fds, O_CLOEXEC) != 0)) {
+    if (!env || (!x->marker && pipe2(fds, O_CLOEXEC) != 0) ||
+        (out_sink && pipe2(ofds, O_CLOEXEC | O_NONBLOCK) != 0)) {
         free(env);
+        for (int i = 0; i < 2; i++) {
+            if (fds[i] >= 0)
+                close(fds[i]);
+            if (ofds[i] >= 0)
+                close(ofds[i]);
+        }
         snprintf(errbuf, cap, "cannot start the command: %s", strerror(errno));
         return -1;
     }
@@ -152,7 +235,12 @@ int pdw_cli_exec_run(const pdw_cli_exec *x, const char *line, size_t len, char *
         posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     else
         posix_spawn_file_actions_adddup2(&fa, fds[0], 0);
-    posix_spawn_file_actions_adddup2(&fa, 2, 1); /* the command's output goes to the log */
+    if (out_sink) { /* both through our pipe, to the log line by line */
+        posix_spawn_file_actions_adddup2(&fa, ofds[1], 1);
+        posix_spawn_file_actions_adddup2(&fa, ofds[1], 2);
+    } else {
+        posix_spawn_file_actions_adddup2(&fa, 2, 1); /* the command's output goes to the log */
+    }
     posix_spawnattr_init(&attr);
     posix_spawnattr_setpgroup(&attr, 0); /* its own group: a timeout kills it all, and a
                                             server killed meanwhile leaves it running */
@@ -176,9 +264,16 @@ int pdw_cli_exec_run(const pdw_cli_exec *x, const char *line, size_t len, char *
     free(env);
     if (fds[0] >= 0)
         close(fds[0]);
+    if (ofds[1] >= 0)
+        close(ofds[1]);
+    outbuf ob;
+    int rfd = ofds[0];
+    out_init(&ob, x);
     if (rc != 0) {
         if (fds[1] >= 0)
             close(fds[1]);
+        if (rfd >= 0)
+            close(rfd);
         snprintf(errbuf, cap, "cannot start the command: %s", strerror(rc));
         return -1;
     }
@@ -211,13 +306,20 @@ int pdw_cli_exec_run(const pdw_cli_exec *x, const char *line, size_t len, char *
             close(wfd); /* the end of its input */
             wfd = -1;
         }
+        if (rfd >= 0)
+            out_drain(&ob, rfd);
         pid_t r = waitpid(pid, &status, WNOHANG);
         if (r == pid)
             break;
         if (r < 0 && errno != EINTR) {
+            int e = errno;
             if (wfd >= 0)
                 close(wfd);
-            snprintf(errbuf, cap, "lost the command: %s", strerror(errno));
+            if (rfd >= 0) {
+                out_end(&ob);
+                close(rfd);
+            }
+            snprintf(errbuf, cap, "lost the command: %s", strerror(e));
             return -1;
         }
         uint64_t now = now_ms();
@@ -226,14 +328,25 @@ int pdw_cli_exec_run(const pdw_cli_exec *x, const char *line, size_t len, char *
             waitpid(pid, &status, 0);
             if (wfd >= 0)
                 close(wfd);
+            if (rfd >= 0) {
+                out_drain(&ob, rfd);
+                out_end(&ob);
+                close(rfd);
+            }
             snprintf(errbuf, cap, "command timed out after %u s%s", x->timeout_s,
                      off < len ? " (it had not read all of its input)" : "");
             return -1;
         }
         long wait = (long)(deadline - now) < step ? (long)(deadline - now) : step;
-        if (wfd >= 0) { /* until it can take more input, or the next look at waitpid */
-            struct pollfd pf = { wfd, POLLOUT, 0 };
-            poll(&pf, 1, (int)wait);
+        if (wfd >= 0 || (rfd >= 0 && !ob.eof)) { /* until it can take more input or has
+                                                     output, or the next look at waitpid */
+            struct pollfd pf[2];
+            nfds_t np = 0;
+            if (wfd >= 0)
+                pf[np++] = (struct pollfd){ wfd, POLLOUT, 0 };
+            if (rfd >= 0 && !ob.eof)
+                pf[np++] = (struct pollfd){ rfd, POLLIN, 0 };
+            poll(pf, np, (int)wait);
         } else {
             sleep_ms(wait);
         }
@@ -242,6 +355,11 @@ int pdw_cli_exec_run(const pdw_cli_exec *x, const char *line, size_t len, char *
     }
     if (wfd >= 0)
         close(wfd);
+    if (rfd >= 0) { /* what it wrote last (a child left holding the pipe is not waited for) */
+        out_drain(&ob, rfd);
+        out_end(&ob);
+        close(rfd);
+    }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         return 0;
     if (WIFEXITED(status))

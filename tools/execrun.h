@@ -20,6 +20,15 @@ typedef struct pdw_cli_exec {
     const char *const *env;     /* extra "NAME=value" strings, NULL-terminated, or NULL */
 } pdw_cli_exec;
 
+/* Where the commands' standard output and error go. Without a sink (the default) they
+ * share our stderr. With one, through a pipe read while the command runs: sink(id, line,
+ * len, user) for each line (without its '\n'; a longer line than 4 KiB comes in pieces),
+ * on the thread that runs the command, at most cap bytes per run; the rest is dropped and
+ * told once with line NULL and len the bytes dropped. id is the run's PDWEBHOOK_SPOOL_ID or
+ * PDWEBHOOK_STREAM_ID ("-" without one). Set it before any command runs. */
+typedef void (*pdw_cli_exec_sink)(const char *id, const char *line, size_t len, void *user);
+void pdw_cli_exec_set_sink(pdw_cli_exec_sink sink, void *user, size_t cap);
+
 /* 0 when handled; -1 with errbuf filled otherwise. Thread-safe. */
 int pdw_cli_exec_run(const pdw_cli_exec *x, const char *line, size_t len, char *errbuf,
                      size_t cap);

@@ -1,35 +1,53 @@
 /* pdwebhook inspect FILE...: one JSON line per file with the normalised event, or why it
  * was refused. Exit status 1 when any file was refused, 2 on usage or I/O errors. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "options.h"
+
+static const pdw_opt inspect_opts[] = {
+    { 1, "pretty", 0, NULL, PDW_OPT_FLAG, 0, 0, 0, 0, 0, "indent the JSON", 0 },
+};
+
+static const pdw_opt_cmd inspect_cmd = {
+    "pdwebhook inspect",
+    "usage: pdwebhook inspect [--pretty] FILE...   (FILE - reads stdin)\n",
+    inspect_opts, 1, NULL,
+};
+
+static int apply(const pdw_opt *o, const pdw_opt_value *v, void *user)
+{
+    (void)o, (void)v;
+    *(size_t *)user = JSON_INDENT(2);
+    return 0;
+}
 
 int pdw_cmd_inspect(int argc, char **argv)
 {
     size_t flags = JSON_COMPACT;
-    int first = 1, refused = 0, failed = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--pretty") == 0) {
-            flags = JSON_INDENT(2);
-            first = i + 1;
-        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: pdwebhook inspect [--pretty] FILE...   (FILE - reads stdin)\n");
-            return 0;
-        } else {
-            break;
-        }
-    }
-    if (first >= argc) {
-        fprintf(stderr, "usage: pdwebhook inspect [--pretty] FILE...\n");
+    int refused = 0, failed = 0;
+    char **files = calloc((size_t)argc + 1, sizeof *files);
+    int first = 0;
+    if (!files) {
+        fprintf(stderr, "pdwebhook inspect: out of memory\n");
         return 2;
+    }
+    int prc = pdw_opt_parse(&inspect_cmd, argc, argv, 1, apply, &flags, files, &argc);
+    argv = files; /* the files, from 0 */
+    if (prc != 0 || argc < 1) {
+        if (prc == 0)
+            fprintf(stderr, "usage: pdwebhook inspect [--pretty] FILE...\n");
+        free(files);
+        return prc > 0 ? 0 : 2;
     }
     for (int i = first; i < argc; i++) {
         size_t len;
         char *body = pdw_cli_read_file(argv[i], &len);
         if (!body) {
-            fprintf(stderr, "pdwebhook inspect: cannot read %s\n", argv[i]);
+            fprintf(stderr, "pdwebhook inspect: cannot read %s: %s\n", argv[i], strerror(errno));
             failed = 1;
             continue;
         }
@@ -70,5 +88,6 @@ int pdw_cmd_inspect(int argc, char **argv)
         free(body);
     }
     fflush(stdout);
+    free(files);
     return failed ? 2 : refused ? 1 : 0;
 }

@@ -1,4 +1,5 @@
 /* pdwebhook: a ready receiver for Pipedrive webhooks, and tools around it. */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,7 +19,8 @@ static void usage(FILE *out)
             "  consume           handle the events serve --redis put in a Redis stream\n"
             "  version           print the library version\n"
             "\n"
-            "'pdwebhook COMMAND --help' describes a command's options.\n");
+            "'pdwebhook COMMAND --help' or 'pdwebhook help COMMAND' describes a command's\n"
+            "options; each takes --name VALUE or --name=VALUE. Usage errors exit 2.\n");
 }
 
 #if !defined(PDW_HAVE_MHD) || !defined(PDW_HAVE_CURL)
@@ -29,52 +31,65 @@ static int missing(const char *cmd, const char *lib)
 }
 #endif
 
+static int dispatch(int argc, char **argv);
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
         usage(stderr);
         return 2;
     }
-    const char *cmd = argv[1];
+    /* "pdwebhook help CMD" is "pdwebhook CMD --help": the help of the command's table */
+    if (argc == 3 && strcmp(argv[1], "help") == 0) {
+        char *sub[] = { argv[2], (char *)(uintptr_t) "--help", NULL };
+        return dispatch(2, sub);
+    }
+    return dispatch(argc - 1, argv + 1);
+}
+
+/* argv[0] is the command. */
+static int dispatch(int argc, char **argv)
+{
+    const char *cmd = argv[0];
     if (strcmp(cmd, "serve") == 0) {
 #ifdef PDW_HAVE_MHD
-        return pdw_cmd_serve(argc - 1, argv + 1);
+        return pdw_cmd_serve(argc, argv);
 #else
         return missing(cmd, "libmicrohttpd (libmicrohttpd-dev)");
 #endif
     }
     if (strcmp(cmd, "send") == 0) {
 #ifdef PDW_HAVE_CURL
-        return pdw_cmd_send(argc - 1, argv + 1);
+        return pdw_cmd_send(argc, argv);
 #else
         return missing(cmd, "libcurl (libcurl4-openssl-dev)");
 #endif
     }
     if (strcmp(cmd, "subscriptions") == 0) {
 #ifdef PDW_HAVE_CURL
-        return pdw_cmd_subscriptions(argc - 1, argv + 1);
+        return pdw_cmd_subscriptions(argc, argv);
 #else
         return missing(cmd, "libcurl (libcurl4-openssl-dev)");
 #endif
     }
     if (strcmp(cmd, "reconcile") == 0) {
 #ifdef PDW_HAVE_CURL
-        return pdw_cmd_reconcile(argc - 1, argv + 1);
+        return pdw_cmd_reconcile(argc, argv);
 #else
         return missing(cmd, "libcurl (libcurl4-openssl-dev)");
 #endif
     }
     if (strcmp(cmd, "consume") == 0) {
 #ifdef PDW_HAVE_REDIS
-        return pdw_cmd_consume(argc - 1, argv + 1);
+        return pdw_cmd_consume(argc, argv);
 #else
         return missing(cmd, "Redis support (libhiredis-dev)");
 #endif
     }
     if (strcmp(cmd, "inspect") == 0)
-        return pdw_cmd_inspect(argc - 1, argv + 1);
+        return pdw_cmd_inspect(argc, argv);
     if (strcmp(cmd, "deadletter") == 0)
-        return pdw_cmd_deadletter(argc - 1, argv + 1);
+        return pdw_cmd_deadletter(argc, argv);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("pdwebhook %s\n", pdw_version());
         return 0;

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "options.h"
 
 #define SEND_MAX_ATTEMPTS PDW_PIPEDRIVE_MAX_ATTEMPTS /* the first attempt and 3 retries */
 #define SEND_BAN_LIMIT ((unsigned)PDW_PIPEDRIVE_BAN_THRESHOLD) /* failed first attempts */
@@ -64,55 +65,66 @@ typedef struct {
     char error[CURL_ERROR_SIZE + 64]; /* empty: no error */
 } attempt_result;
 
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: pdwebhook send [options] URL FILE...   (FILE - reads stdin)\n"
-            "\n"
-            "Deliver each FILE's body to URL the way Pipedrive delivers webhooks, to test an\n"
-            "endpoint: POST, Content-Type: application/json, User-Agent: Pipedrive Webhooks,\n"
-            "optional HTTP Basic auth, redirects not followed (a 3xx is a failure). Success is\n"
-            "a 2xx answered within the timeout; anything else, a transport error or a timeout\n"
-            "is a failure.\n"
-            "\n"
-            "options (before URL):\n"
-            "  --user U          Basic auth user (default: $PDWEBHOOK_USER; none: no auth)\n"
-            "  --password P      Basic auth password (default: $PDWEBHOOK_PASSWORD; prefer the\n"
-            "                    variable: arguments are visible to other users)\n"
-            "  --timeout S       seconds to wait for an answer (default 10, as Pipedrive)\n"
-            "  --time-scale F    multiply the retry delays and the 30-minute ban window by F\n"
-            "                    (default 1; e.g. 0.001 in tests; 0 = no waiting)\n"
-            "  --no-retry        send each body once\n"
-            "  --quiet           print only the report line\n"
-            "  --help            this text\n"
-            "\n"
-            "Retries: a failed first attempt is retried after 3, 30 and 150 s (the delay runs\n"
-            "from the end of the previous attempt), at most 3 retries. Before attempt k (1..4)\n"
-            "the body is rewritten with jansson (compact): v1 bodies (v or meta.v 1) get\n"
-            "top-level retry = k-1, v2 bodies (meta.version \"2.x\") get meta.attempt = k. A\n"
-            "body that is not valid JSON or not a recognisable v1/v2 event is sent unchanged.\n"
-            "Files are sent one after the other, each with its retries, in order. Pipedrive\n"
-            "retries each event independently, so with real timing retries of different events\n"
-            "interleave; here they do not.\n"
-            "\n"
-            "Ban counter, per webhook (meta.webhook_id, or \"unknown\"), as Pipedrive keeps it:\n"
-            "each failed first attempt adds 1 (failed retries add nothing). At 10 the webhook\n"
-            "would be banned for 30 minutes (scaled) and its counter is reset to 0; deliveries\n"
-            "to it during the ban (first attempts and retries) are not sent and are counted as\n"
-            "lost_during_ban, as Pipedrive drops them for good.\n"
-            "\n"
-            "Output, one JSON line each:\n"
-            "  per attempt: {\"file\",\"attempt\",\"status\" (null: no HTTP answer),\"ok\",\"ms\","
-            "\"error\"}\n"
-            "  on a ban:    {\"ban\":true,\"webhook_id\",\"file\",\"ban_seconds\"}\n"
-            "  when lost:   {\"lost_during_ban\":true,\"file\",\"webhook_id\",\"next_attempt\"}\n"
-            "  at the end:  {\"report\":true,\"files\",\"delivered\",\"retried\" (files with a retry\n"
-            "               sent),\"failed_first_attempts\",\"failed\" (never delivered),\n"
-            "               \"lost_during_ban\",\"would_be_banned\",\"ban_counters\":{id:n}}\n"
-            "\n"
-            "Exit status: 0 every file delivered, 1 some file not delivered, 2 usage or I/O\n"
-            "error (nothing is sent then).\n");
-}
+enum { D_USER = 1, D_PASSWORD, D_PASSWORD_FILE, D_TIMEOUT, D_TIME_SCALE, D_NO_RETRY, D_QUIET };
+
+static const pdw_opt send_opts_table[] = {
+    { D_USER, "user", 0, "U", PDW_OPT_STRING, 0, 0, 0, 0, 0,
+      "Basic auth user (default: $PDWEBHOOK_USER; none: no auth)", 0 },
+    { D_PASSWORD, "password", 0, "P", PDW_OPT_STRING, 0, 0, 0, 0, PDW_OPT_SECRET,
+      "Basic auth password (default: $PDWEBHOOK_PASSWORD; prefer the\nvariable: arguments "
+      "are visible to other users)", 0 },
+    { D_PASSWORD_FILE, "password-file", 0, "FILE", PDW_OPT_FILE_OF, 0, 0, 0, 0, 0,
+      "the password, read from FILE (mode 0600 or stricter)", D_PASSWORD },
+    { D_TIMEOUT, "timeout", 0, "S", PDW_OPT_REAL, 0, 0, 0.001, SEND_MAX_TIMEOUT, 0,
+      "seconds to wait for an answer (default 10, as Pipedrive)", 0 },
+    { D_TIME_SCALE, "time-scale", 0, "F", PDW_OPT_REAL, 0, 0, 0.0, 1e6, 0,
+      "multiply the retry delays and the 30-minute ban window by F\n(default 1; e.g. 0.001 "
+      "in tests; 0 = no waiting)", 0 },
+    { D_NO_RETRY, "no-retry", 0, NULL, PDW_OPT_FLAG, 0, 0, 0, 0, 0, "send each body once", 0 },
+    { D_QUIET, "quiet", 'q', NULL, PDW_OPT_FLAG, 0, 0, 0, 0, 0, "print only the report line", 0 },
+};
+
+static const pdw_opt_cmd send_cmd = {
+    "pdwebhook send",
+    "usage: pdwebhook send [options] URL FILE...   (FILE - reads stdin)\n"
+    "\n"
+    "Deliver each FILE's body to URL the way Pipedrive delivers webhooks, to test an\n"
+    "endpoint: POST, Content-Type: application/json, User-Agent: Pipedrive Webhooks,\n"
+    "optional HTTP Basic auth, redirects not followed (a 3xx is a failure). Success is\n"
+    "a 2xx answered within the timeout; anything else, a transport error or a timeout\n"
+    "is a failure.\n"
+    "\n"
+    "options:\n",
+    send_opts_table, sizeof send_opts_table / sizeof send_opts_table[0],
+    "  -h, --help             this text\n"
+    "\n"
+    "Retries: a failed first attempt is retried after 3, 30 and 150 s (the delay runs\n"
+    "from the end of the previous attempt), at most 3 retries. Before attempt k (1..4)\n"
+    "the body is rewritten with jansson (compact): v1 bodies (v or meta.v 1) get\n"
+    "top-level retry = k-1, v2 bodies (meta.version \"2.x\") get meta.attempt = k. A\n"
+    "body that is not valid JSON or not a recognisable v1/v2 event is sent unchanged.\n"
+    "Files are sent one after the other, each with its retries, in order. Pipedrive\n"
+    "retries each event independently, so with real timing retries of different events\n"
+    "interleave; here they do not.\n"
+    "\n"
+    "Ban counter, per webhook (meta.webhook_id, or \"unknown\"), as Pipedrive keeps it:\n"
+    "each failed first attempt adds 1 (failed retries add nothing). At 10 the webhook\n"
+    "would be banned for 30 minutes (scaled) and its counter is reset to 0; deliveries\n"
+    "to it during the ban (first attempts and retries) are not sent and are counted as\n"
+    "lost_during_ban, as Pipedrive drops them for good.\n"
+    "\n"
+    "Output, one JSON line each:\n"
+    "  per attempt: {\"file\",\"attempt\",\"status\" (null: no HTTP answer),\"ok\",\"ms\","
+    "\"error\"}\n"
+    "  on a ban:    {\"ban\":true,\"webhook_id\",\"file\",\"ban_seconds\"}\n"
+    "  when lost:   {\"lost_during_ban\":true,\"file\",\"webhook_id\",\"next_attempt\"}\n"
+    "  at the end:  {\"report\":true,\"files\",\"delivered\",\"retried\" (files with a retry\n"
+    "               sent),\"failed_first_attempts\",\"failed\" (never delivered),\n"
+    "               \"lost_during_ban\",\"would_be_banned\",\"ban_counters\":{id:n}}\n"
+    "\n"
+    "Exit status: 0 every file delivered, 1 some file not delivered, 2 usage or I/O\n"
+    "error (nothing is sent then).\n",
+};
 
 /* ---- small helpers ---- */
 
@@ -144,20 +156,6 @@ static char *dup_str(const char *s)
     if (d)
         memcpy(d, s, n);
     return d;
-}
-
-/* A number option: finite, within [lo, hi]. */
-static int parse_double(const char *s, double lo, double hi, double *out)
-{
-    if (!s || !*s)
-        return -1;
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
 }
 
 /* A JSON string for a path that may not be UTF-8: invalid bytes become '?'. */
@@ -461,96 +459,48 @@ static void print_lost(const send_opts *o, const send_file *f, int k)
 
 /* ---- options ---- */
 
-/* The value of an option given as "--name V" or "--name=V"; NULL when it does not match.
- * *i is advanced past a separate value. *missing is set when the value is absent. */
-static const char *opt_value(int argc, char **argv, int *i, const char *name, int *missing)
+typedef struct send_parse {
+    send_opts *o;
+    const char *user, *password;
+} send_parse;
+
+static int apply(const pdw_opt *opt, const pdw_opt_value *v, void *user)
 {
-    const char *a = argv[*i];
-    size_t n = strlen(name);
-    if (strncmp(a, name, n) != 0)
-        return NULL;
-    if (a[n] == '=')
-        return a + n + 1;
-    if (a[n] != '\0')
-        return NULL;
-    if (*i + 1 >= argc) {
-        *missing = 1;
-        return NULL;
+    send_parse *p = user;
+    switch (opt->id) {
+    case D_USER: p->user = v->text; break;
+    case D_PASSWORD: p->password = v->text; break;
+    case D_TIMEOUT: p->o->timeout_s = v->real; break;
+    case D_TIME_SCALE: p->o->scale = v->real; break;
+    case D_NO_RETRY: p->o->retry = 0; break;
+    case D_QUIET: p->o->quiet = 1; break;
+    default: return pdw_opt_error(&send_cmd, opt, v, "not handled");
     }
-    return argv[++*i];
+    return 0;
 }
 
-/* Print an unknown option without a value it may carry (it could be a password). */
-static void bad_option(const char *a)
-{
-    const char *eq = strchr(a, '=');
-    int n = eq ? (int)(eq - a) : (int)strlen(a);
-    fprintf(stderr, "pdwebhook send: unknown option '%.*s' (see --help)\n", n, a);
-}
-
-static int parse_options(int argc, char **argv, send_opts *o, int *first)
+/* pos: room for argc positional arguments (URL FILE...), filled; *npos their number. */
+static int parse_options(int argc, char **argv, send_opts *o, char **pos, int *npos)
 {
     memset(o, 0, sizeof *o);
     o->timeout_s = SEND_DEFAULT_TIMEOUT;
     o->scale = 1.0;
     o->retry = 1;
-    const char *user = NULL, *password = NULL;
-    int i = 1;
-    for (; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v;
-        int missing = 0;
-        if (a[0] != '-' || a[1] == '\0')
-            break;
-        if (strcmp(a, "--") == 0) {
-            i++;
-            break;
-        }
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            usage(stdout);
-            return 1;
-        } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
-            o->quiet = 1;
-        } else if (strcmp(a, "--no-retry") == 0) {
-            o->retry = 0;
-        } else if ((v = opt_value(argc, argv, &i, "--user", &missing)) != NULL) {
-            user = v;
-        } else if ((v = opt_value(argc, argv, &i, "--password", &missing)) != NULL) {
-            password = v;
-        } else if ((v = opt_value(argc, argv, &i, "--timeout", &missing)) != NULL) {
-            if (parse_double(v, 0.001, SEND_MAX_TIMEOUT, &o->timeout_s) != 0) {
-                fprintf(stderr, "pdwebhook send: --timeout wants seconds in [0.001, %g], "
-                                "not '%s'\n", SEND_MAX_TIMEOUT, v);
-                return -1;
-            }
-        } else if ((v = opt_value(argc, argv, &i, "--time-scale", &missing)) != NULL) {
-            if (parse_double(v, 0.0, 1e6, &o->scale) != 0) {
-                fprintf(stderr, "pdwebhook send: --time-scale wants a number >= 0, not '%s'\n",
-                        v);
-                return -1;
-            }
-        } else if (missing) {
-            fprintf(stderr, "pdwebhook send: %s needs a value\n", a);
-            return -1;
-        } else {
-            bad_option(a);
-            return -1;
-        }
-        if (missing) {
-            fprintf(stderr, "pdwebhook send: %s needs a value\n", a);
-            return -1;
-        }
-    }
-    if (argc - i < 2) {
+    send_parse p = { o, NULL, NULL };
+    int rc = pdw_opt_parse(&send_cmd, argc, argv, 1, apply, &p, pos, npos);
+    if (rc != 0)
+        return rc;
+    const char *user = p.user, *password = p.password;
+    if (*npos < 2) {
         fprintf(stderr, "usage: pdwebhook send [options] URL FILE...   (see --help)\n");
         return -1;
     }
-    o->url = argv[i];
+    o->url = pos[0];
     if (strncasecmp(o->url, "http://", 7) != 0 && strncasecmp(o->url, "https://", 8) != 0) {
-        fprintf(stderr, "pdwebhook send: URL must start with http:// or https://\n");
+        fprintf(stderr, "pdwebhook send: URL '%s': must start with http:// or https://\n",
+                o->url);
         return -1;
     }
-    *first = i + 1;
 
     if (!user) {
         const char *e = getenv("PDWEBHOOK_USER");
@@ -568,7 +518,7 @@ static int parse_options(int argc, char **argv, send_opts *o, int *first)
         return -1;
     }
     if (user && strchr(user, ':')) {
-        fprintf(stderr, "pdwebhook send: a Basic auth user cannot contain ':'\n");
+        fprintf(stderr, "pdwebhook send: --user: a Basic auth user cannot contain ':'\n");
         return -1;
     }
     o->user = user;
@@ -601,22 +551,32 @@ static void free_bans(ban_table *t)
 int pdw_cmd_send(int argc, char **argv)
 {
     send_opts o;
-    int first = 0;
-    int prc = parse_options(argc, argv, &o, &first);
-    if (prc != 0)
-        return prc > 0 ? 0 : 2;
-
-    /* Read and classify every file first: an unreadable file stops before anything is sent. */
-    size_t nfiles = (size_t)(argc - first);
-    send_file *files = calloc(nfiles, sizeof *files);
-    if (!files) {
+    char **pos = calloc((size_t)argc + 1, sizeof *pos);
+    int npos = argc;
+    if (!pos) {
         fprintf(stderr, "pdwebhook send: out of memory\n");
         return 2;
     }
+    int prc = parse_options(argc, argv, &o, pos, &npos);
+    if (prc != 0) {
+        free(pos);
+        return prc > 0 ? 0 : 2;
+    }
+
+    /* Read and classify every file first: an unreadable file stops before anything is sent. */
+    size_t nfiles = (size_t)(npos - 1);
+    send_file *files = calloc(nfiles, sizeof *files);
+    if (!files) {
+        fprintf(stderr, "pdwebhook send: out of memory\n");
+        free(pos);
+        return 2;
+    }
+    for (size_t i = 0; i < nfiles; i++)
+        files[i].path = pos[1 + i]; /* argv's */
+    free(pos);
     int stdin_used = 0;
     for (size_t i = 0; i < nfiles; i++) {
         send_file *f = &files[i];
-        f->path = argv[first + (int)i];
         if (strcmp(f->path, "-") == 0 && stdin_used++) {
             fprintf(stderr, "pdwebhook send: '-' (stdin) can be given once\n");
             free_files(files, nfiles);
@@ -624,8 +584,7 @@ int pdw_cmd_send(int argc, char **argv)
         }
         f->body = pdw_cli_read_file(f->path, &f->len);
         if (!f->body) {
-            fprintf(stderr, "pdwebhook send: cannot read %s%s\n", f->path,
-                    f->path[0] == '-' && f->path[1] ? " (options go before the URL)" : "");
+            fprintf(stderr, "pdwebhook send: cannot read %s: %s\n", f->path, strerror(errno));
             free_files(files, nfiles);
             return 2;
         }

@@ -31,48 +31,17 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "execrun.h"
+#include "log.h"
+#include "options.h"
+#include "serve.h"
+#include "serve_metrics.h"
 #include "sinks.h"
 #include "guard.h"
 #include "serve_redis.h"
 #include "autoreconcile.h"
 
-#define MAX_CREDENTIALS 64
-#define MAX_THREADS 16  /* default pool: the online CPUs, at most this */
-
-/* ---- configuration ----------------------------------------------------------------- */
-
-typedef struct config {
-    const char *listen;
-    const char *path;
-    const char *output;
-    const char *exec;
-    const char *spool;
-    const char *dead_letter;
-    const char *tls_cert, *tls_key;
-    const char *allow_from[16];    /* --allow-from FILE|CIDR (repeatable) */
-    size_t nallow;
-    const char *trusted_proxy[16]; /* --trusted-proxy FILE|CIDR (repeatable) */
-    size_t ntrusted;
-    const char *token;
-    size_t max_body;
-    size_t spool_max;
-    unsigned exec_timeout, workers, max_attempts, spool_retain_s;
-    unsigned inflight_lease_s; /* --inflight-lease; 0: the library's default (60 s) */
-    unsigned threads; /* HTTP thread pool size (epoll); 0 until parsed: online CPUs */
-    unsigned long long backoff_ms;
-    int insecure, sync_mode, sync_failure_status;
-    const char *redis, *stream, *redis_prefix; /* --redis: scale-out (serve_redis.h) */
-    unsigned long long stream_maxlen;
-    unsigned per_ip, header_timeout_s, body_timeout_s; /* the connection guard (guard.h) */
-    /* --reconcile, --watch-subscriptions (autoreconcile.h) */
-    int reconcile, watch;
-    unsigned retry_horizon_s, watch_interval_s;
-    const char *api_token, *oauth_token, *base_url, *reconcile_objects;
-    const char *public_url, *watch_events, *webhook_version;
-    pdw_credential creds[MAX_CREDENTIALS];
-    size_t ncreds;
-    char *cred_storage[MAX_CREDENTIALS]; /* lines read from --credentials, or generated */
-} config;
+/* ---- state ------------------------------------------------------------------------ */
 
 /* Counters for /healthz; reasons indexed by -code. */
 #define NREASONS 64
@@ -101,101 +70,12 @@ typedef struct server {
     pdw_allowlist *allow, *proxies; /* --allow-from, --trusted-proxy (NULL: none) */
     struct MHD_Daemon *daemon;
     autorec *autorec;      /* --reconcile, --watch-subscriptions */
+    struct MHD_Daemon *admin; /* --admin-listen: /healthz and /metrics */
     stats stats;
+    serve_requests requests;  /* by status and reason, for /metrics */
 } server;
 
-static void logf_(const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 1, 2)))
-#endif
-    ;
-/* "2024-05-01T12:00:00.123Z " into out (at least 32 bytes); returns its length. The date
- * part is formatted once a second per thread. */
-static size_t log_stamp(char *out)
-{
-    static _Thread_local time_t ts_sec = (time_t)-1;
-    static _Thread_local char ts[24];
-    static _Thread_local size_t ts_len;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    if (now.tv_sec != ts_sec) {
-        struct tm tm;
-        gmtime_r(&now.tv_sec, &tm);
-        ts_len = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-        ts_sec = now.tv_sec;
-    }
-    long ms = now.tv_nsec / 1000000;
-    memcpy(out, ts, ts_len);
-    char *p = out + ts_len;
-    *p++ = '.';
-    *p++ = (char)('0' + ms / 100);
-    *p++ = (char)('0' + ms / 10 % 10);
-    *p++ = (char)('0' + ms % 10);
-    *p++ = 'Z';
-    *p++ = ' ';
-    return (size_t)(p - out);
-}
-
-/* One line (ending in '\n'), one write(2): stderr is unbuffered. */
-static void log_put(const char *line, size_t n)
-{
-    flockfile(stderr);
-    fwrite(line, 1, n, stderr);
-    funlockfile(stderr);
-}
-
-static void logf_(const char *fmt, ...)
-{
-    char line[1024];
-    size_t n = log_stamp(line);
-    va_list ap;
-    va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof line - n, fmt, ap);
-    va_end(ap);
-    if (m >= 0 && n + (size_t)m + 1 < sizeof line) {
-        line[n + (size_t)m] = '\n';
-        log_put(line, n + (size_t)m + 1);
-    } else { /* a longer line: written in parts, as it comes */
-        flockfile(stderr);
-        fwrite(line, 1, n, stderr);
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-        funlockfile(stderr);
-    }
-}
-
-/* A line assembled without the format interpreter (the access log: one per request). */
-typedef struct lbuf {
-    char p[1024];
-    size_t n;
-} lbuf;
-
-static void lb_mem(lbuf *b, const char *s, size_t n)
-{
-    size_t room = sizeof b->p - 1 - b->n; /* one byte kept for the '\n' */
-    if (n > room)
-        n = room;
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-}
-
-static void lb_str(lbuf *b, const char *s)
-{
-    lb_mem(b, s, strlen(s));
-}
-
-static void lb_uint(lbuf *b, unsigned long long v)
-{
-    char d[24];
-    size_t i = sizeof d;
-    do {
-        d[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    lb_mem(b, d + i, sizeof d - i);
-}
+#define logf_(...) log_msg(LL_INFO, __VA_ARGS__)
 
 static double now_ms(void)
 {
@@ -218,7 +98,7 @@ static void on_intake_error(int code, const char *message, void *user)
 {
     server *s = user;
     atomic_fetch_add(&s->stats.spool_failures, 1);
-    logf_("spool: %s", message && message[0] ? message : pdw_strerror(code));
+    log_msg(LL_ERROR, "spool: %s", message && message[0] ? message : pdw_strerror(code));
 }
 
 /* The worker's handler: the Redis stream first (with --redis), then --output / --exec. */
@@ -245,7 +125,7 @@ static int sync_handler(const pdw_event *ev, void *user)
     int rc = sinks_event(s->sinks, ev, 0, pdw_event_attempt(ev), errbuf, sizeof errbuf);
     if (rc != 0) {
         atomic_fetch_add(&s->stats.handler_failures, 1);
-        logf_("handler failed for %s %s: %s", pdw_event_name(ev), pdw_event_delivery_key(ev),
+        log_msg(LL_WARN, "handler failed for %s %s: %s", pdw_event_name(ev), pdw_event_delivery_key(ev),
               errbuf);
     }
     return rc;
@@ -256,7 +136,7 @@ static void on_dead_letter(const pdw_spool_record *rec, unsigned attempts, const
 {
     server *s = user;
     atomic_fetch_add(&s->stats.dead_letters, 1);
-    logf_("dead letter: id=%llu key=%.*s after %u attempt(s): %s", (unsigned long long)rec->id,
+    log_msg(LL_WARN, "dead letter: id=%llu key=%.*s after %u attempt(s): %s", (unsigned long long)rec->id,
           (int)rec->key_len, rec->key, attempts, error);
 }
 
@@ -264,7 +144,7 @@ static void on_possible_loss(const char *webhook_id, int64_t from_ms, int64_t to
 {
     server *s = user;
     autorec_possible_loss(s->autorec, webhook_id, from_ms, to_ms); /* --reconcile */
-    logf_("WARNING: webhook %s has failed 10 first attempts: Pipedrive bans it for 30 minutes "
+    log_msg(LL_WARN, "WARNING: webhook %s has failed 10 first attempts: Pipedrive bans it for 30 minutes "
           "and its events from %lld to %lld may be lost; reconcile through Pipedrive's API",
           webhook_id, (long long)from_ms, (long long)to_ms);
 }
@@ -309,6 +189,7 @@ enum { REQ_RUNNING = 0, REQ_DONE = 1, REQ_PARKED = 2 };
 struct request_ctx {
     server *s;
     char *uri;
+    char log_peer[64]; /* the client's address:port, for the log */
     pdw_header *headers;
     size_t nheaders, cap;
     char *body;
@@ -336,6 +217,16 @@ static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *c)
         r->started = now_ms();
         r->verdict = (pdw_verdict)PDW_VERDICT_INIT;
         r->conn = c;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        char h[48], pt[8];
+        if (ci && ci->client_addr &&
+            getnameinfo(ci->client_addr,
+                        ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                               : sizeof(struct sockaddr_in),
+                        h, sizeof h, pt, sizeof pt, NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+            snprintf(r->log_peer, sizeof r->log_peer, strchr(h, ':') ? "[%s]:%s" : "%s:%s", h,
+                     pt);
     }
     atomic_fetch_add(&s->stats.in_flight, 1);
     return r;
@@ -465,7 +356,8 @@ static enum MHD_Result send_buffer(struct MHD_Connection *c, unsigned status, co
     return send_buffer_close(c, status, body, len, ctype, v, 0);
 }
 
-static enum MHD_Result send_health(server *s, struct MHD_Connection *c)
+/* The /healthz object (also what /metrics reads). */
+static json_t *health_object(server *s, int self)
 {
     json_t *o = json_object(), *reasons = json_object();
     stats *st = &s->stats;
@@ -490,8 +382,9 @@ static enum MHD_Result send_health(server *s, struct MHD_Connection *c)
             json_object_set_new(reasons, pdw_err_name(-i), N(n));
     }
     json_object_set_new(o, "rejected_by_reason", reasons);
-    /* this health request itself is not counted as in flight */
-    json_object_set_new(o, "in_flight", N(atomic_load(&st->in_flight) - 1));
+    /* this health request itself is not counted as in flight (self: 1 on the delivery
+     * port, 0 on the admin listener) */
+    json_object_set_new(o, "in_flight", N(atomic_load(&st->in_flight) - (unsigned)self));
     if (s->intake) {
         const pdw_worker_stats ws = is.worker;
         json_object_set_new(o, "handled", N(ws.handled));
@@ -540,7 +433,64 @@ static enum MHD_Result send_health(server *s, struct MHD_Connection *c)
     }
     if (autorec_health(s->autorec, o) && !full) /* "reconcile", "watchdog" */
         json_object_set_new(o, "status", json_string("warning"));
+    if (s->intake) {
+        json_t *in = json_object();
+        json_object_set_new(in, "awaiting_flush", N(is.waiting));
+        json_object_set_new(in, "durable", N(is.durable));
+        json_object_set_new(in, "failed", N(is.failed));
+        json_object_set_new(o, "intake", in);
+    }
 #undef N
+    return o;
+}
+
+/* "2024-05-01T12:00:00.123Z" */
+static void rfc3339(int64_t ms, char *out, size_t cap)
+{
+    time_t sec = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    size_t n = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, cap - n, ".%03dZ", (int)(ms % 1000));
+}
+
+/* Next to every "..._ms" that is a time (epoch milliseconds), "..._time" in RFC 3339. */
+static void add_times(json_t *j)
+{
+    if (json_is_array(j)) {
+        for (size_t i = 0; i < json_array_size(j); i++)
+            add_times(json_array_get(j, i));
+        return;
+    }
+    if (!json_is_object(j))
+        return;
+    const char *key;
+    json_t *v;
+    void *tmp;
+    json_t *extra = json_object();
+    json_object_foreach_safe(j, tmp, key, v) {
+        size_t n = strlen(key);
+        if (json_is_integer(v) && n > 3 && n < 60 && strcmp(key + n - 3, "_ms") == 0 &&
+            json_integer_value(v) > 100000000000LL) { /* after 1973: a time, not a span */
+            char name[64], t[40];
+            snprintf(name, sizeof name, "%.*s_time", (int)(n - 3), key);
+            rfc3339((int64_t)json_integer_value(v), t, sizeof t);
+            json_object_set_new(extra, name, json_string(t));
+        } else {
+            add_times(v);
+        }
+    }
+    json_object_update(j, extra);
+    json_decref(extra);
+}
+
+static enum MHD_Result send_health(server *s, struct MHD_Connection *c, int self)
+{
+    json_t *o = health_object(s, self);
+    char now[40];
+    rfc3339(wall_ms(), now, sizeof now);
+    json_object_set_new(o, "time", json_string(now));
+    add_times(o);
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     enum MHD_Result rc =
@@ -563,6 +513,8 @@ static void count_and_log(server *s, const request_ctx *r, const char *method,
         if (v->reason < 0 && -v->reason < NREASONS)
             atomic_fetch_add(&st->by_reason[-v->reason], 1);
     }
+    if (v->reason <= 0 && -v->reason < SERVE_NREASONS)
+        atomic_fetch_add(&s->requests.count[serve_status_index(v->status)][-v->reason], 1);
     double took = r ? now_ms() - r->started : 0.0;
     /* Only Pipedrive's deliveries move the ban model, as only they count at Pipedrive:
      * authenticated and parsed, with a webhook id. A scanner's GET, an unauthenticated
@@ -572,31 +524,27 @@ static void count_and_log(server *s, const request_ctx *r, const char *method,
                           wall_ms());
     else
         atomic_fetch_add(&st->not_pipedrive, 1);
-    /* never the query (it may hold the token) nor any header; the line is
-     * "METHOD PATH STATUS REASON event=E key=K 1.2ms" */
+    /* never the query (it may hold the token) nor any header */
     const char *q = r && r->uri ? strchr(r->uri, '?') : NULL;
     size_t pathlen = r && r->uri ? (q ? (size_t)(q - r->uri) : strlen(r->uri)) : 0;
-    unsigned long long tenths = took > 0 ? (unsigned long long)(took * 10.0 + 0.5) : 0;
-    lbuf b;
-    b.n = log_stamp(b.p);
-    lb_str(&b, method);
-    lb_mem(&b, " ", 1);
-    lb_mem(&b, r && r->uri ? r->uri : "", pathlen);
-    lb_mem(&b, " ", 1);
-    lb_uint(&b, v->status > 0 ? (unsigned long long)v->status : 0);
-    lb_mem(&b, " ", 1);
-    lb_str(&b, pdw_err_name(v->reason));
-    lb_mem(&b, " event=", 7);
-    lb_str(&b, v->event[0] ? v->event : "-");
-    lb_mem(&b, " key=", 5);
-    lb_str(&b, v->delivery_key[0] ? v->delivery_key : "-");
-    lb_mem(&b, " ", 1);
-    lb_uint(&b, tenths / 10);
-    lb_mem(&b, ".", 1);
-    lb_uint(&b, tenths % 10);
-    lb_mem(&b, "ms", 2);
-    b.p[b.n++] = '\n';
-    log_put(b.p, b.n);
+    log_access a = { method, r && r->uri ? r->uri : "", pathlen, v->status,
+                     pdw_err_name(v->reason), v->event[0] ? v->event : NULL,
+                     v->delivery_key[0] ? v->delivery_key : NULL,
+                     v->webhook_id[0] ? v->webhook_id : NULL, took,
+                     r && r->log_peer[0] ? r->log_peer : NULL, NULL, -1 };
+    /* a body refused as malformed: the parser's message and byte offset (the verdict
+     * carries the code only; parsing it again costs what the refusal cost) */
+    pdw_error perr;
+    if (v->status == 400 && r && r->body && log_enabled(LL_WARN)) {
+        pdw_event *ev = NULL;
+        pdw_error_clear(&perr);
+        if (pdw_event_parse(&ev, r->body, r->len, NULL, &perr) != 0) {
+            a.error = perr.message;
+            a.offset = perr.offset;
+        }
+        pdw_event_free(ev);
+    }
+    log_access_line(&a);
 }
 
 static enum MHD_Result answer(server *s, struct MHD_Connection *c, request_ctx *r,
@@ -765,8 +713,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_NO;
     int first = r->headers == NULL && r->len == 0 && !r->refused && r->body == NULL;
 
-    if (first && strcmp(url, "/healthz") == 0 && strcmp(method, "GET") == 0)
-        return send_health(s, c);
+    if (first && !s->cfg.admin_listen && strcmp(url, "/healthz") == 0 &&
+        strcmp(method, "GET") == 0)
+        return send_health(s, c, 1);
     if (first && s->cfg.path && strcmp(url, s->cfg.path) != 0) {
         static const char nf[] = "{\"ok\":false,\"error\":\"not found\"}";
         pdw_verdict v = PDW_VERDICT_INIT;
@@ -877,335 +826,27 @@ static void raise_fd_limit(unsigned long want)
     setrlimit(RLIMIT_NOFILE, &rl);
 }
 
-/* ---- options ----------------------------------------------------------------------- */
-
-static void usage(FILE *out)
-{
-    fprintf(out,
-        "usage: pdwebhook serve [options]\n"
-        "  --listen HOST:PORT     where to listen (default 127.0.0.1:8080; port 0 = any free)\n"
-        "  --path PATH            accept deliveries only on PATH (default: any path)\n"
-        "  --user U --password P  Basic credentials (also PDWEBHOOK_USER / PDWEBHOOK_PASSWORD)\n"
-        "  --credentials FILE     several user:password lines (rotation); # comments\n"
-        "  --token T              require ?token=T in the URL\n"
-        "  --insecure-no-auth     accept deliveries without any credentials\n"
-        "  --max-body BYTES       body limit (default 1048576), refused early on Content-Length\n"
-        "  --output FILE          one JSON line per accepted event (- = stdout)\n"
-        "  --exec CMD             run CMD (sh -c) per event, the event JSON line on stdin;\n"
-        "                         exit 0 = handled (env: PDWEBHOOK_DELIVERY_KEY, _EVENT, _ATTEMPT)\n"
-        "  --exec-timeout SECONDS kill a handler running longer (default 60)\n"
-        "  --spool DIR            journal each delivery durably before answering 200; hand it\n"
-        "                         on afterwards, exactly once, across crashes and restarts\n"
-        "  --spool-max BYTES      answer 503 + Retry-After past this journal size (default: disk)\n"
-        "  --spool-retain SECONDS keep handled deliveries this long, so that retries are still\n"
-        "                         recognised after a restart (default 900)\n"
-        "  --inflight-lease SECONDS  how long a delivery being accepted holds its dedup key\n"
-        "                         before it is confirmed (default 60; 0 = default): after a\n"
-        "                         crash in between, a retry is taken as new once it is over\n"
-        "  --dead-letter FILE     where given-up events go (default DIR/deadletter.jsonl)\n"
-        "  --workers N            handler threads; one entity stays in order (default 4)\n"
-        "  --threads N            HTTP threads (epoll; default: the online CPUs, at most 16);\n"
-        "                         with --sync or --redis, a thread per connection instead\n"
-        "  --max-attempts N       tries per event before the dead letter (default 8)\n"
-        "  --backoff-ms MS        first retry delay, doubled each time up to 60 s (default 1000)\n"
-        "  --sync                 run the handlers inside the request and answer their result\n"
-        "                         (--sync-failure-status, default 500): a failing or slow\n"
-        "                         handler then feeds Pipedrive's ban counter\n"
-        "  --redis URL            share dedup with other receivers and forward each spooled\n"
-        "                         event to a Redis stream (redis://[[user]:password@]host[:port][/db];\n"
-        "                         needs --spool); see pdwebhook consume\n"
-        "  --stream NAME          the stream (default pdwebhook:events)\n"
-        "  --redis-prefix P       prefix of pdwebhook's Redis keys (default pdwebhook:)\n"
-        "  --stream-maxlen N      trim the stream to about N entries (default: no trimming)\n"
-        "  --tls-cert FILE --tls-key FILE   serve HTTPS\n"
-        "  --allow-from FILE|CIDR only these source addresses may deliver (403 for others;\n"
-        "                         repeatable; a file of CIDRs, # comments: Pipedrive's list\n"
-        "                         is dist/pipedrive-ip-ranges.txt)\n"
-        "  --trusted-proxy FILE|CIDR  a reverse proxy whose X-Forwarded-For names the client\n"
-        "  --max-connections-per-ip N  connections one client address may hold (default 32;\n"
-        "                         0 = no limit, e.g. behind a reverse proxy that limits)\n"
-        "  --header-timeout SECONDS  a request's whole head must arrive within this (default\n"
-        "                         10; 0 = none): a client trickling bytes cannot hold a slot\n"
-        "  --body-timeout SECONDS the body must be complete this long after the head\n"
-        "                         (default 20; 0 = none)\n"
-        );
-    fprintf(out,
-        "  --reconcile            read what Pipedrive dropped from its API by itself: predicted\n"
-        "                         ban windows once over, and this receiver's downtime when\n"
-        "                         longer than --retry-horizon (needs --spool and a token)\n"
-        "  --api-token T          Pipedrive API token (default $PIPEDRIVE_API_TOKEN)\n"
-        "  --oauth-token T        or an OAuth token (default $PIPEDRIVE_OAUTH_TOKEN)\n"
-        "  --base-url URL         API base (default $PIPEDRIVE_BASE_URL, else Pipedrive's)\n"
-        "  --reconcile-objects L  objects reconciled (default: the plan's, else all)\n"
-        "  --retry-horizon SECONDS  downtime Pipedrive's retries cover (default 200)\n"
-        "  --watch-subscriptions  list the account's webhooks every --watch-interval; re-create\n"
-        "                         a missing one of --public-url and reconcile its gap\n"
-        "  --watch-interval SECONDS  (default 300)\n"
-        "  --public-url URL       the URL Pipedrive delivers to (as subscriptions --url)\n"
-        "  --watch-events LIST    the webhooks that must exist (as subscriptions --events)\n"
-        "  --webhook-version V    their version, 1.0 or 2.0 (default 2.0)\n"
-        "GET /healthz answers counters, the spool and the ban model as JSON.\n"
-        "SIGTERM/SIGINT: finish in-flight requests and handlers, flush, exit 0.\n"
-        "Without credentials a random pair is generated and printed once at start.\n");
-}
-
-static int add_credential(config *c, char *user, char *password)
-{
-    if (c->ncreds == MAX_CREDENTIALS) {
-        fprintf(stderr, "pdwebhook serve: at most %d credential pairs\n", MAX_CREDENTIALS);
-        return -1;
-    }
-    c->creds[c->ncreds].user = user;
-    c->creds[c->ncreds].password = password;
-    c->ncreds++;
-    return 0;
-}
-
-static int add_pair(char *user, char *password, void *ctx)
-{
-    return add_credential(ctx, user, password);
-}
-
-static int load_credentials(config *c, const char *path)
-{
-    char *text = pdw_cli_read_file(path, NULL);
-    if (!text) {
-        fprintf(stderr, "pdwebhook serve: cannot read %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    c->cred_storage[c->ncreds] = text; /* owned by the first pair from this file */
-    return pdw_cli_parse_credentials(text, path, "pdwebhook serve", add_pair, c) < 0 ? -1 : 0;
-}
-
-static int random_text(char *out, size_t n)
-{
-    static const char al[] = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
-    unsigned char raw[64];
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || n > sizeof raw || read(fd, raw, n) != (ssize_t)n) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    close(fd);
-    for (size_t i = 0; i < n; i++)
-        out[i] = al[raw[i] % (sizeof al - 1)];
-    out[n] = '\0';
-    return 0;
-}
-
-static int parse_size(const char *s, size_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || v == 0 || v > (1ull << 32))
-        return -1;
-    *out = (size_t)v;
-    return 0;
-}
-
-static int parse_args(config *c, int argc, char **argv)
-{
-    const char *user = getenv("PDWEBHOOK_USER"), *password = getenv("PDWEBHOOK_PASSWORD");
-    const char *cred_file = NULL;
-    c->listen = "127.0.0.1:8080";
-    c->max_body = 1024 * 1024;
-    c->exec_timeout = 60;
-    c->spool_retain_s = 900;
-    c->sync_failure_status = 500;
-    c->per_ip = 32;
-    c->header_timeout_s = 10;
-    c->body_timeout_s = 20;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define OPT(name, field)                                                                     \
-    if (strcmp(a, name) == 0) {                                                              \
-        if (!v) {                                                                            \
-            fprintf(stderr, "pdwebhook serve: %s needs a value\n", name);                    \
-            return -1;                                                                       \
-        }                                                                                    \
-        field = v;                                                                           \
-        i++;                                                                                 \
-        continue;                                                                            \
-    }
-        OPT("--listen", c->listen)
-        OPT("--path", c->path)
-        if ((strcmp(a, "--allow-from") == 0 || strcmp(a, "--trusted-proxy") == 0) && v) {
-            int allow = strcmp(a, "--allow-from") == 0;
-            size_t *n = allow ? &c->nallow : &c->ntrusted;
-            if (*n == 16) {
-                fprintf(stderr, "pdwebhook serve: %s: at most 16 (use a file)\n", a);
-                return -1;
-            }
-            (allow ? c->allow_from : c->trusted_proxy)[(*n)++] = v;
-            i++;
-            continue;
-        }
-        OPT("--user", user)
-        OPT("--password", password)
-        OPT("--credentials", cred_file)
-        OPT("--token", c->token)
-        OPT("--output", c->output)
-        OPT("--exec", c->exec)
-        OPT("--spool", c->spool)
-        OPT("--tls-cert", c->tls_cert)
-        OPT("--tls-key", c->tls_key)
-        OPT("--dead-letter", c->dead_letter)
-        OPT("--redis", c->redis)
-        OPT("--stream", c->stream)
-        OPT("--redis-prefix", c->redis_prefix)
-        OPT("--api-token", c->api_token)
-        OPT("--oauth-token", c->oauth_token)
-        OPT("--base-url", c->base_url)
-        OPT("--reconcile-objects", c->reconcile_objects)
-        OPT("--public-url", c->public_url)
-        OPT("--watch-events", c->watch_events)
-        OPT("--webhook-version", c->webhook_version)
-#undef OPT
-#define NUM(name, field, lo, hi)                                                             \
-    if (strcmp(a, name) == 0) {                                                              \
-        char *end_;                                                                          \
-        unsigned long long n_ = v ? strtoull(v, &end_, 10) : 0;                              \
-        if (!v || *end_ || n_ + 1 <= (lo) || n_ > (hi)) {                                    \
-            fprintf(stderr, "pdwebhook serve: %s takes a number from %llu to %llu\n", name,  \
-                    (unsigned long long)(lo), (unsigned long long)(hi));                     \
-            return -1;                                                                       \
-        }                                                                                    \
-        field = (__typeof__(field))n_;                                                       \
-        i++;                                                                                 \
-        continue;                                                                            \
-    }
-        NUM("--exec-timeout", c->exec_timeout, 1, 86400)
-        NUM("--workers", c->workers, 1, 256)
-        NUM("--threads", c->threads, 1, 256)
-        NUM("--max-attempts", c->max_attempts, 1, 1000)
-        NUM("--backoff-ms", c->backoff_ms, 1, 3600000)
-        NUM("--spool-max", c->spool_max, 4096, 1ull << 50)
-        NUM("--spool-retain", c->spool_retain_s, 0, 7 * 86400)
-        NUM("--inflight-lease", c->inflight_lease_s, 0, 86400)
-        NUM("--sync-failure-status", c->sync_failure_status, 200, 599)
-        NUM("--stream-maxlen", c->stream_maxlen, 1, 1ull << 62)
-        NUM("--max-connections-per-ip", c->per_ip, 0, 100000)
-        NUM("--header-timeout", c->header_timeout_s, 0, 3600)
-        NUM("--body-timeout", c->body_timeout_s, 0, 3600)
-        NUM("--retry-horizon", c->retry_horizon_s, 1, 86400)
-        NUM("--watch-interval", c->watch_interval_s, 1, 86400)
-#undef NUM
-        if (strcmp(a, "--max-body") == 0 && v) {
-            if (parse_size(v, &c->max_body) < 0) {
-                fprintf(stderr, "pdwebhook serve: --max-body takes a positive byte count\n");
-                return -1;
-            }
-            i++;
-        } else if (strcmp(a, "--insecure-no-auth") == 0) {
-            c->insecure = 1;
-        } else if (strcmp(a, "--sync") == 0) {
-            c->sync_mode = 1;
-        } else if (strcmp(a, "--reconcile") == 0) {
-            c->reconcile = 1;
-        } else if (strcmp(a, "--watch-subscriptions") == 0) {
-            c->watch = 1;
-        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            usage(stdout);
-            return 1;
-        } else {
-            fprintf(stderr, "pdwebhook serve: unknown option %s\n", a);
-            usage(stderr);
-            return -1;
-        }
-    }
-    if (!c->threads) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        c->threads = n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (unsigned)n;
-    }
-    if (c->sync_mode && c->spool) {
-        fprintf(stderr, "pdwebhook serve: --sync hands events on inside the request; it does "
-                        "not go with --spool\n");
-        return -1;
-    }
-    if (c->redis && !c->spool) {
-        fprintf(stderr, "pdwebhook serve: --redis needs --spool DIR: deliveries are journaled "
-                        "locally before the answer and forwarded to Redis from there\n");
-        return -1;
-    }
-    if ((c->stream || c->redis_prefix || c->stream_maxlen) && !c->redis) {
-        fprintf(stderr, "pdwebhook serve: --stream, --redis-prefix and --stream-maxlen go "
-                        "with --redis\n");
-        return -1;
-    }
-    if ((c->reconcile || c->watch) && c->sync_mode) {
-        fprintf(stderr, "pdwebhook serve: --reconcile and --watch-subscriptions hand events "
-                        "on through the spool; they do not go with --sync\n");
-        return -1;
-    }
-    if (c->reconcile || c->watch || c->public_url || c->watch_events) {
-        autorec_config ac = { c->spool, NULL, NULL, NULL, c->reconcile_objects, 0,
-                              c->reconcile, c->watch, 0, c->public_url, c->watch_events,
-                              c->webhook_version, NULL, NULL, NULL, NULL, NULL };
-        if (autorec_check(&ac) < 0)
-            return -1;
-    }
-    if (!!c->tls_cert != !!c->tls_key) {
-        fprintf(stderr, "pdwebhook serve: --tls-cert and --tls-key go together\n");
-        return -1;
-    }
-    if ((user && !password) || (!user && password)) {
-        fprintf(stderr, "pdwebhook serve: --user and --password go together\n");
-        return -1;
-    }
-    if (user && add_credential(c, (char *)(uintptr_t)user, (char *)(uintptr_t)password) < 0)
-        return -1;
-    if (cred_file && load_credentials(c, cred_file) < 0)
-        return -1;
-    if (!c->ncreds && !c->token && !c->insecure) {
-        char *u = strdup("pipedrive"), *p = malloc(25);
-        if (!u || !p || random_text(p, 24) < 0) {
-            free(u);
-            free(p);
-            fprintf(stderr, "pdwebhook serve: cannot generate credentials\n");
-            return -1;
-        }
-        c->cred_storage[0] = u;
-        c->cred_storage[1] = p;
-        add_credential(c, u, p);
-        /* printed once, on purpose: to be pasted into Pipedrive's webhook form */
-        fprintf(stderr,
-                "pdwebhook serve: no credentials given; generated a pair for this run:\n"
-                "  HTTP auth username: %s\n  HTTP auth password: %s\n"
-                "Enter them in Pipedrive (Settings > Tools and apps > Webhooks), or start\n"
-                "with --user/--password (or PDWEBHOOK_USER/PDWEBHOOK_PASSWORD) to keep them.\n",
-                u, p);
-    }
-    return 0;
-}
-
-/* Bind HOST:PORT ourselves (so that port 0 works and the real port can be printed). */
-static int open_listener(const char *listen_on, char *shown, size_t shown_cap)
+/* Bind HOST:PORT ourselves (so that port 0 works and the real port can be printed). opt
+ * names the option in messages. */
+static int open_listener(const char *opt, const char *listen_on, char *shown, size_t shown_cap)
 {
     char host[256];
-    const char *colon = strrchr(listen_on, ':');
-    if (!colon || (size_t)(colon - listen_on) >= sizeof host) {
-        fprintf(stderr, "pdwebhook serve: --listen wants HOST:PORT\n");
+    unsigned port;
+    const char *why;
+    if (pdw_opt_hostport(listen_on, host, sizeof host, &port, &why) != 0) {
+        fprintf(stderr, "pdwebhook serve: %s '%s': %s\n", opt, listen_on, why);
         return -1;
     }
-    memcpy(host, listen_on, (size_t)(colon - listen_on));
-    host[colon - listen_on] = '\0';
-    char *h = host;
-    size_t hl = strlen(h);
-    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') { /* [::1]:8080 */
-        h[hl - 1] = '\0';
-        h++;
-    }
+    char ps[8];
+    snprintf(ps, sizeof ps, "%u", port);
     struct addrinfo hints, *res;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    int gai = getaddrinfo(*h ? h : NULL, colon + 1, &hints, &res);
+    int gai = getaddrinfo(*host ? host : NULL, ps, &hints, &res);
     if (gai != 0) {
-        fprintf(stderr, "pdwebhook serve: --listen %s: %s\n", listen_on, gai_strerror(gai));
+        fprintf(stderr, "pdwebhook serve: %s '%s': %s\n", opt, listen_on, gai_strerror(gai));
         return -1;
     }
     int fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
@@ -1213,7 +854,7 @@ static int open_listener(const char *listen_on, char *shown, size_t shown_cap)
     if (fd >= 0)
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
-        fprintf(stderr, "pdwebhook serve: cannot listen on %s: %s\n", listen_on,
+        fprintf(stderr, "pdwebhook serve: %s '%s': cannot listen there: %s\n", opt, listen_on,
                 strerror(errno));
         if (fd >= 0)
             close(fd);
@@ -1229,6 +870,106 @@ static int open_listener(const char *listen_on, char *shown, size_t shown_cap)
                 NI_NUMERICHOST | NI_NUMERICSERV);
     snprintf(shown, shown_cap, strchr(hbuf, ':') ? "[%s]:%s" : "%s:%s", hbuf, pbuf);
     return fd;
+}
+
+/* ---- the admin listener: GET /healthz and /metrics ---------------------------------- */
+
+static enum MHD_Result on_admin(void *cls, struct MHD_Connection *c, const char *url,
+                                const char *method, const char *version,
+                                const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    (void)version, (void)upload_data, (void)upload_size, (void)con_cls;
+    server *s = cls;
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        static const char na[] = "{\"ok\":false,\"error\":\"method not allowed\"}";
+        return send_buffer(c, 405, na, sizeof na - 1, "application/json", NULL);
+    }
+    if (strcmp(url, "/healthz") == 0)
+        return send_health(s, c, 0);
+    if (strcmp(url, "/metrics") == 0) {
+        json_t *o = health_object(s, 0);
+        size_t len = 0;
+        char *text = o ? serve_metrics(o, &s->requests, s->health, wall_ms(), &len) : NULL;
+        json_decref(o);
+        enum MHD_Result rc =
+            text ? send_buffer(c, 200, text, len, "text/plain; version=0.0.4; charset=utf-8",
+                               NULL)
+                 : MHD_NO;
+        free(text);
+        return rc;
+    }
+    static const char nf[] = "{\"ok\":false,\"error\":\"not found: GET /healthz or /metrics\"}";
+    return send_buffer(c, 404, nf, sizeof nf - 1, "application/json", NULL);
+}
+
+/* ---- SIGHUP: reopen what logrotate moved -------------------------------------------- */
+
+/* The dead-letter file is held open by the library's worker: a new file at the same path
+ * is put in place of its descriptor (found by the inode it had) with dup2(), atomically
+ * for the writer. */
+static dev_t dl_dev;
+static ino_t dl_ino;
+
+static void remember_dead_letter(const char *path)
+{
+    struct stat st;
+    if (path && stat(path, &st) == 0) {
+        dl_dev = st.st_dev;
+        dl_ino = st.st_ino;
+    }
+}
+
+static int reopen_dead_letter(const char *path)
+{
+    if (!path || !dl_ino)
+        return 0;
+    struct stat now;
+    if (stat(path, &now) == 0 && now.st_dev == dl_dev && now.st_ino == dl_ino)
+        return 0; /* not moved */
+    int old = -1;
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        struct stat st;
+        if (*end || fd < 3 || fd == dirfd(d) || fstat((int)fd, &st) != 0)
+            continue;
+        if (st.st_dev == dl_dev && st.st_ino == dl_ino && S_ISREG(st.st_mode)) {
+            old = (int)fd;
+            break;
+        }
+    }
+    if (d)
+        closedir(d);
+    if (old < 0)
+        return 0;
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0 || fdatasync(old) != 0 || dup2(fd, old) < 0 ||
+        fcntl(old, F_SETFD, FD_CLOEXEC) != 0) {
+        int err = errno;
+        if (fd >= 0)
+            close(fd);
+        log_msg(LL_ERROR, "SIGHUP: cannot reopen the dead-letter file %s: %s", path,
+                strerror(err));
+        return -1;
+    }
+    close(fd);
+    remember_dead_letter(path);
+    return 0;
+}
+
+static void on_sighup(server *s)
+{
+    int bad = log_reopen() != 0;
+    if (s->sinks && sinks_reopen(s->sinks) != 0)
+        bad = 1;
+    if (reopen_dead_letter(s->cfg.dead_letter) != 0)
+        bad = 1;
+    log_msg(bad ? LL_WARN : LL_INFO, "SIGHUP: reopened%s%s%s%s%s%s", s->cfg.log_file ? " the log " : "",
+            s->cfg.log_file ? s->cfg.log_file : "", s->cfg.output ? ", --output " : "",
+            s->cfg.output ? s->cfg.output : "", s->cfg.dead_letter ? ", the dead letters " : "",
+            s->cfg.dead_letter ? s->cfg.dead_letter : "");
 }
 
 static void shutdown_all(server *s)
@@ -1251,17 +992,29 @@ static void shutdown_all(server *s)
         pthread_cond_destroy(&s->wait_cond);
         pthread_mutex_destroy(&s->wait_lock);
     }
-    for (size_t i = 0; i < MAX_CREDENTIALS; i++)
-        free(s->cfg.cred_storage[i]);
+    serve_config_free(&s->cfg);
+}
+
+/* A file serve must read: its content, or NULL after printing which option, which file and
+ * why. */
+static char *read_named(const char *opt, const char *path)
+{
+    char *text = pdw_cli_read_file(path, NULL);
+    if (!text)
+        fprintf(stderr, "pdwebhook serve: %s %s: cannot read it: %s\n", opt, path,
+                strerror(errno));
+    return text;
 }
 
 int pdw_cmd_serve(int argc, char **argv)
 {
     static server srv;
     server *s = &srv;
-    int rc = parse_args(&s->cfg, argc, argv);
-    if (rc != 0)
+    int rc = serve_config_load(&s->cfg, argc, argv);
+    if (rc != 0) {
+        serve_config_free(&s->cfg);
         return rc > 0 ? 0 : 2;
+    }
     config *c = &s->cfg;
     pdw_error err;
     pdw_error_clear(&err);
@@ -1271,18 +1024,33 @@ int pdw_cmd_serve(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     char *cert = NULL, *key = NULL;
-    if (c->tls_cert && (!(cert = pdw_cli_read_file(c->tls_cert, NULL)) || !(key = pdw_cli_read_file(c->tls_key, NULL)))) {
-        fprintf(stderr, "pdwebhook serve: cannot read the TLS certificate or key\n");
+    if (c->tls_cert && (!(cert = read_named("--tls-cert", c->tls_cert)) ||
+                        !(key = read_named("--tls-key", c->tls_key)))) {
+        free(cert);
+        serve_config_free(c);
         return 2;
     }
+    if (log_setup(c->log_json, c->log_level, c->log_file) != 0) {
+        free(cert);
+        free(key);
+        serve_config_free(c);
+        return 2;
+    }
+    /* a handler's output: through a pipe into the log, each line prefixed with the event's
+     * spool id, at most LOG_EXEC_CAP bytes per run */
+    pdw_cli_exec_set_sink(log_exec_output, NULL, LOG_EXEC_CAP);
+    if (c->config_file)
+        logf_("configuration file %s", c->config_file);
     pdw_health_options ho = PDW_HEALTH_OPTIONS_INIT;
     ho.on_possible_loss = on_possible_loss;
     ho.user = s;
     pdw_dedup_memory_options mo = PDW_DEDUP_MEMORY_OPTIONS_INIT;
+    mo.capacity = (size_t)c->dedup_capacity;
     if (pdw_health_new(&s->health, &ho, &err) != 0 ||
         pdw_dedup_memory_new(&s->dedup, &mo, &err) != 0) {
         fprintf(stderr, "pdwebhook serve: %s\n", err.message);
@@ -1334,6 +1102,7 @@ int pdw_cmd_serve(int argc, char **argv)
          * request, and handed on at start */
         pdw_spool_options so = PDW_SPOOL_OPTIONS_INIT;
         so.max_bytes = c->spool_max;
+        so.segment_bytes = c->segment_size;
         so.retain_ms = c->spool_retain_s * 1000ull;
         if (c->spool) {
             snprintf(markers, sizeof markers, "%s/exec-markers", c->spool);
@@ -1360,8 +1129,8 @@ int pdw_cmd_serve(int argc, char **argv)
         io.on_error = on_intake_error;
         io.error_user = s;
         if (pdw_intake_new(&s->intake, &io, &err) != 0) {
-            if (c->spool && (err.code == PDW_ELOCKED || err.code == PDW_EIO))
-                fprintf(stderr, "pdwebhook serve: spool %s: %s\n", c->spool, err.message);
+            if (c->spool)
+                fprintf(stderr, "pdwebhook serve: --spool %s: %s\n", c->spool, err.message);
             else
                 fprintf(stderr, "pdwebhook serve: %s\n", err.message);
             shutdown_all(s);
@@ -1405,6 +1174,7 @@ int pdw_cmd_serve(int argc, char **argv)
         }
         if (n > 0)
             logf_("recovered %ld spooled deliveries not yet handed on", n);
+        remember_dead_letter(c->dead_letter); /* the worker opened it */
     }
     if (c->reconcile || c->watch) { /* autoreconcile.h */
         autorec_config ac = { c->spool, c->base_url, c->api_token, c->oauth_token,
@@ -1419,9 +1189,15 @@ int pdw_cmd_serve(int argc, char **argv)
         }
     }
 
-    char shown[300];
-    int fd = open_listener(c->listen, shown, sizeof shown);
-    if (fd < 0) {
+    char shown[300], admin_shown[300] = "";
+    int fd = open_listener("--listen", c->listen, shown, sizeof shown);
+    int afd = fd >= 0 && c->admin_listen
+                  ? open_listener("--admin-listen", c->admin_listen, admin_shown,
+                                  sizeof admin_shown)
+                  : -1;
+    if (fd < 0 || (c->admin_listen && afd < 0)) {
+        if (fd >= 0)
+            close(fd);
         shutdown_all(s);
         return 2;
     }
@@ -1458,6 +1234,8 @@ int pdw_cmd_serve(int argc, char **argv)
     if (guard_new(&s->guard, &gc) != 0) {
         fprintf(stderr, "pdwebhook serve: cannot start the connection guard\n");
         close(fd);
+        if (afd >= 0)
+            close(afd);
         shutdown_all(s);
         return 2;
     }
@@ -1470,24 +1248,64 @@ int pdw_cmd_serve(int argc, char **argv)
         (unsigned)CONNECTION_LIMIT, MHD_OPTION_ARRAY, extra, MHD_OPTION_END);
     if (!s->daemon) {
         fprintf(stderr, "pdwebhook serve: cannot start the HTTP server%s\n",
-                cert ? " (is libmicrohttpd built with TLS?)" : "");
+                cert ? " (is libmicrohttpd built with TLS? check --tls-cert and --tls-key: "
+                       "PEM certificate and its private key)"
+                     : "");
         close(fd);
+        if (afd >= 0)
+            close(afd);
         shutdown_all(s);
         return 2;
     }
+    if (afd >= 0) {
+        /* plain HTTP, one thread, a few connections: for the monitoring host */
+        s->admin = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, 0, NULL,
+                                    NULL, on_admin, s, MHD_OPTION_LISTEN_SOCKET, afd,
+                                    MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+                                    MHD_OPTION_CONNECTION_LIMIT, 32u, MHD_OPTION_END);
+        if (!s->admin) {
+            fprintf(stderr, "pdwebhook serve: --admin-listen: cannot start the HTTP server\n");
+            close(afd);
+            pdw_intake_stop(s->intake);
+            MHD_stop_daemon(s->daemon);
+            shutdown_all(s);
+            return 2;
+        }
+    }
     printf("listening on %s://%s%s\n", cert ? "https" : "http", shown, c->path ? c->path : "/");
+    if (s->admin)
+        printf("admin on http://%s/ (GET /healthz, /metrics)\n", admin_shown);
     fflush(stdout);
     logf_("pdwebhook %s serving on %s (%zu credential pair(s)%s%s%s%s%s)", pdw_version(), shown,
           c->ncreds, c->token ? ", query token" : "", c->spool ? ", spool " : "",
           c->spool ? c->spool : "", c->sync_mode ? ", synchronous handlers" : "",
           c->insecure ? ", NO AUTH" : "");
+    if (c->spool_defaulted)
+        logf_("spool: %s (the default state directory; --spool DIR to choose another)",
+              c->spool);
+    if (c->memory)
+        log_msg(LL_WARN, "WARNING: --memory: accepted deliveries are kept in memory only; a "
+                         "crash, kill -9 or power loss loses every one not yet handed on "
+                         "(Pipedrive will not send them again)");
+    if (s->admin)
+        logf_("admin listener on %s: GET /healthz, /metrics", admin_shown);
     logf_("point Pipedrive at %s://<your public host>%s (Settings > Tools and apps > "
           "Webhooks, HTTP auth with the credentials above); for deal stage moves subscribe "
           "to updated.deal / change.deal, not updated.stage",
           cert ? "https" : "https", c->path ? c->path : "/");
 
     int sig;
-    sigwait(&sigs, &sig);
+    for (;;) {
+        struct timespec tick = { 1, 0 };
+        sig = sigtimedwait(&sigs, NULL, &tick);
+        log_tick(); /* the "suppressed" lines of refusals that stopped */
+        if (sig == SIGHUP) {
+            on_sighup(s);
+            continue;
+        }
+        if (sig == SIGTERM || sig == SIGINT)
+            break;
+    }
     logf_("signal %d: finishing in-flight requests and handlers", sig);
     /* the last flush answers every suspended request (MHD_stop_daemon() wants none); who
      * comes later flushes for itself. Forwarding waits for Redis no longer: the worker
@@ -1496,6 +1314,8 @@ int pdw_cmd_serve(int argc, char **argv)
     s->autorec = NULL;
     serve_redis_cancel(s->redis);
     pdw_intake_stop(s->intake);
+    if (s->admin)
+        MHD_stop_daemon(s->admin);
     MHD_stop_daemon(s->daemon); /* waits for the request threads */
     shutdown_all(s);
     free(cert);

@@ -18,6 +18,7 @@
 #include <pdwebhook/subscriptions.h>
 
 #include "cli.h"
+#include "options.h"
 
 #define DEFAULT_BASE_URL "https://api.pipedrive.com/v1"
 #define PLACEHOLDER_URL "https://your-endpoint.example/pipedrive"
@@ -69,52 +70,108 @@ static const char *prog = "pdwebhook subscriptions";
 
 /* ---- usage and options ------------------------------------------------------------- */
 
+enum {
+    S_API_TOKEN = 1, S_API_TOKEN_FILE, S_OAUTH_TOKEN, S_OAUTH_TOKEN_FILE, S_BASE_URL,
+    S_TIMEOUT, S_JSON, S_URL, S_EVENTS, S_VERSION, S_USER_ID, S_NAME, S_USER, S_PASSWORD,
+    S_PASSWORD_FILE, S_CREDENTIALS, S_INSECURE, S_DRY_RUN, S_HEALTH, S_ID,
+};
+
+#define STR(id, name, arg, help) { id, name, 0, arg, PDW_OPT_STRING, 0, 0, 0, 0, 0, help, 0 }
+#define SECRET(id, name, arg, help)                                                          \
+    { id, name, 0, arg, PDW_OPT_STRING, 0, 0, 0, 0, PDW_OPT_SECRET, help, 0 }
+#define FILE_OF(id, name, of, help)                                                          \
+    { id, name, 0, "FILE", PDW_OPT_FILE_OF, 0, 0, 0, 0, 0, help, of }
+#define FLAG(id, name, help) { id, name, 0, NULL, PDW_OPT_FLAG, 0, 0, 0, 0, 0, help, 0 }
+
+static const pdw_opt subs_opts[] = {
+    SECRET(S_API_TOKEN, "api-token", "T",
+           "API token, sent as x-api-token (default $PIPEDRIVE_API_TOKEN;\nprefer the "
+           "variable: arguments are visible to other users)"),
+    FILE_OF(S_API_TOKEN_FILE, "api-token-file", S_API_TOKEN,
+            "the API token, read from FILE (mode 0600 or stricter)"),
+    SECRET(S_OAUTH_TOKEN, "oauth-token", "T",
+           "OAuth access token with the admin scope, sent as Bearer\n(default "
+           "$PIPEDRIVE_OAUTH_TOKEN)"),
+    FILE_OF(S_OAUTH_TOKEN_FILE, "oauth-token-file", S_OAUTH_TOKEN,
+            "the OAuth token, read from FILE (mode 0600 or stricter)"),
+    STR(S_BASE_URL, "base-url", "URL",
+        "API base (default $PIPEDRIVE_BASE_URL, else " DEFAULT_BASE_URL ";\ne.g. "
+        "https://COMPANY.pipedrive.com/api/v1)"),
+    { S_TIMEOUT, "timeout", 0, "S", PDW_OPT_SECONDS, 1, 3600, 0, 0, 0,
+      "seconds per request (default 30)", 0 },
+    FLAG(S_JSON, "json", "machine-readable output"),
+    STR(S_URL, "url", "URL",
+        "where Pipedrive delivers: the public address of pdwebhook serve\n(list: only the "
+        "webhooks for URL)"),
+    STR(S_EVENTS, "events", "LIST",
+        "triggers, comma-separated: updated.deal,*.person,change.lead\n(v1 or v2 words; * for "
+        "any action or object)"),
+    STR(S_VERSION, "version", "V", "webhooks version, 1.0 or 2.0 (default 2.0)"),
+    STR(S_USER_ID, "user-id", "N", "Pipedrive user whose permissions the webhooks run under"),
+    STR(S_NAME, "name", "PREFIX", "webhook names are \"PREFIX action.object\" (default pdwebhook)"),
+    STR(S_USER, "user", "U",
+        "HTTP Basic user Pipedrive sends (default $PDWEBHOOK_USER), as\nfor serve"),
+    SECRET(S_PASSWORD, "password", "P", "its password (default $PDWEBHOOK_PASSWORD)"),
+    FILE_OF(S_PASSWORD_FILE, "password-file", S_PASSWORD,
+            "the password, read from FILE (mode 0600 or stricter)"),
+    STR(S_CREDENTIALS, "credentials", "FILE",
+        "the user:password file serve uses: its first pair is sent\n(--user/--password, when "
+        "given, come first, as in serve)"),
+    FLAG(S_INSECURE, "insecure-no-auth", "create webhooks without HTTP auth"),
+    FLAG(S_DRY_RUN, "dry-run", "(sync) print what would change, change nothing"),
+    STR(S_HEALTH, "health", "URL", "(list) also fetch /healthz of a running pdwebhook serve"),
+    { S_ID, "id", 0, "ID", PDW_OPT_STRING, 0, 0, 0, 0, PDW_OPT_REPEAT,
+      "(delete) the webhook to delete; repeatable", 0 },
+};
+
+static const pdw_opt_cmd subs_cmd = {
+    "pdwebhook subscriptions",
+    "usage: pdwebhook subscriptions COMMAND [options]\n"
+    "\n"
+    "  plan     print the Pipedrive webhooks --events needs (no network)\n"
+    "  list     list the account's webhooks, with Pipedrive's last delivery and status\n"
+    "  sync     make the webhooks for --url equal to the plan: create what is missing,\n"
+    "           delete what is not planned, keep the rest (safe to run again)\n"
+    "  delete   delete webhooks: --id ID (repeatable), or every one for --url URL\n"
+    "\n"
+    "options:\n",
+    subs_opts, sizeof subs_opts / sizeof subs_opts[0], NULL,
+};
+
 static void usage(FILE *out)
 {
-    fprintf(out,
-        "usage: pdwebhook subscriptions COMMAND [options]\n"
-        "\n"
-        "  plan     print the Pipedrive webhooks --events needs (no network)\n"
-        "  list     list the account's webhooks, with Pipedrive's last delivery and status\n"
-        "  sync     make the webhooks for --url equal to the plan: create what is missing,\n"
-        "           delete what is not planned, keep the rest (safe to run again)\n"
-        "  delete   delete webhooks: --id ID (repeatable), or every one for --url URL\n"
-        "\n"
-        "Pipedrive (list, sync, delete):\n"
-        "  --api-token T      API token, sent as x-api-token (default $PIPEDRIVE_API_TOKEN;\n"
-        "                     prefer the variable: arguments are visible to other users)\n"
-        "  --oauth-token T    OAuth access token with the admin scope, sent as Bearer\n"
-        "                     (default $PIPEDRIVE_OAUTH_TOKEN)\n"
-        "  --base-url URL     API base (default $PIPEDRIVE_BASE_URL, else " DEFAULT_BASE_URL ";\n"
-        "                     e.g. https://COMPANY.pipedrive.com/api/v1)\n"
-        "  --timeout S        seconds per request (default 30)\n"
-        "  --json             machine-readable output\n"
-        "\n"
-        "The webhooks (plan, sync):\n"
-        "  --url URL          where Pipedrive delivers: the public address of pdwebhook serve\n"
-        "  --events LIST      triggers, comma-separated: updated.deal,*.person,change.lead\n"
-        "                     (v1 or v2 words; * for any action or object)\n"
-        "  --version V        webhooks version, 1.0 or 2.0 (default 2.0)\n"
-        "  --user-id N        Pipedrive user whose permissions the webhooks run under\n"
-        "  --name PREFIX      webhook names are \"PREFIX action.object\" (default pdwebhook)\n"
-        "  --user U --password P   HTTP Basic credentials Pipedrive sends (default\n"
-        "                     $PDWEBHOOK_USER / $PDWEBHOOK_PASSWORD), as for serve\n"
-        "  --credentials FILE the user:password file serve uses: its first pair is sent\n"
-        "                     (--user/--password, when given, come first, as in serve)\n"
-        "  --insecure-no-auth create webhooks without HTTP auth\n"
-        "  --dry-run          (sync) print what would change, change nothing\n"
-        "\n"
-        "list:\n"
-        "  --url URL          only the webhooks for URL\n"
-        "  --health URL       also fetch /healthz of a running pdwebhook serve and print it\n");
+    pdw_opt_help(&subs_cmd, out);
 }
 
-/* "pdwebhook subscriptions: A B" and a hint; returns -1. */
-static int bad_usage(const char *a, const char *b)
+static int apply(const pdw_opt *opt, const pdw_opt_value *v, void *user)
 {
-    fprintf(stderr, "%s: %s%s%s\n(pdwebhook subscriptions --help lists the options)\n", prog,
-            a, *b ? " " : "", b);
-    return -1;
+    opts *o = user;
+    const char *t = v->text;
+    switch (opt->id) {
+    case S_API_TOKEN: o->api_token = t; break;
+    case S_OAUTH_TOKEN: o->oauth_token = t; break;
+    case S_BASE_URL: o->base_url = t; break;
+    case S_TIMEOUT: o->timeout_s = (long)v->num; break;
+    case S_JSON: o->json = 1; break;
+    case S_URL: o->url = t; break;
+    case S_EVENTS: o->events = t; break;
+    case S_VERSION: o->version = t; break;
+    case S_USER_ID: o->user_id = t; break;
+    case S_NAME: o->name = t; break;
+    case S_USER: o->user = t; break;
+    case S_PASSWORD: o->password = t; break;
+    case S_CREDENTIALS: o->cred_file = t; break;
+    case S_INSECURE: o->insecure_no_auth = 1; break;
+    case S_DRY_RUN: o->dry_run = 1; break;
+    case S_HEALTH: o->health = t; break;
+    case S_ID:
+        if (o->nids == MAX_IDS)
+            return pdw_opt_error(&subs_cmd, opt, v, "at most %d --id options", MAX_IDS);
+        o->ids[o->nids++] = t;
+        break;
+    default: return pdw_opt_error(&subs_cmd, opt, v, "not handled");
+    }
+    return 0;
 }
 
 static int parse_args(opts *o, int argc, char **argv)
@@ -125,58 +182,9 @@ static int parse_args(opts *o, int argc, char **argv)
     o->user = getenv("PDWEBHOOK_USER");
     o->password = getenv("PDWEBHOOK_PASSWORD");
     o->timeout_s = 30;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define OPT(name, field)                                                                     \
-    if (strcmp(a, name) == 0) {                                                              \
-        if (!v)                                                                              \
-            return bad_usage(name, "needs a value");                                      \
-        field = v;                                                                           \
-        i++;                                                                                 \
-        continue;                                                                            \
-    }
-        OPT("--api-token", o->api_token)
-        OPT("--oauth-token", o->oauth_token)
-        OPT("--base-url", o->base_url)
-        OPT("--url", o->url)
-        OPT("--events", o->events)
-        OPT("--version", o->version)
-        OPT("--user-id", o->user_id)
-        OPT("--name", o->name)
-        OPT("--user", o->user)
-        OPT("--password", o->password)
-        OPT("--credentials", o->cred_file)
-        OPT("--health", o->health)
-#undef OPT
-        if (strcmp(a, "--id") == 0) {
-            if (!v)
-                return bad_usage(a, "needs a value");
-            if (o->nids == MAX_IDS)
-                return bad_usage("at most 256 --id options", "");
-            o->ids[o->nids++] = v;
-            i++;
-        } else if (strcmp(a, "--timeout") == 0) {
-            char *end;
-            errno = 0;
-            long t = v ? strtol(v, &end, 10) : 0;
-            if (!v || errno || *end || end == v || t < 1 || t > 3600)
-                return bad_usage(a, "takes seconds, 1 to 3600");
-            o->timeout_s = t;
-            i++;
-        } else if (strcmp(a, "--json") == 0) {
-            o->json = 1;
-        } else if (strcmp(a, "--dry-run") == 0) {
-            o->dry_run = 1;
-        } else if (strcmp(a, "--insecure-no-auth") == 0) {
-            o->insecure_no_auth = 1;
-        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            usage(stdout);
-            return 1;
-        } else {
-            return bad_usage("unknown option", a);
-        }
-    }
+    int rc = pdw_opt_parse(&subs_cmd, argc, argv, 2, apply, o, NULL, NULL);
+    if (rc != 0)
+        return rc;
     if (!o->base_url || !*o->base_url)
         o->base_url = DEFAULT_BASE_URL;
     if (o->api_token && !*o->api_token)

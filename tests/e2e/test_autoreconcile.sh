@@ -204,7 +204,7 @@ serve_stop
 check "serve --watch-subscriptions stops with 0" "$srv_status" 0
 
 # ---- usage --------------------------------------------------------------------------------
-"$bin" serve --reconcile --insecure-no-auth >/dev/null 2>&1
+"$bin" serve --reconcile --memory --insecure-no-auth >/dev/null 2>&1
 check "--reconcile without --spool is a usage error" "$?" 2
 "$bin" serve --watch-subscriptions --spool "$tmp/spool" --insecure-no-auth >/dev/null 2>&1
 check "--watch-subscriptions without --public-url is a usage error" "$?" 2

@@ -34,7 +34,7 @@ while [ $i -lt $N ]; do
 done
 
 # a free port, kept across restarts
-"$bin" serve --listen 127.0.0.1:0 --insecure-no-auth > "$tmp/probe.out" 2>/dev/null &
+"$bin" serve --listen 127.0.0.1:0 --memory --insecure-no-auth > "$tmp/probe.out" 2>/dev/null &
 p=$!
 k=0; while ! grep -q '^listening' "$tmp/probe.out" 2>/dev/null && [ $k -lt 100 ]; do k=$((k + 1)); sleep 0.05; done
 port=$(sed -n 's|^listening on http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$tmp/probe.out")

@@ -106,7 +106,7 @@ grep -q "Redis URL port" "$tmp/e1" && ok "bad port named" || bad "bad port messa
   --redis "http://127.0.0.1:$RPORT" > /dev/null 2> "$tmp/e2"
 check "bad scheme: exit 2" "$?" 2
 grep -q "Redis URL scheme" "$tmp/e2" && ok "bad scheme named" || bad "bad scheme message: $(cat "$tmp/e2")"
-"$bin" serve --listen 127.0.0.1:0 --user u --password p --redis "$RURL" > /dev/null 2> "$tmp/e3"
+"$bin" serve --listen 127.0.0.1:0 --user u --password p --memory --redis "$RURL" > /dev/null 2> "$tmp/e3"
 check "--redis without --spool: exit 2" "$?" 2
 rcli config set requirepass 'pw-right-9' > /dev/null
 "$bin" serve --listen 127.0.0.1:0 --user u --password p --spool "$tmp/sd" \

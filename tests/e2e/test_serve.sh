@@ -131,7 +131,7 @@ check "no command run twice after restart" "$(wc -l < "$tmp/exec.log")" $n
 kill -TERM "$pid"; wait "$pid"
 
 # no credentials: a generated pair, printed once, that works
-start gen
+start gen --memory
 user=$(sed -n 's/.*HTTP auth username: \(.*\)$/\1/p' "$tmp/gen.err")
 pw=$(sed -n 's/.*HTTP auth password: \(.*\)$/\1/p' "$tmp/gen.err")
 [ -n "$pw" ] && [ ${#pw} -ge 20 ] && ok || bad "no generated password printed"
@@ -141,7 +141,7 @@ kill -TERM "$pid"; wait "$pid"
 
 # --credentials FILE (rotation), --token, --path, --max-body
 printf '# old and new\nold:pw1\n\nnew:pw2\n' > "$tmp/creds"
-start rot --credentials "$tmp/creds" --path /pipedrive --max-body 4000
+start rot --memory --credentials "$tmp/creds" --path /pipedrive --max-body 4000
 s=$(post "$url" "$good" -u old:pw1); check "first pair" "$s" 200
 s=$(post "$url" "$fx/v2-create.person-pipedrive-docs.json" -u new:pw2); check "second pair" "$s" 200
 s=$(post "$url" "$fx/v2-create.note-pipedrive-docs.json" -u old:pw2); check "mixed pair" "$s" 401
@@ -150,7 +150,7 @@ s=$(post "$url" "$fx/v2-create.deal-n8n-pinData-unattributed.json" -u old:pw1); 
 head -c 5000 /dev/zero | tr '\0' ' ' > "$tmp/5k.json"
 s=$(post "$url" "$tmp/5k.json" -u old:pw1); check "over --max-body" "$s" 413
 kill -TERM "$pid"; wait "$pid"
-start tok --token 't0k&n'
+start tok --memory --token 't0k&n'
 s=$(post "${url}?token=t0k%26n" "$good"); check "query token" "$s" 200
 s=$(post "${url}?token=nope" "$good"); check "wrong query token" "$s" 401
 grep -q 't0k' "$tmp/tok.err" && bad "the token appears in the log" || ok
@@ -160,7 +160,7 @@ kill -TERM "$pid"; wait "$pid"
 if command -v openssl >/dev/null 2>&1; then
   openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmp/key.pem" -out "$tmp/cert.pem" \
     -days 1 -subj /CN=127.0.0.1 >/dev/null 2>&1
-  start tls --user u --password p --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem"
+  start tls --memory --user u --password p --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem"
   case $url in https://*) ok ;; *) bad "TLS url $url" ;; esac
   s=$(post "$url" "$good" -k -u u:p); check "HTTPS delivery" "$s" 200
   kill -TERM "$pid"; wait "$pid"

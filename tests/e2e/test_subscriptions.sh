@@ -224,7 +224,7 @@ subs list4 list --url "$HOOK"
 has "nothing left for the URL" "$tmp/list4.out" "0 webhooks for this URL"
 
 # ---- health next to Pipedrive's view -----------------------------------------------
-start serve "$bin" serve --listen 127.0.0.1:0 --user pipedrive --password "$PASSWORD"
+start serve "$bin" serve --listen 127.0.0.1:0 --memory --user pipedrive --password "$PASSWORD"
 subs health list --health "$url"
 check "list --health: exit 0" "$rc" 0
 has "list --health: the receiver's counters" "$tmp/health.out" "receiver health"
