@@ -456,6 +456,11 @@ int serve_config_load(config *c, int argc, char **argv)
     }
     if (!c->spool && !c->memory && !c->sync_mode && default_spool(c) != 0)
         return -1;
+    if (c->spool && mkdir(c->spool, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "pdwebhook serve: --spool %s: cannot create it: %s\n", c->spool,
+                strerror(errno));
+        return -1;
+    }
     if (p.user && add_credential(c, (char *)(uintptr_t)p.user, (char *)(uintptr_t)p.password) < 0)
         return -1;
     if (p.cred_file && load_credentials(c, p.cred_file) < 0)
