@@ -304,12 +304,12 @@ static int rate_ok(int status, const char *reason)
     return ok;
 }
 
-void log_tick(void)
+void log_tick(int all)
 {
     time_t now = time(NULL);
     pthread_mutex_lock(&rl_lock);
     for (int i = 0; i < RL_SLOTS; i++)
-        if (rl[i].status && rl[i].suppressed && rl[i].second != now) {
+        if (rl[i].status && rl[i].suppressed && (all || rl[i].second != now)) {
             suppressed_line(&rl[i], now);
             rl[i].suppressed = 0;
         }

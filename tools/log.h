@@ -52,8 +52,9 @@ typedef struct log_access {
 
 void log_access_line(const log_access *a);
 
-/* Once a second or so: write the "suppressed" lines of refusals that stopped coming. */
-void log_tick(void);
+/* Once a second or so: write the "suppressed" lines of refusals that stopped coming (all:
+ * of every kind, at exit, so that no count is lost). */
+void log_tick(int all);
 
 /* A handler's output line (execrun's sink): "exec spool_id=ID: LINE"; line NULL: len bytes
  * dropped over the cap. */

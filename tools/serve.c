@@ -1298,7 +1298,7 @@ int pdw_cmd_serve(int argc, char **argv)
     for (;;) {
         struct timespec tick = { 1, 0 };
         sig = sigtimedwait(&sigs, NULL, &tick);
-        log_tick(); /* the "suppressed" lines of refusals that stopped */
+        log_tick(0); /* the "suppressed" lines of refusals that stopped */
         if (sig == SIGHUP) {
             on_sighup(s);
             continue;
@@ -1317,6 +1317,7 @@ int pdw_cmd_serve(int argc, char **argv)
     if (s->admin)
         MHD_stop_daemon(s->admin);
     MHD_stop_daemon(s->daemon); /* waits for the request threads */
+    log_tick(1); /* the counts of refusals still suppressed */
     shutdown_all(s);
     free(cert);
     free(key);
