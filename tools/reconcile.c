@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "options.h"
 #include "reconcile.h"
 
 #define PAGE_LIMIT 500
@@ -388,30 +389,68 @@ static void on_signal(int sig)
     g_stop = 1;
 }
 
-static void usage(FILE *out)
+enum { R_FROM = 1, R_TO, R_OBJECTS, R_SPOOL, R_OUTPUT, R_API_TOKEN, R_OAUTH_TOKEN, R_BASE_URL,
+       R_MAX_WAIT, R_QUIET };
+
+static const pdw_opt rec_opts[] = {
+    { R_FROM, "from", 0, "TIME", PDW_OPT_STRING, 0, 0, 0, 0, 0,
+      "window start, RFC 3339 (2026-01-01T10:00:00Z), inclusive", 0 },
+    { R_TO, "to", 0, "TIME", PDW_OPT_STRING, 0, 0, 0, 0, 0,
+      "window end, exclusive (default: now)", 0 },
+    { R_OBJECTS, "objects", 0, "LIST", PDW_OPT_STRING, 0, 0, 0, 0, 0,
+      "comma-separated (default " RECONCILE_ALL_OBJECTS ")", 0 },
+    { R_SPOOL, "spool", 0, "DIR", PDW_OPT_STRING, 0, 0, 0, 0, 0,
+      "the journal of a stopped serve", 0 },
+    { R_OUTPUT, "output", 0, "FILE", PDW_OPT_STRING, 0, 0, 0, 0, 0,
+      "append JSON lines (as serve --output); - for stdout", 0 },
+    { R_API_TOKEN, "api-token", 0, "T", PDW_OPT_STRING, 0, 0, 0, 0, PDW_OPT_SECRET,
+      "API token (default $PIPEDRIVE_API_TOKEN)", 0 },
+    { R_OAUTH_TOKEN, "oauth-token", 0, "T", PDW_OPT_STRING, 0, 0, 0, 0, PDW_OPT_SECRET,
+      "OAuth access token (default $PIPEDRIVE_OAUTH_TOKEN)", 0 },
+    { R_BASE_URL, "base-url", 0, "URL", PDW_OPT_STRING, 0, 0, 0, 0, 0,
+      "API base (default $PIPEDRIVE_BASE_URL, else " PDAPI_DEFAULT_BASE_URL ";\n"
+      "the v2 endpoints are beside it, at /api/v2)", 0 },
+    { R_MAX_WAIT, "max-wait", 0, "S", PDW_OPT_SECONDS, 1, 3600, 0, 0, 0,
+      "longest Retry-After waited for on a 429 (default 120)", 0 },
+    { R_QUIET, "quiet", 0, NULL, PDW_OPT_FLAG, 0, 0, 0, 0, 0, "no progress on stderr", 0 },
+};
+
+static const pdw_opt_cmd rec_cmd = {
+    "pdwebhook reconcile",
+    "usage: pdwebhook reconcile --from TIME [--to TIME] [--objects LIST]\n"
+    "                           (--spool DIR | --output FILE) [options]\n"
+    "\n"
+    "Read what changed in Pipedrive between --from and --to from its API and hand each\n"
+    "changed record on as a reconciled event (\"reconciled\":true): into the spool of a\n"
+    "stopped `pdwebhook serve --spool DIR` (its worker hands them to --output, --exec or\n"
+    "the router at its next start), or as JSON lines into FILE. Records already\n"
+    "delivered or reconciled are not handed on again (docs/GAP-FREE.md).\n",
+    rec_opts, sizeof rec_opts / sizeof rec_opts[0], NULL,
+};
+
+typedef struct rec_args {
+    const char *from, *to, *objects, *spool, *output, *base_url, *api_token, *oauth_token;
+    long max_wait;
+    int quiet;
+} rec_args;
+
+static int apply(const pdw_opt *o, const pdw_opt_value *v, void *user)
 {
-    fprintf(out,
-        "usage: pdwebhook reconcile --from TIME [--to TIME] [--objects LIST]\n"
-        "                           (--spool DIR | --output FILE) [options]\n"
-        "\n"
-        "Read what changed in Pipedrive between --from and --to from its API and hand each\n"
-        "changed record on as a reconciled event (\"reconciled\":true): into the spool of a\n"
-        "stopped `pdwebhook serve --spool DIR` (its worker hands them to --output, --exec or\n"
-        "the router at its next start), or as JSON lines into FILE. Records already\n"
-        "delivered or reconciled are not handed on again (docs/GAP-FREE.md).\n"
-        "\n"
-        "  --from TIME        window start, RFC 3339 (2026-01-01T10:00:00Z), inclusive\n"
-        "  --to TIME          window end, exclusive (default: now)\n"
-        "  --objects LIST     comma-separated (default " RECONCILE_ALL_OBJECTS ")\n"
-        "  --spool DIR        the journal of a stopped serve\n"
-        "  --output FILE      append JSON lines (as serve --output); - for stdout\n"
-        "  --api-token T      API token (default $PIPEDRIVE_API_TOKEN)\n"
-        "  --oauth-token T    OAuth access token (default $PIPEDRIVE_OAUTH_TOKEN)\n"
-        "  --base-url URL     API base (default $PIPEDRIVE_BASE_URL, else "
-        PDAPI_DEFAULT_BASE_URL ";\n"
-        "                     the v2 endpoints are beside it, at /api/v2)\n"
-        "  --max-wait S       longest Retry-After waited for on a 429 (default 120)\n"
-        "  --quiet            no progress on stderr\n");
+    rec_args *a = user;
+    switch (o->id) {
+    case R_FROM: a->from = v->text; break;
+    case R_TO: a->to = v->text; break;
+    case R_OBJECTS: a->objects = v->text; break;
+    case R_SPOOL: a->spool = v->text; break;
+    case R_OUTPUT: a->output = v->text; break;
+    case R_API_TOKEN: a->api_token = v->text; break;
+    case R_OAUTH_TOKEN: a->oauth_token = v->text; break;
+    case R_BASE_URL: a->base_url = v->text; break;
+    case R_MAX_WAIT: a->max_wait = (long)v->num; break;
+    case R_QUIET: a->quiet = 1; break;
+    default: return pdw_opt_error(&rec_cmd, o, v, "not handled");
+    }
+    return 0;
 }
 
 static int bad_usage(const char *a, const char *b)
@@ -449,44 +488,16 @@ static int load_seen(const char *path, json_t *seen)
 
 int pdw_cmd_reconcile(int argc, char **argv)
 {
-    const char *from = NULL, *to = NULL, *objects = RECONCILE_ALL_OBJECTS, *spool = NULL;
-    const char *output = NULL, *base_url = getenv("PIPEDRIVE_BASE_URL");
-    const char *api_token = getenv("PIPEDRIVE_API_TOKEN");
-    const char *oauth_token = getenv("PIPEDRIVE_OAUTH_TOKEN");
-    long max_wait = 120;
-    int quiet = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        const char **field = strcmp(a, "--from") == 0          ? &from
-                             : strcmp(a, "--to") == 0          ? &to
-                             : strcmp(a, "--objects") == 0     ? &objects
-                             : strcmp(a, "--spool") == 0       ? &spool
-                             : strcmp(a, "--output") == 0      ? &output
-                             : strcmp(a, "--base-url") == 0    ? &base_url
-                             : strcmp(a, "--api-token") == 0   ? &api_token
-                             : strcmp(a, "--oauth-token") == 0 ? &oauth_token
-                                                               : NULL;
-        if (field) {
-            if (!v)
-                return bad_usage(a, "needs a value");
-            *field = v;
-            i++;
-        } else if (strcmp(a, "--max-wait") == 0) {
-            char *end;
-            errno = 0;
-            max_wait = v ? strtol(v, &end, 10) : -1;
-            if (!v || errno || *end || end == v || max_wait < 1 || max_wait > 3600)
-                return bad_usage(a, "takes seconds, 1 to 3600");
-            i++;
-        } else if (strcmp(a, "--quiet") == 0) {
-            quiet = 1;
-        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            usage(stdout);
-            return 0;
-        } else {
-            return bad_usage("unknown option", a);
-        }
-    }
+    rec_args ra = { NULL, NULL, RECONCILE_ALL_OBJECTS, NULL, NULL, getenv("PIPEDRIVE_BASE_URL"),
+                    getenv("PIPEDRIVE_API_TOKEN"), getenv("PIPEDRIVE_OAUTH_TOKEN"), 120, 0 };
+    int prc = pdw_opt_parse(&rec_cmd, argc, argv, 1, apply, &ra, NULL, NULL);
+    if (prc != 0)
+        return prc > 0 ? 0 : 2;
+    const char *from = ra.from, *to = ra.to, *objects = ra.objects, *spool = ra.spool;
+    const char *output = ra.output, *base_url = ra.base_url, *api_token = ra.api_token;
+    const char *oauth_token = ra.oauth_token;
+    long max_wait = ra.max_wait;
+    int quiet = ra.quiet;
     if (!from)
         return bad_usage("--from is required", "");
     if (!spool == !output)
