@@ -426,7 +426,7 @@ int pdw_opt_config(const pdw_opt_cmd *cmd, const char *path, int missing_ok,
         if (!eq) {
             where(cmd, &v);
             fprintf(stderr, "expected 'key = value'\n");
-            return -1;
+            goto fail;
         }
         *eq = '\0';
         char *key = trim(s), *value = trim(eq + 1);
@@ -440,7 +440,7 @@ int pdw_opt_config(const pdw_opt_cmd *cmd, const char *path, int missing_ok,
             where(cmd, &v);
             fprintf(stderr, "unknown key '%s' (the keys are the long options of %s --help)\n",
                     key, cmd->prog);
-            return -1;
+            goto fail;
         }
         v.text = value;
         if (o->type == PDW_OPT_FLAG) {
@@ -451,13 +451,17 @@ int pdw_opt_config(const pdw_opt_cmd *cmd, const char *path, int missing_ok,
                        !strcmp(value, "off") || !strcmp(value, "0")) {
                 continue;
             } else {
-                return pdw_opt_error(cmd, o, &v, "a flag takes true or false");
+                pdw_opt_error(cmd, o, &v, "a flag takes true or false");
+                goto fail;
             }
         }
         if (take(cmd, o, &v, apply, user) != 0)
-            return -1;
+            goto fail;
     }
-    return 0;
+    return 0; /* text stays: the command keeps pointers into it */
+fail:
+    free(text); /* the command exits with a usage error: nothing points into it */
+    return -1;
 }
 
 /* ---- help ---------------------------------------------------------------------------- */
