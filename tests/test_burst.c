@@ -115,8 +115,7 @@ static void *produce(void *p)
 static void test_project_delete_burst(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/pdw-burst-XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    char *dir = pdw_test_tmpdir("burst");
     pdw_dedup_store *store = NULL;
     assert_int_equal(pdw_dedup_memory_new(&store, NULL, NULL), 0);
     pdw_spool *sp = NULL;
@@ -169,9 +168,8 @@ static void test_project_delete_burst(void **state)
             fail_msg("delete of child %d handed on %d times", i, atomic_load(&handed[i]));
     pdw_spool_close(sp);
     pdw_dedup_store_free(store);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    pdw_test_rmtree(dir);
+    free(dir);
 }
 
 /* ---- new objects route by name ------------------------------------------------------ */

@@ -653,15 +653,16 @@ static char spool_dir[64];
 static int spool_setup(void **state)
 {
     (void)state;
-    snprintf(spool_dir, sizeof spool_dir, "/tmp/pdw-errors-XXXXXX");
-    return mkdtemp(spool_dir) ? 0 : -1;
+    char *d = pdw_test_tmpdir("errors");
+    snprintf(spool_dir, sizeof spool_dir, "%s", d);
+    free(d);
+    return 0;
 }
 static int spool_teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", spool_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    pdw_test_rmtree(spool_dir);
+    return 0;
 }
 
 static void test_ENOTFOUND_spool_unknown_id(void **state)

@@ -15,16 +15,17 @@ static char dir[64];
 static int mkdir_setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/pdw-regress-XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
+    char *d = pdw_test_tmpdir("regress");
+    snprintf(dir, sizeof dir, "%s", d);
+    free(d);
+    return 0;
 }
 
 static int rmdir_teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    pdw_test_rmtree(dir);
+    return 0;
 }
 
 /* Append one framed record (magic, length, CRC32C, payload) to buf. */

@@ -59,29 +59,10 @@ int clock_gettime(clockid_t id, struct timespec *t)
 
 /* ---- readdir ------------------------------------------------------------------------ */
 
-static void rm_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        char p[4096];
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
-
 static void test_readdir_error_fails_the_open(void **state)
 {
     (void)state;
-    char root[64], dir[96];
-    snprintf(root, sizeof root, "/tmp/pdw-syscalls-XXXXXX");
-    assert_non_null(mkdtemp(root));
+    char *root = pdw_test_tmpdir("syscalls"), dir[96];
     snprintf(dir, sizeof dir, "%s/spool", root);
 
     /* Three segments of one delivery each (and an empty fourth), none handled. */
@@ -130,8 +111,8 @@ static void test_readdir_error_fails_the_open(void **state)
     assert_int_equal(r.deliveries, 3);
     assert_int_equal(r.pending, 3);
     pdw_spool_close(s);
-    rm_dir(dir);
-    rmdir(root);
+    pdw_test_rmtree(root);
+    free(root);
 }
 
 /* ---- clock_gettime ------------------------------------------------------------------ */
