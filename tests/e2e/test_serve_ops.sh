@@ -211,7 +211,7 @@ start --spool "$tmp/s-exec" --exec 'cat >/dev/null; echo hello-from-handler; hea
 body 6
 check "exec: accepted" "$(post "$url" $AUTH)" 200
 k=0
-while ! grep -q 'more bytes of output dropped' "$tmp/err" && [ $k -lt 100 ]; do k=$((k + 1)); sleep 0.05; done
+while ! grep -q 'more bytes of output dropped' "$tmp/err" && [ $k -lt 400 ]; do k=$((k + 1)); sleep 0.05; done
 grep -q '^[^ ]* exec spool_id=[0-9][0-9]*: hello-from-handler$' "$tmp/err" && ok ||
   bad "handler line not prefixed: $(head -c 2000 "$tmp/err")"
 grep -q 'exec spool_id=[0-9]*: [0-9]* more bytes of output dropped' "$tmp/err" && ok || bad "no drop line"
