@@ -375,6 +375,7 @@ static json_t *health_object(server *s, int self)
     json_object_set_new(o, "duplicates", N(atomic_load(&st->duplicates)));
     json_object_set_new(o, "answers_lost", N(atomic_load(&st->answers_lost)));
     json_object_set_new(o, "not_pipedrive", N(atomic_load(&st->not_pipedrive)));
+    json_object_set_new(o, "stale_skipped", N(sinks_stale_skipped(s->sinks)));
     json_object_set_new(o, "rejected", N(atomic_load(&st->rejected)));
     for (int i = 1; i < NREASONS; i++) {
         unsigned long long n = atomic_load(&st->by_reason[i]);
@@ -1150,7 +1151,7 @@ int pdw_cmd_serve(int argc, char **argv)
     if (pdw_intake_spool(s->intake))
         pdw_spool_foreach_pending(pdw_intake_spool(s->intake), collect_pending, &cc);
     sinks_config sc = { c->output, c->exec, c->exec_timeout, c->spool ? markers : NULL,
-                        c->max_attempts ? c->max_attempts : 8 };
+                        c->max_attempts ? c->max_attempts : 8, c->skip_stale };
     if (sinks_open(&s->sinks, &sc) != 0) {
         free(cc.ids);
         shutdown_all(s);

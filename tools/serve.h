@@ -40,6 +40,7 @@ typedef struct config {
     unsigned per_ip, header_timeout_s, body_timeout_s; /* the connection guard (guard.h) */
     /* --reconcile, --watch-subscriptions (autoreconcile.h) */
     int reconcile, watch;
+    int skip_stale; /* --skip-stale: the sinks skip a change older than one handed on */
     unsigned retry_horizon_s, watch_interval_s;
     const char *api_token, *oauth_token, *base_url, *reconcile_objects;
     const char *public_url, *watch_events, *webhook_version;

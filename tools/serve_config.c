@@ -25,7 +25,7 @@ enum {
     SV_PER_IP, SV_HEADER_TIMEOUT, SV_BODY_TIMEOUT, SV_RECONCILE, SV_API_TOKEN,
     SV_API_TOKEN_FILE, SV_OAUTH_TOKEN, SV_OAUTH_TOKEN_FILE, SV_BASE_URL, SV_RECONCILE_OBJECTS,
     SV_RETRY_HORIZON, SV_WATCH, SV_WATCH_INTERVAL, SV_PUBLIC_URL, SV_WATCH_EVENTS,
-    SV_WEBHOOK_VERSION, SV_ALLOW_FROM, SV_TRUSTED_PROXY,
+    SV_WEBHOOK_VERSION, SV_ALLOW_FROM, SV_TRUSTED_PROXY, SV_SKIP_STALE,
 };
 
 #define STR(id, name, arg, help) { id, name, 0, arg, PDW_OPT_STRING, 0, 0, 0, 0, 0, help, 0 }
@@ -123,6 +123,9 @@ static const pdw_opt serve_opts[] = {
         "trickling bytes cannot hold a slot"),
     NUM(SV_BODY_TIMEOUT, "body-timeout", "SECONDS", PDW_OPT_SECONDS, 0, 3600,
         "the body must be complete this long after the head\n(default 20; 0 = none)"),
+    FLAG(SV_SKIP_STALE, "skip-stale",
+         "do not hand on a change older than one already handed on\nfor the same entity "
+         "(Pipedrive's retries can arrive after a\nnewer change): skipped, counted, logged"),
     FLAG(SV_RECONCILE, "reconcile",
          "read what Pipedrive dropped from its API by itself: predicted\nban windows once over, "
          "and this receiver's downtime when\nlonger than --retry-horizon (needs a spool and a "
@@ -266,6 +269,7 @@ static int apply(const pdw_opt *o, const pdw_opt_value *v, void *user)
         break;
     }
     case SV_RECONCILE: c->reconcile = 1; break;
+    case SV_SKIP_STALE: c->skip_stale = 1; break;
     case SV_API_TOKEN: c->api_token = t; break;
     case SV_OAUTH_TOKEN: c->oauth_token = t; break;
     case SV_BASE_URL: c->base_url = t; break;

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,8 @@ struct sinks {
     idset written;
     uint64_t write_errors;     /* failed --output writes (each retried by the worker) */
     int failing;               /* the last write failed */
+    pdw_recency *recency;      /* --skip-stale: the newest change handed on per entity */
+    atomic_ullong stale_skipped;
     int64_t last_error_ms;     /* when the last one failed; 0: never */
     char last_error[160];
 };
@@ -169,6 +172,11 @@ int sinks_open(sinks **out, const sinks_config *c)
         return -1;
     s->cfg = *c;
     s->fd = -1;
+    if (c->skip_stale && pdw_recency_new(&s->recency, NULL, NULL) != 0) {
+        fprintf(stderr, "pdwebhook serve: --skip-stale: out of memory\n");
+        free(s);
+        return -1;
+    }
     pthread_mutex_init(&s->lock, NULL);
     if (c->output) {
         if (strcmp(c->output, "-") == 0) {
@@ -209,8 +217,14 @@ void sinks_close(sinks *s)
     else if (s->out)
         fflush(stdout);
     free(s->written.slots);
+    pdw_recency_free(s->recency);
     pthread_mutex_destroy(&s->lock);
     free(s);
+}
+
+unsigned long long sinks_stale_skipped(sinks *s)
+{
+    return s ? atomic_load(&s->stale_skipped) : 0;
 }
 
 void sinks_clean_markers(sinks *s, int (*is_pending)(uint64_t, void *), void *user)
@@ -462,6 +476,18 @@ int sinks_handle(const pdw_spool_record *rec, unsigned attempt, char *errbuf, si
     if (pdw_event_parse(&ev, rec->body, rec->body_len, NULL, &err) != 0) {
         snprintf(errbuf, errcap, "spooled body does not parse: %s", err.message);
         return -1;
+    }
+    /* A change older than one already handed on for the same entity (a late retry, or a
+     * reconciled copy of an older state): skipped when asked, so a handler never goes
+     * back in time. A retry of the same event reads "same", not stale. */
+    if (s->recency && pdw_recency_check(s->recency, ev) == PDW_RECENCY_STALE) {
+        atomic_fetch_add(&s->stale_skipped, 1);
+        fprintf(stderr, "pdwebhook serve: skipped stale %s %s (spool id %llu): a newer change "
+                        "of %s %s was handed on already\n",
+                pdw_event_name(ev), pdw_event_delivery_key(ev), (unsigned long long)rec->id,
+                pdw_event_object(ev), pdw_event_entity_id(ev) ? pdw_event_entity_id(ev) : "-");
+        pdw_event_free(ev);
+        return 0;
     }
     int rc = sinks_event(s, ev, rec->id, attempt, errbuf, errcap);
     pdw_event_free(ev);

@@ -28,6 +28,8 @@ typedef struct sinks_config {
     unsigned exec_timeout_s;  /* kill the command's process group after this long */
     const char *marker_dir;   /* NULL: no exactly-once bookkeeping (no spool) */
     unsigned max_attempts;    /* the worker's: the attempt after which an event is given up */
+    int skip_stale;           /* skip (and count) a change older than one handed on for the
+                                 same entity (pdw_recency) */
 } sinks_config;
 
 /* Open the sinks; with a marker_dir, read back the output file's tail. 0 or -1 (message
@@ -53,6 +55,9 @@ int sinks_reopen(sinks *s);
 
 /* pdw_worker_sync_cb: fsync the output file. */
 int sinks_sync(void *user);
+
+/* Changes skipped as stale (--skip-stale). */
+unsigned long long sinks_stale_skipped(sinks *s);
 
 /* Add "output" (write errors, the last one, unfinished ids) to a /healthz object; 1 when
  * the last write failed (events wait in the spool until it works again). */
