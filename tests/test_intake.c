@@ -143,7 +143,7 @@ static void wait_handled(handled *h, int n)
 typedef struct call {
     pdw_request req;
     pdw_header h[3];
-    char body[512];
+    char body[8192];
     char clen[24];
     pdw_verdict v;
     atomic_int calls;
@@ -224,6 +224,8 @@ typedef struct setup {
     pdw_intake_options io;
 } setup;
 
+static int g_dedup_change; /* the next make_intake()'s dedup_change option */
+
 static pdw_intake *make_intake(setup *s, const char *dir, handled *h)
 {
     memset(s, 0, sizeof *s);
@@ -249,6 +251,7 @@ static pdw_intake *make_intake(setup *s, const char *dir, handled *h)
     s->io.spool_dir = dir; /* NULL: no journal */
     s->io.spool = &s->so;
     s->io.worker = &s->wo;
+    s->io.dedup_change = g_dedup_change;
     pdw_intake *in = NULL;
     pdw_error err;
     pdw_error_clear(&err);
@@ -531,6 +534,68 @@ static void *submitter(void *arg)
     return NULL;
 }
 
+/* One change delivered by both webhooks of a v1 -> v2 migration (different delivery keys;
+ * the shapes of tests/fixtures/v2-change.deal-pipedrive-docs.json and its v1 twin
+ * derived/v1-updated.deal-pair.json, see derived/README.md): with dedup_change it is
+ * handed on once and the second copy answered 200; without it, twice. */
+static void set_body(call *c, const char *body)
+{
+    snprintf(c->body, sizeof c->body, "%s", body);
+    snprintf(c->clen, sizeof c->clen, "%zu", strlen(c->body));
+    c->h[1].value = c->clen;
+    c->h[1].value_len = strlen(c->clen);
+    c->req.body = c->body;
+    c->req.body_len = strlen(c->body);
+}
+
+static void test_same_change_in_both_versions(void **state)
+{
+    (void)state;
+    char *v2 = pdw_test_fixture("v2-change.deal-pipedrive-docs.json", NULL);
+    char *v1 = pdw_test_fixture("derived/v1-updated.deal-pair.json", NULL);
+    assert_non_null(v2);
+    assert_non_null(v1);
+    for (int on = 0; on <= 1; on++) {
+        char *dir = pdw_test_tmpdir("intake");
+        shadow_reset(&g_shadow);
+        handled h;
+        memset(&h, 0, sizeof h);
+        setup s;
+        g_dedup_change = on;
+        pdw_intake *in = make_intake(&s, dir, &h);
+        g_dedup_change = 0;
+        assert_int_equal(start(in), 0);
+        static call c[3];
+        make_call(&c[0], 0, 1, AUTH);
+        set_body(&c[0], v2);
+        submit_wait(in, &c[0]);
+        assert_int_equal(c[0].status, 200);
+        assert_int_equal(c[0].reason, PDW_OK);
+        assert_true(c[0].durable);
+        make_call(&c[1], 0, 1, AUTH);
+        set_body(&c[1], v1);
+        submit_wait(in, &c[1]);
+        assert_int_equal(c[1].status, 200);
+        assert_int_equal(c[1].reason, PDW_OK);
+        assert_int_equal(c[1].durable, !on); /* its twin's copy is not journaled */
+        wait_handled(&h, on ? 1 : 2);
+        sleep_ms(100); /* nothing more comes */
+        assert_int_equal(atomic_load(&h.total), on ? 1 : 2);
+        /* a retry of the v1 copy is a duplicate of its own delivery either way */
+        make_call(&c[2], 0, 1, AUTH);
+        set_body(&c[2], v1);
+        submit_wait(in, &c[2]);
+        assert_int_equal(c[2].status, 200);
+        assert_int_equal(c[2].reason, PDW_EDUPLICATE);
+        pdw_intake_stop(in);
+        pdw_intake_free(in);
+        pdw_test_rmtree(dir);
+        free(dir);
+    }
+    free(v1);
+    free(v2);
+}
+
 static void test_callback_exactly_once(void **state)
 {
     (void)state;
@@ -762,6 +827,7 @@ int main(void)
         cmocka_unit_test(test_refusals_and_duplicates_inside_the_call),
         cmocka_unit_test(test_restart_recovers_once),
         cmocka_unit_test(test_callback_exactly_once),
+        cmocka_unit_test(test_same_change_in_both_versions),
         cmocka_unit_test(test_head_check_413),
         cmocka_unit_test(test_without_journal),
         cmocka_unit_test(test_options),

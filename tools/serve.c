@@ -1129,6 +1129,7 @@ int pdw_cmd_serve(int argc, char **argv)
         io.worker = &wo;
         io.on_error = on_intake_error;
         io.error_user = s;
+        io.dedup_change = c->dedup_versions;
         if (pdw_intake_new(&s->intake, &io, &err) != 0) {
             if (c->spool)
                 fprintf(stderr, "pdwebhook serve: --spool %s: %s\n", c->spool, err.message);

@@ -41,6 +41,7 @@ typedef struct config {
     /* --reconcile, --watch-subscriptions (autoreconcile.h) */
     int reconcile, watch;
     int skip_stale; /* --skip-stale: the sinks skip a change older than one handed on */
+    int dedup_versions; /* --dedup-versions: the intake's dedup_change */
     unsigned retry_horizon_s, watch_interval_s;
     const char *api_token, *oauth_token, *base_url, *reconcile_objects;
     const char *public_url, *watch_events, *webhook_version;

@@ -25,7 +25,7 @@ enum {
     SV_PER_IP, SV_HEADER_TIMEOUT, SV_BODY_TIMEOUT, SV_RECONCILE, SV_API_TOKEN,
     SV_API_TOKEN_FILE, SV_OAUTH_TOKEN, SV_OAUTH_TOKEN_FILE, SV_BASE_URL, SV_RECONCILE_OBJECTS,
     SV_RETRY_HORIZON, SV_WATCH, SV_WATCH_INTERVAL, SV_PUBLIC_URL, SV_WATCH_EVENTS,
-    SV_WEBHOOK_VERSION, SV_ALLOW_FROM, SV_TRUSTED_PROXY, SV_SKIP_STALE,
+    SV_WEBHOOK_VERSION, SV_ALLOW_FROM, SV_TRUSTED_PROXY, SV_SKIP_STALE, SV_DEDUP_VERSIONS,
 };
 
 #define STR(id, name, arg, help) { id, name, 0, arg, PDW_OPT_STRING, 0, 0, 0, 0, 0, help, 0 }
@@ -123,6 +123,9 @@ static const pdw_opt serve_opts[] = {
         "trickling bytes cannot hold a slot"),
     NUM(SV_BODY_TIMEOUT, "body-timeout", "SECONDS", PDW_OPT_SECONDS, 0, 3600,
         "the body must be complete this long after the head\n(default 20; 0 = none)"),
+    FLAG(SV_DEDUP_VERSIONS, "dedup-versions",
+         "hand one change on once when it comes in both payload\nversions (a v1 -> v2 "
+         "migration runs both webhooks)"),
     FLAG(SV_SKIP_STALE, "skip-stale",
          "do not hand on a change older than one already handed on\nfor the same entity "
          "(Pipedrive's retries can arrive after a\nnewer change): skipped, counted, logged"),
@@ -270,6 +273,7 @@ static int apply(const pdw_opt *o, const pdw_opt_value *v, void *user)
     }
     case SV_RECONCILE: c->reconcile = 1; break;
     case SV_SKIP_STALE: c->skip_stale = 1; break;
+    case SV_DEDUP_VERSIONS: c->dedup_versions = 1; break;
     case SV_API_TOKEN: c->api_token = t; break;
     case SV_OAUTH_TOKEN: c->oauth_token = t; break;
     case SV_BASE_URL: c->base_url = t; break;

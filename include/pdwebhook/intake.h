@@ -141,6 +141,18 @@ typedef struct pdw_intake_options {
     void *error_user;                     /**< handed to @c on_error */
     const pdw_allocator *allocator;       /**< for the intake and for the parts whose
                                                options name none; NULL: malloc/free */
+    int dedup_change;                     /**< 1: one change is handed on once even when it
+                                               comes in both payload versions (a v1 -> v2
+                                               migration runs both webhooks): besides its
+                                               delivery key, each delivery claims its
+                                               version-neutral change key
+                                               (pdw_event_change_key()) in the receiver's
+                                               dedup store, and a delivery whose change is
+                                               already held is answered 200 and not
+                                               journaled. 0: off (the two copies have
+                                               different delivery keys and are both handed
+                                               on). The keys of deliveries journaled before
+                                               a restart are not claimed again at start */
 } pdw_intake_options;
 
 /** Version of ::pdw_intake_options this header describes. */

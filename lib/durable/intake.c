@@ -36,6 +36,8 @@ typedef struct ticket {
     char object[PDW_NAME_MAX + 1]; /* the entity that orders it in the worker, kept from */
     char entity_id[PDW_ID_MAX + 1]; /* the event so that the body is not parsed again */
     char update_key[PDW_DELIVERY_KEY_MAX]; /* remembered once durable; "" when none */
+    char change_key[PDW_DELIVERY_KEY_MAX]; /* claimed (dedup_change): confirmed with the
+                                              delivery, or released; "" when none */
 } ticket;
 
 struct pdw_intake_pending {
@@ -68,6 +70,7 @@ struct pdw_intake {
     int locks_made;                /* 1: worker_lock, 2: and lock/cond */
 
     atomic_ullong waiting, durable, failed;
+    int dedup_change; /* options: claim each delivery's change key too */
     atomic_int spool_full;
 };
 
@@ -84,6 +87,20 @@ static void report(pdw_intake *in, int code, const char *message)
                      in->error_user);
 }
 
+/* The change key claimed for t (dedup_change): kept for the dedup TTL with its delivery,
+ * or given back when the delivery was not accepted after all. */
+static void settle_change_key(pdw_intake *in, ticket *t, int accepted)
+{
+    if (!t->change_key[0])
+        return;
+    size_t n = strlen(t->change_key);
+    if (accepted)
+        (void)pdw_receiver_confirm(in->rcv, t->change_key, n);
+    else
+        (void)pdw_receiver_release(in->rcv, t->change_key, n);
+    t->change_key[0] = '\0';
+}
+
 /* ---- the accept hook: append without waiting ---------------------------------------- */
 
 static int intake_accept(const pdw_event *ev, void *request_user, void *user)
@@ -94,6 +111,21 @@ static int intake_accept(const pdw_event *ev, void *request_user, void *user)
         return PDW_ENOMEM; /* no room for the request's ticket: 503, Pipedrive retries */
     if (t->in != in)
         return PDW_EINVAL; /* pdw_receiver_handle() called on the intake's receiver: 503 */
+    t->change_key[0] = '\0';
+    if (in->dedup_change) {
+        /* the same change in the other payload version: one copy is handed on */
+        const char *ck = pdw_event_change_key(ev);
+        if (ck && strlen(ck) < sizeof t->change_key) {
+            int c = pdw_receiver_claim(in->rcv, ck, strlen(ck));
+            if (c == PDW_CLAIM_DUPLICATE || (c == PDW_CLAIM_INFLIGHT && pdw_event_attempt(ev) < 2))
+                return 0; /* accepted: its twin is (being) handed on; nothing journaled */
+            if (c == PDW_CLAIM_INFLIGHT)
+                return PDW_EINFLIGHT; /* a retry while the twin is accepted: come back */
+            if (c != PDW_CLAIM_NEW)
+                return PDW_ESTORE;
+            snprintf(t->change_key, sizeof t->change_key, "%s", ck);
+        }
+    }
     pdw_spool_record rec;
     memset(&rec, 0, sizeof rec);
     rec.body = pdw_event_body(ev, &rec.body_len);
@@ -109,6 +141,7 @@ static int intake_accept(const pdw_event *ev, void *request_user, void *user)
         int ul = rc < 0 ? -1 : pdw_event_update_key(ev, uk, sizeof uk);
         if (ul > 0)
             (void)pdw_receiver_remember(in->rcv, uk, (size_t)ul, rec.received_ms);
+        settle_change_key(in, t, rc >= 0);
         return rc < 0 ? rc : 0;
     }
     pdw_error err;
@@ -118,6 +151,7 @@ static int intake_accept(const pdw_event *ev, void *request_user, void *user)
     atomic_store(&in->spool_full, rc == PDW_ENOSPC);
     if (rc < 0) {
         report(in, rc, err.message);
+        settle_change_key(in, t, 0);
         return rc; /* the receiver releases the claim and answers 503 + Retry-After */
     }
     const char *eid = pdw_event_entity_id(ev);
@@ -148,6 +182,7 @@ static void settle(pdw_intake *in, ticket *t)
         st = PDW_EIO; /* a flush settles every id appended before it: not reached */
     if (st == 0) {
         (void)pdw_receiver_settle(in->rcv, 0, t->verdict);
+        settle_change_key(in, t, 1);
         /* the state it carries: a reconciled record of the same state is a duplicate */
         if (t->update_key[0])
             (void)pdw_receiver_remember(in->rcv, t->update_key, strlen(t->update_key),
@@ -165,6 +200,7 @@ static void settle(pdw_intake *in, ticket *t)
     }
     atomic_store(&in->spool_full, st == PDW_ENOSPC);
     report(in, st, "the delivery's flush failed");
+    settle_change_key(in, t, 0);
     (void)pdw_receiver_settle(in->rcv, st, t->verdict);
 }
 
@@ -262,7 +298,7 @@ static ticket *ticket_new(pdw_intake *in, pdw_verdict *verdict, pdw_intake_done_
     t->body_len = 0;
     t->spool_id = 0;
     t->received_ms = 0;
-    t->object[0] = t->entity_id[0] = t->update_key[0] = '\0';
+    t->object[0] = t->entity_id[0] = t->update_key[0] = t->change_key[0] = '\0';
     return t;
 }
 
@@ -405,6 +441,7 @@ static int intake_new(pdw_intake **out, const pdw_intake_options *opts, int *han
     if (!in)
         return pdw__error_set(err, PDW_ENOMEM, -1, NULL);
     in->alloc = a;
+    in->dedup_change = opts->dedup_change;
     in->on_error = opts->on_error;
     in->error_user = opts->error_user;
     if (pthread_rwlock_init(&in->worker_lock, NULL) != 0) {

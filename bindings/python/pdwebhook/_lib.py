@@ -278,6 +278,7 @@ class pdw_intake_options(Structure):
         ("on_error", pdw_intake_error_cb),
         ("error_user", c_void_p),
         ("allocator", c_void_p),
+        ("dedup_change", c_int),
     ]
 
 

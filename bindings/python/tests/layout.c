@@ -91,6 +91,7 @@ int main(void)
     F(pdw_intake_options, spool_dir); F(pdw_intake_options, spool);
     F(pdw_intake_options, worker); F(pdw_intake_options, on_error);
     F(pdw_intake_options, error_user); F(pdw_intake_options, allocator);
+    F(pdw_intake_options, dedup_change);
     end();
     printf("},\n \"constants\": {");
 #define K(name) printf("\"" #name "\": %ld, ", (long)(name))
