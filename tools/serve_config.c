@@ -116,7 +116,7 @@ static const pdw_opt serve_opts[] = {
     { SV_TRUSTED_PROXY, "trusted-proxy", 0, "FILE|CIDR", PDW_OPT_STRING, 0, 0, 0, 0,
       PDW_OPT_REPEAT, "a reverse proxy whose X-Forwarded-For names the client", 0 },
     NUM(SV_PER_IP, "max-connections-per-ip", "N", PDW_OPT_NUMBER, 0, 100000,
-        "connections one client address may hold (default 32;\n0 = no limit, e.g. behind a "
+        "connections one client address may hold (default 128;\n0 = no limit, e.g. behind a "
         "reverse proxy that limits)"),
     NUM(SV_HEADER_TIMEOUT, "header-timeout", "SECONDS", PDW_OPT_SECONDS, 0, 3600,
         "a request's whole head must arrive within this (default\n10; 0 = none): a client "
@@ -404,7 +404,7 @@ int serve_config_load(config *c, int argc, char **argv)
     c->spool_retain_s = 900;
     c->sync_failure_status = 500;
     c->log_level = LL_INFO;
-    c->per_ip = 32;
+    c->per_ip = 128;
     c->header_timeout_s = 10;
     c->body_timeout_s = 20;
 
