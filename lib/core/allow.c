@@ -107,6 +107,8 @@ static int reaches(u128 end, u128 start)
 /* Insert r, merging it with the ranges it overlaps or touches. */
 static int insert(pdw_allowlist *l, family *f, range r)
 {
+    if (!f->v)
+        f->n = f->cap = 0; /* nothing allocated yet: nothing held */
     size_t i = 0;
     while (i < f->n && !reaches(f->v[i].hi, r.lo))
         i++;
@@ -202,6 +204,8 @@ int pdw_allowlist_add_text(pdw_allowlist *l, const char *text, size_t len, pdw_e
     pdw_allowlist tmp = *l; /* all or nothing: work on copies of the arrays */
     for (int k = 0; k < 2; k++) {
         tmp.f[k].v = l->f[k].n ? pdw__calloc(&l->alloc, l->f[k].cap, sizeof *l->f[k].v) : NULL;
+        if (!tmp.f[k].v)
+            tmp.f[k].n = tmp.f[k].cap = 0;
         if (l->f[k].n && !tmp.f[k].v) {
             pdw__free(&l->alloc, tmp.f[0].v);
             return pdw__error_set(err, PDW_ENOMEM, -1, NULL);
